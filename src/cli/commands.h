@@ -1,0 +1,5 @@
+#pragma once
+// Subcommands of the hylora binary. argv[0] is the subcommand's own name.
+namespace hylora::cli {
+int run_score_command(int argc, char** argv);
+}
