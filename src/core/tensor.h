@@ -33,7 +33,7 @@ class Tensor {
   // Non-owning view over external memory kept alive by `owner`.
   static Tensor view_of(void* data, Shape shape, DType dtype, std::shared_ptr<void> owner);
 
-  bool defined() const { return data_ != nullptr || numel() == 0 && !shape_.empty(); }
+  bool defined() const { return data_ != nullptr; }
   const Shape& shape() const { return shape_; }
   int64_t dim(int i) const { return shape_.at(i < 0 ? shape_.size() + i : i); }
   int ndim() const { return static_cast<int>(shape_.size()); }
