@@ -1,0 +1,45 @@
+#pragma once
+// WeightLoader: reads a checkpoint by *canonical* names (the HF module names of the ForCausalLM class, e.g.
+// "model.layers.3.self_attn.q_proj.weight"), whatever spelling the file uses. The model supplies `rename`, which maps
+// a stored name to its canonical name (e.g. "backbone." -> "model.", "model.language_model." -> "model.") or to
+// nothing for tensors the engine does not serve (vision tower, MTP head).
+#include <functional>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "core/tensor.h"
+#include "io/safetensors.h"
+
+namespace hylora {
+
+class WeightLoader {
+ public:
+  using Rename = std::function<std::optional<std::string>(const std::string&)>;
+  WeightLoader(Checkpoint ckpt, const Rename& rename);
+
+  bool has(const std::string& name) const { return by_name_.count(name) != 0; }
+  // float32 copy, checked against `expected` (error names the tensor, the file and both shapes).
+  Tensor get(const std::string& name, const Shape& expected);
+  // Same, or an undefined Tensor when absent.
+  Tensor get_optional(const std::string& name, const Shape& expected);
+
+  // MoE expert weights as one [E, rows, cols] tensor, from either the fused tensor `<prefix>.<fused>`
+  // ([E, rows, cols]) or per-expert tensors `<prefix>.{e}.<part>.weight` stacked along dim 0 and, when several parts
+  // are given, concatenated along rows (e.g. parts {"gate_proj","up_proj"} -> gate_up [E, 2I, H]).
+  Tensor experts(const std::string& prefix, const std::string& fused, const std::vector<std::string>& parts,
+                 const Shape& expected);
+
+  // Stored names (canonical) that no get() asked for.
+  std::vector<std::string> unused() const;
+  const std::string& where() const { return ckpt_.where(); }
+  size_t skipped() const { return skipped_; }
+
+ private:
+  Checkpoint ckpt_;
+  std::map<std::string, std::string> by_name_;  // canonical -> stored name
+  std::set<std::string> used_;
+  size_t skipped_ = 0;
+};
+
+}  // namespace hylora

@@ -1,0 +1,72 @@
+#pragma once
+// Model: one architecture's layer stack over the ops interface. One file per architecture (qwen3_5.cpp,
+// nemotron_h.cpp, deepseek_v3.cpp); each declares its projections as Linear / ExpertLinear with their LoRA slices
+// (lora.md §2) and registers them in `lora_targets_`, which is all the LoRA code needs to know about a model.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "engine/forward_batch.h"
+#include "ops/linear.h"
+#include "ops/moe.h"
+
+namespace hylora {
+
+// The token embedding table and its LoRA identity (PEFT module "model.embed_tokens").
+struct Embedding {
+  std::string module;  // PEFT module path, e.g. "model.embed_tokens"
+  Tensor table;        // [V, H]
+  int lora_id = -1;
+};
+
+// Every module of a model that can take LoRA, for lora/ to map PEFT keys onto.
+struct LoraTargets {
+  std::vector<Linear*> linears;        // includes lm_head and routers (mlp.gate.weight as a 1-slice Linear)
+  std::vector<ExpertLinear*> experts;  // fused per-expert projections
+  Embedding* embedding = nullptr;
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  virtual std::string architecture() const = 0;
+  virtual int64_t vocab_size() const = 0;
+  virtual int64_t hidden_size() const = 0;
+  virtual int64_t num_layers() const = 0;
+
+  // Runs one step over the packed batch (see ForwardBatch) and returns logits [N, vocab] for every row. Appends
+  // the new tokens to each sequence's cache (the caller advances SequenceCache::length afterwards).
+  virtual Tensor forward(const ForwardBatch& batch) = 0;
+
+  // A cache with one empty LayerCache per layer, for a new sequence.
+  SequenceCache new_cache() const {
+    SequenceCache c;
+    c.layers.resize(num_layers());
+    return c;
+  }
+
+  const LoraTargets& lora_targets() const { return lora_targets_; }
+
+  // The prefixes a PEFT adapter may put before the module paths of lora_targets() (after "base_model.model."),
+  // mapped to "model." (e.g. "model.language_model." for Qwen3.5 vision-language checkpoints, "backbone." for
+  // Nemotron-H), and the prefixes of modules the engine does not serve (skipped with a warning).
+  virtual std::vector<std::pair<std::string, std::string>> adapter_prefix_aliases() const { return {}; }
+  virtual std::vector<std::string> unserved_prefixes() const { return {}; }
+
+ protected:
+  LoraTargets lora_targets_;
+};
+
+// Reads <dir>/config.json, picks the architecture (refusing unknown ones with the supported list), loads weights.
+std::unique_ptr<Model> load_model(const std::string& dir);
+
+// The architectures and model_types load_model accepts, for messages and --help.
+std::string supported_architectures();
+
+}  // namespace hylora
+
+namespace hylora::ops {
+// x[N, H] = table[batch.tokens] (+ embedding LoRA of the rows bound to an adapter).
+Tensor embed(const Embedding& emb, const ForwardBatch& batch);
+}  // namespace hylora::ops

@@ -1,0 +1,194 @@
+// Nemotron-H (NemotronHForCausalLM, models.md §2): config, checkpoint names, the layer stack and its LoRA targets.
+// Checkpoints spell the root `backbone.` (hub and HF save_pretrained) or `model.` (in-memory names); both map onto
+// the canonical `model.` names. Experts come per expert (`experts.{e}.up_proj.weight`) or fused 3-D
+// (`experts.up_proj` [E, I_e, L]). `mtp.*` (multi-token prediction) is not served. lm_head is never tied.
+#include <cmath>
+#include <filesystem>
+
+#include "io/safetensors.h"
+#include "io/weight_loader.h"
+#include "models/model_factories.h"
+#include "models/nemotron_h.h"
+#include "ops/elementwise.h"
+
+namespace hylora {
+
+namespace {
+
+using namespace nemotron_h;
+
+std::optional<std::string> canonical_name(const std::string& stored) {
+  if (stored.rfind("mtp.", 0) == 0) return std::nullopt;
+  if (stored.rfind("backbone.", 0) == 0) return "model." + stored.substr(9);
+  return stored;
+}
+
+// A projection with one LoRA slice covering all its outputs, named after its PEFT module.
+Linear load_linear(WeightLoader& w, const std::string& module, int64_t out, int64_t in, bool bias) {
+  Linear l;
+  l.name = module;
+  l.weight = w.get(module + ".weight", {out, in});
+  if (bias) l.bias = w.get(module + ".bias", {out});
+  l.slices = {{module, 0, out}};
+  return l;
+}
+
+class NemotronHModel : public Model {
+ public:
+  NemotronHModel(const std::string& dir, const json& cfg)
+      : c_(parse_config(cfg, (std::filesystem::path(dir) / "config.json").string())) {
+    WeightLoader w(Checkpoint::open_dir(dir), canonical_name);
+    const int64_t H = c_.hidden_size;
+    emb_.module = "model.embeddings";
+    emb_.table = w.get("model.embeddings.weight", {c_.vocab_size, H});  // [V, H]
+    blocks_.resize(c_.layers.size());
+    for (size_t i = 0; i < c_.layers.size(); ++i) load_block(w, i);
+    norm_f_ = w.get("model.norm_f.weight", {H});                                  // [H]
+    lm_head_ = load_linear(w, "lm_head", c_.vocab_size, H, /*bias=*/false);       // [V, H]
+    auto unused = w.unused();
+    if (!unused.empty())
+      fail(w.where(), ": ", unused.size(), " tensor(s) not used by the nemotron_h config, e.g. ", unused.front(),
+           " (maybe config.json does not match the weights?)");
+    register_lora_targets();
+  }
+
+  std::string architecture() const override { return "NemotronHForCausalLM"; }
+  int64_t vocab_size() const override { return c_.vocab_size; }
+  int64_t hidden_size() const override { return c_.hidden_size; }
+  int64_t num_layers() const override { return static_cast<int64_t>(blocks_.size()); }
+
+  std::vector<std::pair<std::string, std::string>> adapter_prefix_aliases() const override {
+    return {{"backbone.", "model."}};
+  }
+  std::vector<std::string> unserved_prefixes() const override { return {"mtp."}; }
+
+  Tensor forward(const ForwardBatch& batch) override {
+    Tensor x = ops::embed(emb_, batch);  // [N, H] residual stream
+    for (size_t i = 0; i < blocks_.size(); ++i) {
+      const Block& b = blocks_[i];
+      Tensor h = ops::rms_norm(x, b.norm_w, c_.eps, ops::NormKind::kPlain);
+      const int64_t layer = static_cast<int64_t>(i);
+      Tensor out;
+      switch (b.type) {
+        case BlockType::kMamba: out = mamba_forward(c_, b.mamba, h, batch, layer); break;
+        case BlockType::kAttention: out = attention_forward(c_, b.attn, h, batch, layer); break;
+        case BlockType::kMlp: out = mlp_forward(b.mlp, h, batch); break;
+        case BlockType::kMoe: out = moe_forward(c_, b.moe, h, batch); break;
+      }
+      ops::add_inplace(x, out);
+    }
+    return ops::linear(lm_head_, ops::rms_norm(x, norm_f_, c_.eps, ops::NormKind::kPlain), batch);  // [N, V]
+  }
+
+ private:
+  void load_block(WeightLoader& w, size_t i) {
+    const std::string p = "model.layers." + std::to_string(i);
+    const std::string mx = p + ".mixer.";
+    const int64_t H = c_.hidden_size;
+    Block& b = blocks_[i];
+    b.type = c_.layers[i];
+    b.norm_w = w.get(p + ".norm.weight", {H});
+    switch (b.type) {
+      case BlockType::kMamba: {
+        MambaMixer& m = b.mamba;
+        const int64_t I = c_.mamba_inner(), cd = c_.conv_dim(), nh = c_.mamba_num_heads;
+        m.in_proj = load_linear(w, mx + "in_proj", I + cd + nh, H, c_.use_bias);
+        m.conv_w = w.get(mx + "conv1d.weight", {cd, c_.conv_kernel});  // stored [cd, 1, K]
+        if (c_.use_conv_bias) m.conv_b = w.get(mx + "conv1d.bias", {cd});
+        Tensor a_log = w.get(mx + "A_log", {nh});
+        m.A = Tensor::empty({nh});
+        for (int64_t h = 0; h < nh; ++h) m.A.f32()[h] = -std::exp(a_log.f32()[h]);
+        m.D = w.get(mx + "D", {nh});
+        m.dt_bias = w.get(mx + "dt_bias", {nh});
+        m.norm_w = w.get(mx + "norm.weight", {I});
+        m.out_proj = load_linear(w, mx + "out_proj", H, I, c_.use_bias);
+        break;
+      }
+      case BlockType::kAttention: {
+        AttentionMixer& m = b.attn;
+        const int64_t D = c_.head_dim, q = c_.num_heads * D, kv = c_.num_kv_heads * D;
+        Tensor wq = w.get(mx + "q_proj.weight", {q, H});
+        Tensor wk = w.get(mx + "k_proj.weight", {kv, H});
+        Tensor wv = w.get(mx + "v_proj.weight", {kv, H});
+        m.qkv.name = mx + "qkv";
+        m.qkv.weight = Tensor::empty({q + 2 * kv, H});  // rows [q | k | v]
+        std::copy_n(wq.f32(), wq.numel(), m.qkv.weight.f32());
+        std::copy_n(wk.f32(), wk.numel(), m.qkv.weight.f32() + q * H);
+        std::copy_n(wv.f32(), wv.numel(), m.qkv.weight.f32() + (q + kv) * H);
+        m.qkv.slices = {{mx + "q_proj", 0, q}, {mx + "k_proj", q, kv}, {mx + "v_proj", q + kv, kv}};
+        m.o_proj = load_linear(w, mx + "o_proj", H, q, false);  // attention_bias is ignored by HF
+        break;
+      }
+      case BlockType::kMlp:
+        b.mlp.up = load_linear(w, mx + "up_proj", c_.intermediate_size, H, c_.mlp_bias);
+        b.mlp.down = load_linear(w, mx + "down_proj", H, c_.intermediate_size, c_.mlp_bias);
+        break;
+      case BlockType::kMoe: {
+        MoeMixer& m = b.moe;
+        const int64_t E = c_.n_routed_experts, Ie = c_.moe_intermediate_size, L = c_.moe_width();
+        const int64_t Is = c_.moe_shared_expert_intermediate_size;
+        m.gate = load_linear(w, mx + "gate", E, H, false);
+        m.score_bias = w.get(mx + "gate.e_score_correction_bias", {E});
+        if (c_.moe_latent_size > 0) {
+          m.fc1_latent = load_linear(w, mx + "fc1_latent_proj", L, H, false);
+          m.fc2_latent = load_linear(w, mx + "fc2_latent_proj", H, L, false);
+        }
+        m.up.name = mx + "experts.up_proj";
+        m.up.weight = w.experts(mx + "experts", "up_proj", {"up_proj"}, {E, Ie, L});
+        m.up.slices = {{m.up.name, 0, Ie}};
+        m.down.name = mx + "experts.down_proj";
+        m.down.weight = w.experts(mx + "experts", "down_proj", {"down_proj"}, {E, L, Ie});
+        m.down.slices = {{m.down.name, 0, L}};
+        m.shared.up = load_linear(w, mx + "shared_experts.up_proj", Is, H, c_.mlp_bias);
+        m.shared.down = load_linear(w, mx + "shared_experts.down_proj", H, Is, c_.mlp_bias);
+        break;
+      }
+    }
+  }
+
+  // Called once the blocks are final (the table keeps pointers into them).
+  void register_lora_targets() {
+    auto add = [&](Linear& l) {
+      if (!l.weight.defined()) return;
+      l.lora_id = static_cast<int>(lora_targets_.linears.size());
+      lora_targets_.linears.push_back(&l);
+    };
+    auto add_experts = [&](ExpertLinear& l) {
+      l.lora_id = static_cast<int>(lora_targets_.experts.size());
+      lora_targets_.experts.push_back(&l);
+    };
+    for (Block& b : blocks_) {
+      switch (b.type) {
+        case BlockType::kMamba: add(b.mamba.in_proj); add(b.mamba.out_proj); break;
+        case BlockType::kAttention: add(b.attn.qkv); add(b.attn.o_proj); break;
+        case BlockType::kMlp: add(b.mlp.up); add(b.mlp.down); break;
+        case BlockType::kMoe:
+          add(b.moe.gate);
+          add(b.moe.fc1_latent);
+          add(b.moe.fc2_latent);
+          add(b.moe.shared.up);
+          add(b.moe.shared.down);
+          add_experts(b.moe.up);
+          add_experts(b.moe.down);
+          break;
+      }
+    }
+    add(lm_head_);
+    emb_.lora_id = 0;
+    lora_targets_.embedding = &emb_;
+  }
+
+  Config c_;
+  Embedding emb_;             // table [V, H], PEFT module "model.embeddings"
+  std::vector<Block> blocks_;
+  Tensor norm_f_;             // [H]
+  Linear lm_head_;            // [V, H], never tied
+};
+
+}  // namespace
+
+std::unique_ptr<Model> make_nemotron_h(const std::string& dir, const json& config) {
+  return std::make_unique<NemotronHModel>(dir, config);
+}
+
+}  // namespace hylora

@@ -1,0 +1,67 @@
+// Maps config.json's `architectures` / `model_type` onto the model files.
+#include <filesystem>
+#include <functional>
+
+#include "io/config.h"
+#include "models/model.h"
+#include "models/model_factories.h"
+
+namespace hylora {
+
+namespace {
+struct Entry {
+  std::vector<std::string> architectures;
+  std::vector<std::string> model_types;
+  std::function<std::unique_ptr<Model>(const std::string&, const json&)> make;
+};
+
+const std::vector<Entry>& entries() {
+  static const std::vector<Entry> e = {
+      {{"Qwen3_5ForCausalLM", "Qwen3_5ForConditionalGeneration", "Qwen3_5MoeForCausalLM",
+        "Qwen3_5MoeForConditionalGeneration"},
+       {"qwen3_5", "qwen3_5_text", "qwen3_5_moe", "qwen3_5_moe_text"},
+       make_qwen3_5},
+      {{"NemotronHForCausalLM"}, {"nemotron_h"}, make_nemotron_h},
+      {{"DeepseekV3ForCausalLM"}, {"deepseek_v3", "kimi_k2"}, make_deepseek_v3},
+  };
+  return e;
+}
+}  // namespace
+
+std::string supported_architectures() {
+  std::string s;
+  for (auto& e : entries())
+    for (auto& a : e.architectures) s += (s.empty() ? "" : ", ") + a;
+  s += " (model_type ";
+  bool first = true;
+  for (auto& e : entries())
+    for (auto& m : e.model_types) {
+      s += (first ? "" : ", ") + m;
+      first = false;
+    }
+  return s + ")";
+}
+
+std::unique_ptr<Model> load_model(const std::string& dir) {
+  if (!std::filesystem::is_directory(dir)) fail("model directory ", dir, " does not exist");
+  std::string path = (std::filesystem::path(dir) / "config.json").string();
+  json cfg = read_json_file(path);
+  if (!cfg.is_object()) fail(path, ": expected a JSON object");
+  std::string arch;
+  if (cfg.contains("architectures") && cfg["architectures"].is_array() && !cfg["architectures"].empty() &&
+      cfg["architectures"][0].is_string())
+    arch = cfg["architectures"][0].get<std::string>();
+  std::string model_type = cfg.contains("model_type") && cfg["model_type"].is_string()
+                               ? cfg["model_type"].get<std::string>()
+                               : "";
+  for (auto& e : entries()) {
+    bool by_arch = !arch.empty() && std::find(e.architectures.begin(), e.architectures.end(), arch) !=
+                                        e.architectures.end();
+    bool by_type = std::find(e.model_types.begin(), e.model_types.end(), model_type) != e.model_types.end();
+    if (by_arch || (arch.empty() && by_type)) return e.make(dir, cfg);
+  }
+  fail(path, ": unsupported architecture \"", arch, "\" (model_type \"", model_type,
+       "\"); supported: ", supported_architectures());
+}
+
+}  // namespace hylora

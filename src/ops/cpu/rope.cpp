@@ -1,0 +1,41 @@
+#include "ops/rope.h"
+
+#include <cmath>
+
+namespace hylora::ops {
+
+std::vector<float> rope_inv_freq(int64_t rot, double theta) {
+  std::vector<float> inv(rot / 2);
+  for (int64_t i = 0; i < rot / 2; ++i) {
+    const float expo = static_cast<float>(2 * i) / static_cast<float>(rot);
+    inv[i] = 1.0f / std::pow(static_cast<float>(theta), expo);
+  }
+  return inv;
+}
+
+void rope_neox_inplace(Tensor& x, const std::vector<int64_t>& positions, const std::vector<float>& inv_freq,
+                       int64_t rot, int64_t offset, float attention_scaling) {
+  const int64_t n = x.dim(0), heads = x.dim(1), D = x.dim(2), half = rot / 2;
+  HYLORA_CHECK(static_cast<int64_t>(positions.size()) == n && offset + rot <= D &&
+                   static_cast<int64_t>(inv_freq.size()) == half,
+               "internal: rope shapes");
+  float* p = x.f32();
+  for (int64_t t = 0; t < n; ++t) {
+    std::vector<float> c(half), s(half);
+    for (int64_t i = 0; i < half; ++i) {
+      const float ang = static_cast<float>(positions[t]) * inv_freq[i];
+      c[i] = static_cast<float>(std::cos(static_cast<double>(ang))) * attention_scaling;
+      s[i] = static_cast<float>(std::sin(static_cast<double>(ang))) * attention_scaling;
+    }
+    for (int64_t h = 0; h < heads; ++h) {
+      float* v = p + (t * heads + h) * D + offset;
+      for (int64_t i = 0; i < half; ++i) {
+        const float a = v[i], b = v[i + half];
+        v[i] = a * c[i] - b * s[i];
+        v[i + half] = b * c[i] + a * s[i];
+      }
+    }
+  }
+}
+
+}  // namespace hylora::ops
