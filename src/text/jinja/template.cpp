@@ -276,7 +276,26 @@ class Renderer {
 
 }  // namespace
 
-Template::Template(const std::string& source) : body_(parse_template(source)) {}
+namespace {
+// Jinja2's lexer turns \r\n and \r into \n (newline_sequence) and, keep_trailing_newline being off in
+// transformers' environment, drops one newline at the very end of the template.
+std::string normalize_source(const std::string& source) {
+  std::string out;
+  out.reserve(source.size());
+  for (std::size_t i = 0; i < source.size(); ++i) {
+    if (source[i] == '\r') {
+      out += '\n';
+      if (i + 1 < source.size() && source[i + 1] == '\n') ++i;
+    } else {
+      out += source[i];
+    }
+  }
+  if (!out.empty() && out.back() == '\n') out.pop_back();
+  return out;
+}
+}  // namespace
+
+Template::Template(const std::string& source) : body_(parse_template(normalize_source(source))) {}
 
 std::string Template::render(const Object& variables) const {
   Renderer r(variables);
