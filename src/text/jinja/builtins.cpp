@@ -669,7 +669,7 @@ Value call_method(const Value& obj, const std::string& name, CallArgs& args) {
 Value make_global(const std::string& name) {
   if (name == "raise_exception")
     return Value::function([](CallArgs& a) -> Value {
-      hylora::fail("chat template raised an exception: ", arg(a, 0, "message").str());
+      hylora::fail("raise_exception: ", arg(a, 0, "message").str());
     });
   if (name == "namespace")
     return Value::function([](CallArgs& a) {

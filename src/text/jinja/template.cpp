@@ -61,7 +61,7 @@ class Renderer {
       return exec_unchecked(s, out);
     } catch (const hylora::Error& e) {
       std::string msg = e.what();
-      if (msg.rfind("chat template", 0) == 0) throw;
+      if (msg.rfind("chat template line", 0) == 0) throw;  // already located
       fail_at(s.line, msg);
     }
   }
