@@ -144,6 +144,15 @@ TEST(PreTokenizer, SplitBehaviours) {
   EXPECT_EQ(encode_words("Contiguous"), (std::vector<int32_t>{0, 1, 2, 0, 1}));
 }
 
+TEST(PreTokenizer, WhitespaceKeepsWordsAndPunctuationRuns) {
+  json pre = {{"type", "Whitespace"}};
+  Tokenizer tok(tiny_tokenizer({}, json::array(), pre));
+  // "ab  c" -> words "ab", "c" (no byte-level step here, so no space symbols either).
+  EXPECT_EQ(tok.encode("ab  c"), (std::vector<int32_t>{4, 2}));
+  EXPECT_EQ(Tokenizer(tiny_tokenizer({}, json::array(), {{"type", "WhitespaceSplit"}})).encode(" ab\tbc "),
+            (std::vector<int32_t>{4, 7}));
+}
+
 TEST(Tokenizer, UnsupportedComponentsFailAtLoad) {
   json j = tiny_tokenizer();
   j["normalizer"] = {{"type", "Precompiled"}};
