@@ -51,6 +51,20 @@ TEST(Regex, WhitespaceClassAgreesWithOniguruma) {
   EXPECT_EQ(oniguruma_compatible("[^\\s\\p{L}]|\\S"), "[^\\s\\x{85}\\p{L}]|[^\\s\\x{85}]");
 }
 
+TEST(Regex, SplitPatternsOfTheMissionModelsCompileAndSplit) {
+  // DeepSeek-V3's digit and CJK pre-splits and its main pattern, and a Llama-3-style pattern (Nemotron-H).
+  Regex digits("\\p{N}{1,3}", false, "test");
+  EXPECT_EQ(digits.find_all("a1234567").size(), 3u);
+  Regex cjk("[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+", false, "test");
+  EXPECT_EQ(cjk.find_all("ab\u4e2d\u6587cd\u3072\u3089").size(), 2u);
+  Regex deepseek("[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+",
+                 false, "test");
+  EXPECT_EQ(deepseek.find_all("Hello world.\n\n  x").size(), 5u);  // "Hello", " world", ".\n\n", " ", " x"
+  Regex llama3("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+               false, "test");
+  EXPECT_EQ(llama3.find_all("I'M 12345").size(), 5u);  // "I", "'M", " ", "123", "45"
+}
+
 // A tiny byte-level BPE over "a", "b", "c", "Ġ" with merges ab, abc (via ab+c), Ġa.
 json tiny_tokenizer(json model_overrides = json::object(), json added = json::array(), json pre = nullptr) {
   json vocab = {{"a", 0}, {"b", 1}, {"c", 2}, {"\xC4\xA0", 3}, {"ab", 4}, {"abc", 5}, {"\xC4\xA0" "a", 6}, {"bc", 7}};
