@@ -18,3 +18,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# JS reference implementations for the text front end's tests (pinned in tools/text_reference/package-lock.json).
+text_reference="$(cd "$(dirname "$0")/.." && pwd)/tools/text_reference"
+if [ ! -d "$text_reference/node_modules" ]; then
+  echo "setup: npm ci in tools/text_reference"
+  (cd "$text_reference" && npm ci --no-audit --no-fund >/dev/null)
+fi

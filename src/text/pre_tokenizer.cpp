@@ -161,11 +161,15 @@ std::unique_ptr<PreTokenizer> PreTokenizer::from_json(const nlohmann::json& j) {
                                    parse_behavior(j.value("behavior", "Isolated")), j.value("invert", false));
   }
   if (type == "ByteLevel") return std::make_unique<ByteLevel>(j.value("add_prefix_space", false), j.value("use_regex", true));
+  // Whitespace keeps the runs of word characters and of other non-space characters (HF: Invert + Removed).
+  if (type == "Whitespace") return std::make_unique<Split>("\\w+|[^\\w\\s]+", false, Behavior::Removed, true);
+  if (type == "WhitespaceSplit") return std::make_unique<Split>("\\s+", false, Behavior::Removed, false);
   if (type == "Digits") {
     bool individual = j.value("individual_digits", false);
     return std::make_unique<Split>(individual ? "\\p{N}" : "\\p{N}+", false, Behavior::Isolated, false);
   }
-  hylora::fail("tokenizer.json: pre_tokenizer: expected type Split, ByteLevel, Digits or Sequence, found '", type,
+  hylora::fail("tokenizer.json: pre_tokenizer: expected type Split, ByteLevel, Digits, Whitespace, WhitespaceSplit or "
+               "Sequence, found '", type,
                "'");
 }
 

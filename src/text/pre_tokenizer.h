@@ -1,7 +1,7 @@
 #pragma once
 // tokenizer.json "pre_tokenizer": splits normalized text into words that BPE encodes independently.
 // Supported: Split (regex or string, every behavior, invert), ByteLevel (add_prefix_space, use_regex),
-// Digits, and Sequence of these; anything else fails at load time.
+// Digits, Whitespace, WhitespaceSplit, and Sequence of these; anything else fails at load time.
 #include <memory>
 #include <string>
 #include <vector>

@@ -63,7 +63,8 @@ Regex::Regex(const std::string& pattern, bool literal, const std::string& where)
   int err = 0;
   PCRE2_SIZE offset = 0;
   std::string source = literal ? pattern : oniguruma_compatible(pattern);
-  uint32_t options = PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK | (literal ? PCRE2_LITERAL : 0);
+  // PCRE2 rejects UCP together with LITERAL (it has no meaning there).
+  uint32_t options = PCRE2_UTF | PCRE2_NO_UTF_CHECK | (literal ? PCRE2_LITERAL : PCRE2_UCP);
   impl_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(source.data()), source.size(), options, &err, &offset,
                               nullptr);
   if (!impl_->code) {
