@@ -25,7 +25,9 @@ class LoraManager : public LoraStepBinder {
   LoraPool& pool() { return pool_; }
 
   std::string check(const std::optional<std::string>& lora) const override;
-  int64_t max_adapters_per_step() const override { return pool_.num_slots(); }
+  // Pinned adapters hold their slots, so a step may only count on the others (conservative: a step that uses a
+  // pinned adapter also counts it, so it never needs more slots than exist; requests wait instead of failing).
+  int64_t max_adapters_per_step() const override { return pool_.num_slots() - pool_.num_pinned(); }
   // Acquires a slot for every adapter of the step and builds its metadata; the applier stays valid until the next
   // bind. Null when no row of the step uses an adapter.
   const LoraApplier* bind(const ForwardBatch& batch, const std::vector<std::optional<std::string>>& span_lora) override;

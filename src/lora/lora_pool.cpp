@@ -61,6 +61,12 @@ void LoraPool::pin(const std::shared_ptr<const NormalizedAdapter>& adapter) {
   slots_[acquire(adapter, none)].pinned = true;
 }
 
+int64_t LoraPool::num_pinned() const {
+  int64_t n = 0;
+  for (auto& s : slots_) n += s.pinned;
+  return n;
+}
+
 void LoraPool::unpin(const std::string& name) {
   if (int32_t s = slot_of(name); s >= 0) slots_[s].pinned = false;
 }

@@ -33,6 +33,7 @@ class LoraPool {
   void evict(const std::string& name);
   // Slot of a resident adapter, or -1.
   int32_t slot_of(const std::string& name) const;
+  int64_t num_pinned() const;
   const NormalizedAdapter* occupant(int32_t slot) const { return slots_.at(slot).adapter.get(); }
   // How many times an adapter was copied into a slot (tests: reuse without reload).
   int64_t loads() const { return loads_; }
