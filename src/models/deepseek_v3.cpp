@@ -1,8 +1,225 @@
-// Placeholder until the deepseek_v3 model file lands.
+// DeepSeek-V3 / Kimi-K2 (DeepseekV3ForCausalLM; model_type deepseek_v3, kimi_k2): checkpoint names, the layer stack
+// and its LoRA targets. Experts come per expert (`mlp.experts.{e}.{gate,up,down}_proj.weight`, hub and
+// save_pretrained format) or fused 3-D (`mlp.experts.gate_up_proj` [E, 2Ie, H], `mlp.experts.down_proj` [E, H, Ie],
+// the in-memory format). Multi-token-prediction layers stored after the last layer (`model.layers.61.*` in the
+// hub checkpoint, `num_nextn_predict_layers`) are not served. lm_head is the embedding when tie_word_embeddings.
+#include <filesystem>
+#include <regex>
+
+#include "io/safetensors.h"
+#include "io/weight_loader.h"
+#include "models/deepseek_v3.h"
 #include "models/model_factories.h"
+#include "ops/elementwise.h"
 
 namespace hylora {
-std::unique_ptr<Model> make_deepseek_v3(const std::string& dir, const json&) {
-  fail(dir, ": the deepseek_v3 architecture is not implemented yet");
+
+namespace {
+
+using namespace deepseek_v3;
+
+// Stored -> canonical name; nullopt for the MTP layers (index >= num_hidden_layers) and rotary buffers that old
+// exports carry.
+WeightLoader::Rename make_rename(int64_t num_layers) {
+  return [num_layers](const std::string& stored) -> std::optional<std::string> {
+    static const std::regex layer_re(R"(^model\.layers\.(\d+)\.)");
+    std::smatch m;
+    if (std::regex_search(stored, m, layer_re) && std::stoll(m[1].str()) >= num_layers) return std::nullopt;
+    if (stored.find("rotary_emb.inv_freq") != std::string::npos) return std::nullopt;
+    return stored;
+  };
 }
+
+// A projection with one LoRA slice covering all its outputs, named after its PEFT module.
+Linear load_linear(WeightLoader& w, const std::string& module, int64_t out, int64_t in, bool bias) {
+  Linear l;
+  l.name = module;
+  l.weight = w.get(module + ".weight", {out, in});
+  if (bias) l.bias = w.get(module + ".bias", {out});
+  l.slices = {{module, 0, out}};
+  return l;
+}
+
+// Row-concatenation of HF linears that read the same input, one LoRA slice per part. Parts without a bias get
+// zeros when another part has one.
+struct Part {
+  std::string module;
+  int64_t rows;
+  bool bias;
+};
+Linear load_fused(WeightLoader& w, const std::string& name, const std::vector<Part>& parts, int64_t in) {
+  int64_t out = 0;
+  bool any_bias = false;
+  for (auto& p : parts) {
+    out += p.rows;
+    any_bias = any_bias || p.bias;
+  }
+  Linear l;
+  l.name = name;
+  l.weight = Tensor::empty({out, in});
+  if (any_bias) l.bias = Tensor::zeros({out});
+  int64_t off = 0;
+  for (auto& p : parts) {
+    Tensor t = w.get(p.module + ".weight", {p.rows, in});
+    std::copy_n(t.f32(), t.numel(), l.weight.f32() + off * in);
+    if (p.bias) {
+      Tensor b = w.get(p.module + ".bias", {p.rows});
+      std::copy_n(b.f32(), p.rows, l.bias.f32() + off);
+    }
+    l.slices.push_back({p.module, off, p.rows});
+    off += p.rows;
+  }
+  return l;
+}
+
+GatedMlp load_gated_mlp(WeightLoader& w, const std::string& p, int64_t width, int64_t H) {
+  GatedMlp m;
+  m.gate_up = load_fused(w, p + ".gate_up", {{p + ".gate_proj", width, false}, {p + ".up_proj", width, false}}, H);
+  m.down = load_linear(w, p + ".down_proj", H, width, false);
+  return m;
+}
+
+class DeepseekV3Model : public Model {
+ public:
+  DeepseekV3Model(const std::string& dir, const json& cfg)
+      : c_(parse_config(cfg, (std::filesystem::path(dir) / "config.json").string())) {
+    consts_.rope = rope_tables(c_.rope, c_.qk_rope_head_dim);
+    consts_.scale = static_cast<float>(softmax_scale(c_));
+    WeightLoader w(Checkpoint::open_dir(dir), make_rename(c_.num_layers));
+    const int64_t H = c_.hidden_size, V = c_.vocab_size;
+    emb_.module = "model.embed_tokens";
+    emb_.table = w.get("model.embed_tokens.weight", {V, H});  // [V, H]
+    layers_.resize(c_.num_layers);
+    for (int64_t i = 0; i < c_.num_layers; ++i) load_layer(w, i);
+    norm_ = w.get("model.norm.weight", {H});  // [H]
+    lm_head_.name = "lm_head";
+    lm_head_.slices = {{"lm_head", 0, V}};
+    if (c_.tie_word_embeddings) {
+      // HF ties lm_head to the embedding after loading: a stored lm_head.weight is overwritten, so ignore it.
+      w.get_optional("lm_head.weight", {V, H});
+      lm_head_.weight = emb_.table;  // [V, H], shared storage
+    } else {
+      lm_head_.weight = w.get("lm_head.weight", {V, H});  // [V, H]
+    }
+    auto unused = w.unused();
+    if (!unused.empty())
+      fail(w.where(), ": ", unused.size(), " tensor(s) not used by the deepseek_v3 config, e.g. ", unused.front(),
+           " (maybe config.json does not match the weights?)");
+    register_lora_targets();
+  }
+
+  std::string architecture() const override { return "DeepseekV3ForCausalLM"; }
+  int64_t vocab_size() const override { return c_.vocab_size; }
+  int64_t hidden_size() const override { return c_.hidden_size; }
+  int64_t num_layers() const override { return c_.num_layers; }
+
+  std::vector<std::string> unserved_prefixes() const override {
+    std::vector<std::string> out;
+    for (int64_t i = 0; i < c_.num_nextn_predict_layers; ++i)
+      out.push_back("model.layers." + std::to_string(c_.num_layers + i) + ".");
+    return out;
+  }
+
+  Tensor forward(const ForwardBatch& batch) override {
+    Tensor x = ops::embed(emb_, batch);  // [N, H] residual stream
+    for (int64_t i = 0; i < c_.num_layers; ++i) {
+      const Layer& l = layers_[i];
+      Tensor h = ops::rms_norm(x, l.input_norm, c_.eps, ops::NormKind::kPlain);
+      ops::add_inplace(x, mla_forward(c_, consts_, l.attn, h, batch, i));
+      h = ops::rms_norm(x, l.post_norm, c_.eps, ops::NormKind::kPlain);
+      ops::add_inplace(x, l.moe ? moe_forward(c_, l.experts, h, batch) : gated_mlp_forward(l.mlp, h, batch));
+    }
+    return ops::linear(lm_head_, ops::rms_norm(x, norm_, c_.eps, ops::NormKind::kPlain), batch);  // [N, V]
+  }
+
+ private:
+  void load_layer(WeightLoader& w, int64_t i) {
+    const std::string p = "model.layers." + std::to_string(i);
+    const std::string sa = p + ".self_attn.";
+    const int64_t H = c_.hidden_size, nH = c_.num_heads, Ckv = c_.kv_lora_rank, Dr = c_.qk_rope_head_dim;
+    const bool bias = c_.attention_bias;
+    Layer& l = layers_[i];
+    l.input_norm = w.get(p + ".input_layernorm.weight", {H});
+    l.post_norm = w.get(p + ".post_attention_layernorm.weight", {H});
+
+    Attention& a = l.attn;
+    const Part kv_a{sa + "kv_a_proj_with_mqa", Ckv + Dr, bias};
+    if (c_.q_lora_rank > 0) {
+      const int64_t Qa = c_.q_lora_rank;
+      a.fused_qkv_a = load_fused(w, sa + "fused_qkv_a", {{sa + "q_a_proj", Qa, bias}, kv_a}, H);
+      a.q_a_norm = w.get(sa + "q_a_layernorm.weight", {Qa});
+      a.q_b_proj = load_linear(w, sa + "q_b_proj", c_.q_width(), Qa, false);
+    } else {
+      a.fused_qkv_a = load_fused(w, sa + "fused_qkv_a", {{sa + "q_proj", c_.q_width(), false}, kv_a}, H);
+    }
+    a.kv_a_norm = w.get(sa + "kv_a_layernorm.weight", {Ckv});
+    a.kv_b_proj = load_linear(w, sa + "kv_b_proj", nH * (c_.qk_nope_head_dim + c_.v_head_dim), Ckv, false);
+    a.o_proj = load_linear(w, sa + "o_proj", H, nH * c_.v_head_dim, bias);
+
+    const std::string mp = p + ".mlp";
+    l.moe = c_.is_moe_layer(i);
+    if (!l.moe) {
+      l.mlp = load_gated_mlp(w, mp, c_.intermediate_size, H);
+      return;
+    }
+    Moe& m = l.experts;
+    const int64_t E = c_.n_routed_experts, Ie = c_.moe_intermediate_size;
+    m.gate = load_linear(w, mp + ".gate", E, H, false);
+    m.score_bias = w.get(mp + ".gate.e_score_correction_bias", {E});
+    const std::string ex = mp + ".experts";
+    m.gate_up.name = ex + ".gate_up_proj";
+    m.gate_up.weight = w.experts(ex, "gate_up_proj", {"gate_proj", "up_proj"}, {E, 2 * Ie, H});
+    m.gate_up.slices = {{ex + ".gate_proj", 0, Ie}, {ex + ".up_proj", Ie, Ie}};
+    m.down.name = ex + ".down_proj";
+    m.down.weight = w.experts(ex, "down_proj", {"down_proj"}, {E, H, Ie});
+    m.down.slices = {{ex + ".down_proj", 0, H}};
+    m.shared = load_gated_mlp(w, mp + ".shared_experts", Ie * c_.n_shared_experts, H);
+  }
+
+  // Called once the layers are final (the table keeps pointers into them).
+  void register_lora_targets() {
+    auto add = [&](Linear& l) {
+      if (!l.weight.defined()) return;
+      l.lora_id = static_cast<int>(lora_targets_.linears.size());
+      lora_targets_.linears.push_back(&l);
+    };
+    auto add_experts = [&](ExpertLinear& l) {
+      l.lora_id = static_cast<int>(lora_targets_.experts.size());
+      lora_targets_.experts.push_back(&l);
+    };
+    for (Layer& l : layers_) {
+      add(l.attn.fused_qkv_a);
+      add(l.attn.q_b_proj);
+      add(l.attn.kv_b_proj);
+      add(l.attn.o_proj);
+      if (l.moe) {
+        add(l.experts.gate);
+        add(l.experts.shared.gate_up);
+        add(l.experts.shared.down);
+        add_experts(l.experts.gate_up);
+        add_experts(l.experts.down);
+      } else {
+        add(l.mlp.gate_up);
+        add(l.mlp.down);
+      }
+    }
+    add(lm_head_);
+    emb_.lora_id = 0;
+    lora_targets_.embedding = &emb_;
+  }
+
+  Config c_;
+  AttentionConsts consts_;
+  Embedding emb_;              // table [V, H], PEFT module "model.embed_tokens"
+  std::vector<Layer> layers_;
+  Tensor norm_;                // [H]
+  Linear lm_head_;             // [V, H] (the embedding table when tied)
+};
+
+}  // namespace
+
+std::unique_ptr<Model> make_deepseek_v3(const std::string& dir, const json& config) {
+  return std::make_unique<DeepseekV3Model>(dir, config);
+}
+
 }  // namespace hylora

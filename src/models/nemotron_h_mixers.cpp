@@ -53,6 +53,8 @@ Tensor mamba_forward(const Config& c, const MambaMixer& m, const Tensor& h, cons
                  " continues a sequence (past_len ", s.past_len, ") without a cached state");
     Tensor xbc = ops::causal_conv1d(block(zxbcdt, s.row_begin, s.n_tokens, I, cd), m.conv_w, m.conv_b,
                                     lc.conv_state, /*silu=*/true);  // [n, cd]
+    // Δ is clamped at time_step_min on every call, decode included (HF clamps only in prefill), so that a decode
+    // step equals the prefill HF scores with.
     Tensor ys = ops::ssm_scan(block(xbc, 0, s.n_tokens, 0, I), block(zxbcdt, s.row_begin, s.n_tokens, I + cd, nh),
                               block(xbc, 0, s.n_tokens, I, gn), block(xbc, 0, s.n_tokens, I + gn, gn), m.A, m.D,
                               m.dt_bias, c.time_step_min, lc.recurrent);

@@ -1,8 +1,225 @@
-// Placeholder until the qwen3_5 model file lands.
+// Qwen3.5 dense and MoE (Qwen3_5[Moe]ForCausalLM / …ForConditionalGeneration, models.md §1): config, checkpoint
+// names, the layer stack and its LoRA targets. ConditionalGeneration checkpoints store the text model under
+// `model.language_model.` (mapped onto the canonical `model.`), the vision tower under `model.visual.` and the
+// multi-token-prediction head under `mtp.` (neither is served). MoE experts come fused (`mlp.experts.gate_up_proj`
+// [E, 2·Ie, H], `mlp.experts.down_proj` [E, H, Ie]) or per expert (`mlp.experts.{e}.{gate,up,down}_proj.weight`).
+#include <cmath>
+#include <filesystem>
+
+#include "io/safetensors.h"
+#include "io/weight_loader.h"
 #include "models/model_factories.h"
+#include "models/qwen3_5.h"
+#include "ops/elementwise.h"
+#include "ops/rope.h"
 
 namespace hylora {
-std::unique_ptr<Model> make_qwen3_5(const std::string& dir, const json&) {
-  fail(dir, ": the qwen3_5 architecture is not implemented yet");
+
+namespace {
+
+using namespace qwen3_5;
+
+bool starts_with(const std::string& s, const char* p) { return s.rfind(p, 0) == 0; }
+
+std::optional<std::string> canonical_name(const std::string& stored) {
+  if (starts_with(stored, "mtp.") || starts_with(stored, "model.visual.")) return std::nullopt;
+  if (starts_with(stored, "model.language_model.")) return "model." + stored.substr(21);
+  return stored;
 }
+
+// One projection fused from several HF linears that read the same input: weight rows (and biases) concatenated in
+// `parts` order, one LoRA slice per part. parts = {module path, output rows}.
+Linear load_fused(WeightLoader& w, const std::string& name, const std::vector<std::pair<std::string, int64_t>>& parts,
+                  int64_t in, bool bias) {
+  int64_t out = 0;
+  for (auto& [m, rows] : parts) out += rows;
+  Linear l;
+  l.name = name;
+  l.weight = Tensor::empty({out, in});
+  if (bias) l.bias = Tensor::empty({out});
+  int64_t off = 0;
+  for (auto& [module, rows] : parts) {
+    Tensor wt = w.get(module + ".weight", {rows, in});
+    std::copy_n(wt.f32(), wt.numel(), l.weight.f32() + off * in);
+    if (bias) {
+      Tensor bt = w.get(module + ".bias", {rows});
+      std::copy_n(bt.f32(), rows, l.bias.f32() + off);
+    }
+    l.slices.push_back({module, off, rows});
+    off += rows;
+  }
+  return l;
+}
+
+// A projection with one LoRA slice covering all its outputs, named after its PEFT module.
+Linear load_linear(WeightLoader& w, const std::string& module, int64_t out, int64_t in, bool bias) {
+  return load_fused(w, module, {{module, out}}, in, bias);
+}
+
+Mlp load_mlp(WeightLoader& w, const std::string& p, int64_t I, int64_t H) {
+  Mlp m;
+  m.gate_up = load_fused(w, p + ".gate_up", {{p + ".gate_proj", I}, {p + ".up_proj", I}}, H, false);
+  m.down = load_linear(w, p + ".down_proj", H, I, false);
+  return m;
+}
+
+class Qwen35Model : public Model {
+ public:
+  Qwen35Model(const std::string& dir, const json& cfg)
+      : c_(parse_config(cfg, (std::filesystem::path(dir) / "config.json").string())) {
+    WeightLoader w(Checkpoint::open_dir(dir), canonical_name);
+    const int64_t H = c_.hidden_size, V = c_.vocab_size;
+    emb_.module = "model.embed_tokens";
+    emb_.table = w.get("model.embed_tokens.weight", {V, H});  // [V, H]
+    layers_.resize(c_.layers.size());
+    for (size_t i = 0; i < c_.layers.size(); ++i) load_layer(w, i);
+    norm_ = w.get("model.norm.weight", {H});  // [H]
+    rope_.rot = c_.rotary_dim;
+    rope_.inv_freq = ops::rope_inv_freq(c_.rotary_dim, c_.rope_theta);
+    // §1.9: tied, or no lm_head.weight stored -> the head is the embedding table.
+    const bool tied = c_.tie_word_embeddings || !w.has("lm_head.weight");
+    lm_head_.name = "lm_head";
+    lm_head_.slices = {{"lm_head", 0, V}};
+    if (tied) {
+      w.get_optional("lm_head.weight", {V, H});  // HF ties over a stored copy: read, then ignored
+      lm_head_.weight = emb_.table;              // [V, H], shared storage
+    } else {
+      lm_head_.weight = w.get("lm_head.weight", {V, H});  // [V, H]
+    }
+    auto unused = w.unused();
+    if (!unused.empty())
+      fail(w.where(), ": ", unused.size(), " tensor(s) not used by the ", architecture(), " config, e.g. ",
+           unused.front(), " (maybe config.json does not match the weights?)");
+    register_lora_targets();
+  }
+
+  std::string architecture() const override {
+    return std::string(c_.moe ? "Qwen3_5Moe" : "Qwen3_5") +
+           (c_.conditional_generation ? "ForConditionalGeneration" : "ForCausalLM");
+  }
+  int64_t vocab_size() const override { return c_.vocab_size; }
+  int64_t hidden_size() const override { return c_.hidden_size; }
+  int64_t num_layers() const override { return static_cast<int64_t>(layers_.size()); }
+
+  std::vector<std::pair<std::string, std::string>> adapter_prefix_aliases() const override {
+    return {{"model.language_model.", "model."}};
+  }
+  std::vector<std::string> unserved_prefixes() const override { return {"model.visual.", "mtp."}; }
+
+  Tensor forward(const ForwardBatch& batch) override {
+    Tensor x = ops::embed(emb_, batch);  // [N, H] residual stream
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      const Layer& l = layers_[i];
+      const int64_t layer = static_cast<int64_t>(i);
+      Tensor h = ops::rms_norm(x, l.input_norm, c_.eps, ops::NormKind::kOnePlus);
+      ops::add_inplace(x, l.type == LayerType::kLinearAttention ? gdn_forward(c_, l.gdn, h, batch, layer)
+                                                                 : attention_forward(c_, rope_, l.attn, h, batch, layer));
+      h = ops::rms_norm(x, l.post_norm, c_.eps, ops::NormKind::kOnePlus);
+      ops::add_inplace(x, c_.moe ? moe_forward(c_, l.moe, h, batch) : mlp_forward(l.mlp, h, batch));
+    }
+    return ops::linear(lm_head_, ops::rms_norm(x, norm_, c_.eps, ops::NormKind::kOnePlus), batch);  // [N, V]
+  }
+
+ private:
+  void load_layer(WeightLoader& w, size_t i) {
+    const std::string p = "model.layers." + std::to_string(i);
+    const int64_t H = c_.hidden_size;
+    Layer& l = layers_[i];
+    l.type = c_.layers[i];
+    l.input_norm = w.get(p + ".input_layernorm.weight", {H});
+    l.post_norm = w.get(p + ".post_attention_layernorm.weight", {H});
+    if (l.type == LayerType::kLinearAttention) {
+      const std::string mx = p + ".linear_attn";
+      const int64_t C = c_.conv_dim(), vd = c_.value_dim(), Hv = c_.num_value_heads, Dv = c_.value_head_dim;
+      GdnMixer& m = l.gdn;
+      m.in_proj = load_fused(w, mx + ".in_proj",
+                             {{mx + ".in_proj_qkv", C}, {mx + ".in_proj_z", vd}, {mx + ".in_proj_b", Hv},
+                              {mx + ".in_proj_a", Hv}},
+                             H, false);
+      m.conv_w = w.get(mx + ".conv1d.weight", {C, c_.conv_kernel});  // stored [C, 1, K]
+      Tensor a_log = w.get(mx + ".A_log", {Hv});
+      m.neg_A = Tensor::empty({Hv});
+      for (int64_t j = 0; j < Hv; ++j) m.neg_A.f32()[j] = -std::exp(a_log.f32()[j]);
+      m.dt_bias = w.get(mx + ".dt_bias", {Hv});
+      Tensor nw = w.get(mx + ".norm.weight", {Dv});
+      m.norm_w = Tensor::empty({vd});
+      for (int64_t j = 0; j < Hv; ++j) std::copy_n(nw.f32(), Dv, m.norm_w.f32() + j * Dv);
+      m.out_proj = load_linear(w, mx + ".out_proj", H, vd, false);
+    } else {
+      const std::string mx = p + ".self_attn";
+      const int64_t D = c_.head_dim, q = 2 * c_.num_heads * D, kv = c_.num_kv_heads * D;
+      AttentionMixer& m = l.attn;
+      m.qkv = load_fused(w, mx + ".qkv", {{mx + ".q_proj", q}, {mx + ".k_proj", kv}, {mx + ".v_proj", kv}}, H,
+                         c_.attention_bias);
+      m.q_norm = w.get(mx + ".q_norm.weight", {D});
+      m.k_norm = w.get(mx + ".k_norm.weight", {D});
+      m.o_proj = load_linear(w, mx + ".o_proj", H, c_.num_heads * D, c_.attention_bias);
+    }
+    if (!c_.moe) {
+      l.mlp = load_mlp(w, p + ".mlp", c_.intermediate_size, H);
+      return;
+    }
+    const std::string mx = p + ".mlp";
+    const int64_t E = c_.num_experts, Ie = c_.moe_intermediate_size;
+    MoeBlock& m = l.moe;
+    m.router = load_linear(w, mx + ".gate", E, H, false);
+    m.gate_up.name = mx + ".experts.gate_up_proj";
+    m.gate_up.weight = w.experts(mx + ".experts", "gate_up_proj", {"gate_proj", "up_proj"}, {E, 2 * Ie, H});
+    m.gate_up.slices = {{mx + ".experts.gate_proj", 0, Ie}, {mx + ".experts.up_proj", Ie, Ie}};
+    m.down.name = mx + ".experts.down_proj";
+    m.down.weight = w.experts(mx + ".experts", "down_proj", {"down_proj"}, {E, H, Ie});
+    m.down.slices = {{mx + ".experts.down_proj", 0, H}};
+    m.shared = load_mlp(w, mx + ".shared_expert", c_.shared_expert_intermediate_size, H);
+    m.shared_gate = load_linear(w, mx + ".shared_expert_gate", 1, H, false);
+  }
+
+  // Called once the layers are final (the table keeps pointers into them).
+  void register_lora_targets() {
+    auto add = [&](Linear& l) {
+      l.lora_id = static_cast<int>(lora_targets_.linears.size());
+      lora_targets_.linears.push_back(&l);
+    };
+    auto add_experts = [&](ExpertLinear& l) {
+      l.lora_id = static_cast<int>(lora_targets_.experts.size());
+      lora_targets_.experts.push_back(&l);
+    };
+    for (Layer& l : layers_) {
+      if (l.type == LayerType::kLinearAttention) {
+        add(l.gdn.in_proj);
+        add(l.gdn.out_proj);
+      } else {
+        add(l.attn.qkv);
+        add(l.attn.o_proj);
+      }
+      if (!c_.moe) {
+        add(l.mlp.gate_up);
+        add(l.mlp.down);
+        continue;
+      }
+      add(l.moe.router);
+      add(l.moe.shared.gate_up);
+      add(l.moe.shared.down);
+      add(l.moe.shared_gate);
+      add_experts(l.moe.gate_up);
+      add_experts(l.moe.down);
+    }
+    add(lm_head_);
+    emb_.lora_id = 0;
+    lora_targets_.embedding = &emb_;
+  }
+
+  Config c_;
+  Embedding emb_;              // table [V, H], PEFT module "model.embed_tokens"
+  std::vector<Layer> layers_;
+  Tensor norm_;                // [H] RMSNorm1p
+  Rope rope_;                  // rot = int(D · partial_rotary_factor)
+  Linear lm_head_;             // [V, H]; shares the embedding table when tied
+};
+
+}  // namespace
+
+std::unique_ptr<Model> make_qwen3_5(const std::string& dir, const json& config) {
+  return std::make_unique<Qwen35Model>(dir, config);
+}
+
 }  // namespace hylora

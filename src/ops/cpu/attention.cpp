@@ -13,7 +13,8 @@ Tensor causal_attention(const Tensor& q, const float* k_cache, const float* v_ca
   Tensor out = Tensor::zeros({n, nh * dv});
   const float* qp = q.f32();
   float* op = out.f32();
-#pragma omp parallel
+  // Single-token decode of a few heads is too little work to wake a thread team for.
+#pragma omp parallel if (n * nh * (past_len + n) > 4096)
   {
     std::vector<float> scores(past_len + n);
 #pragma omp for collapse(2) schedule(dynamic)

@@ -1,0 +1,95 @@
+// `hylora score` as other tools use it: bad lines fail alone with a message naming the line/request, the others are
+// scored, output order = input order, exit status 1 when anything failed.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+const std::string kModel = std::string(HYLORA_FIXTURES_DIR) + "/nemotron_h/model";
+
+std::string run(const std::string& cmd, int& status) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  char buf[65536];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int rc = pclose(p);
+  status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  return out;
+}
+
+std::string score(const std::string& input, const std::string& args, int& status, bool with_stderr = false) {
+  fs::path in = fs::temp_directory_path() / ("hylora_score_cli_" + std::to_string(::getpid()) + ".jsonl");
+  std::ofstream(in) << input;
+  return run(std::string(HYLORA_BINARY) + " score " + args + " < " + in.string() + (with_stderr ? " 2>&1" : " 2>/dev/null"),
+             status);
+}
+
+std::vector<json> parse_lines(const std::string& out) {
+  std::vector<json> v;
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) v.push_back(json::parse(line));
+  return v;
+}
+}  // namespace
+
+TEST(ScoreCli, BadLinesFailAloneAndKeepTheirPlace) {
+  int status = 0;
+  std::string out = score(
+      "{\"id\": \"a\", \"input_ids\": [1, 2, 3], \"lora\": null}\n"
+      "{not json\n"
+      "{\"id\": \"oov\", \"input_ids\": [1, 99999]}\n"
+      "{\"id\": \"empty\", \"input_ids\": []}\n"
+      "{\"id\": \"ad\", \"input_ids\": [1, 2], \"lora\": \"missing\"}\n"
+      "{\"id\": \"b\", \"input_ids\": [4, 5]}\n",
+      "--model " + kModel, status);
+  EXPECT_EQ(status, 1);
+  auto r = parse_lines(out);
+  ASSERT_EQ(r.size(), 6u);
+  EXPECT_EQ(r[0]["id"], "a");
+  EXPECT_EQ(r[0]["logprobs"].size(), 2u);
+  EXPECT_NE(r[1]["error"].get<std::string>().find("line 2"), std::string::npos) << r[1];
+  EXPECT_NE(r[2]["error"].get<std::string>().find("outside the vocabulary"), std::string::npos) << r[2];
+  EXPECT_NE(r[3]["error"].get<std::string>().find("empty"), std::string::npos) << r[3];
+  EXPECT_NE(r[4]["error"].get<std::string>().find("missing"), std::string::npos) << r[4];
+  EXPECT_EQ(r[5]["id"], "b");
+  EXPECT_EQ(r[5]["logprobs"].size(), 1u);
+}
+
+TEST(ScoreCli, RequestOutcomeDoesNotDependOnItsNeighbours) {
+  int s1 = 0, s2 = 0;
+  auto alone = parse_lines(score("{\"id\": \"x\", \"input_ids\": [7, 8, 9, 10, 11]}\n", "--model " + kModel, s1));
+  auto mixed = parse_lines(score("{\"id\": \"y\", \"input_ids\": [3, 1, 4, 1, 5, 9, 2, 6]}\n"
+                                 "{\"id\": \"x\", \"input_ids\": [7, 8, 9, 10, 11]}\n",
+                                 "--model " + kModel, s2));
+  ASSERT_EQ(s1, 0);
+  ASSERT_EQ(s2, 0);
+  auto a = alone[0]["logprobs"].get<std::vector<double>>();
+  auto b = mixed[1]["logprobs"].get<std::vector<double>>();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-5);
+}
+
+TEST(ScoreCli, NoRequestsAndBadModelDirAreClearErrors) {
+  int status = 0;
+  std::string out = score("", "--model " + kModel, status, true);
+  EXPECT_EQ(status, 1);
+  EXPECT_NE(out.find("no requests"), std::string::npos) << out;
+  out = score("{\"id\": \"a\", \"input_ids\": [1]}\n", "--model /nonexistent/dir", status, true);
+  EXPECT_EQ(status, 1);
+  EXPECT_NE(out.find("/nonexistent/dir"), std::string::npos) << out;
+  out = score("{\"id\": \"a\", \"input_ids\": [1]}\n", "--model " + kModel + " --dtype float16", status, true);
+  EXPECT_NE(status, 0);
+  EXPECT_NE(out.find("dtype"), std::string::npos) << out;
+}
