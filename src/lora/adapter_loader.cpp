@@ -411,33 +411,50 @@ class Loader {
         const Embedding& emb = *index_.targets().embedding;
         in = emb.table.dim(0), out_size = emb.table.dim(1), module = emb.module;
       }
-      // Rank per expert (non-expert targets: one "expert").
+      // Rank columns per expert (non-expert targets: one "expert"). Pieces with the same A (a shared A split over
+      // rows, e.g. in_proj_q/k/v of one in_proj_qkv LoRA) share their columns; different A's are stacked.
+      struct Placed {
+        const Piece* piece;
+        int64_t e, col;
+      };
+      std::vector<Placed> placed;
       std::vector<int64_t> rank_e(E, 0);
+      auto a_of = [&](const Piece* pc, int64_t e) {
+        const bool stacked = kind == Piece::kExpert && pc->expert < 0;  // [E, r, in]
+        return pc->A.f32() + (stacked ? e * pc->rank * in : 0);
+      };
       for (auto* pc : list)
-        for (int64_t e = 0; e < E; ++e)
-          if (pc->expert < 0 || pc->expert == e) rank_e[e] += pc->rank;
+        for (int64_t e = 0; e < E; ++e) {
+          if (!(pc->expert < 0 || pc->expert == e)) continue;
+          int64_t col = -1;
+          for (auto& q : placed)
+            if (q.e == e && q.piece->rank == pc->rank &&
+                std::equal(a_of(pc, e), a_of(pc, e) + pc->rank * in, a_of(q.piece, e)))
+              col = q.col;
+          if (col < 0) {
+            col = rank_e[e];
+            rank_e[e] += pc->rank;
+          }
+          placed.push_back({pc, e, col});
+        }
       const int64_t R = *std::max_element(rank_e.begin(), rank_e.end());
       if (R > max_rank_) {
         std::string keys;
         for (auto* pc : list) keys += (keys.empty() ? "" : ", ") + pc->key;
-        fail(who(), ": slice ", module, " gets rank ", R, " from stacking ", keys, ", above --max-lora-rank ",
-             max_rank_, "; restart with --max-lora-rank ", R, " or more");
+        fail(who(), ": slice ", module, " gets rank ", R, " from stacking ", keys, " (different lora_A), above "
+             "--max-lora-rank ", max_rank_, "; restart with --max-lora-rank ", R, " or more");
       }
       Tensor A = Tensor::zeros({E, R, in});        // [E, R, in]
       Tensor B = Tensor::zeros({E, out_size, R});  // [E, out_size, R]
-      std::vector<int64_t> col(E, 0);
-      for (auto* pc : list)
-        for (int64_t e = 0; e < E; ++e) {
-          if (!(pc->expert < 0 || pc->expert == e)) continue;
-          const bool stacked = kind == Piece::kExpert && pc->expert < 0;  // [E, r, in] / [E, rows, r]
-          const int64_t r = pc->rank, rows = stacked ? pc->B.dim(1) : pc->B.dim(0);
-          const float* a = pc->A.f32() + (stacked ? e * r * in : 0);
-          const float* b = pc->B.f32() + (stacked ? e * rows * r : 0);
-          std::copy_n(a, r * in, A.f32() + (e * R + col[e]) * in);
-          for (int64_t o = 0; o < rows; ++o)
-            std::copy_n(b + o * r, r, B.f32() + (e * out_size + pc->row_offset + o) * R + col[e]);
-          col[e] += r;
-        }
+      for (auto& q : placed) {
+        const Piece* pc = q.piece;
+        const bool stacked = kind == Piece::kExpert && pc->expert < 0;  // B [E, rows, r]
+        const int64_t r = pc->rank, rows = stacked ? pc->B.dim(1) : pc->B.dim(0);
+        const float* b = pc->B.f32() + (stacked ? q.e * rows * r : 0);
+        std::copy_n(a_of(pc, q.e), r * in, A.f32() + (q.e * R + q.col) * in);
+        for (int64_t o = 0; o < rows; ++o)
+          for (int64_t j = 0; j < r; ++j) B.f32()[(q.e * out_size + pc->row_offset + o) * R + q.col + j] += b[o * r + j];
+      }
       NormalizedSlice ns{target, slice, R, A, B};
       if (kind == Piece::kExpert) {
         out.experts.push_back(ns);
