@@ -305,3 +305,20 @@ TEST(LoraSpellings, Bf16AdapterFile) {
   EXPECT_LT(o.diff, 2e-5);
   EXPECT_GT(o.effect, 0.05);
 }
+
+TEST(LoraSpellings, ExpertsWithOneSharedA) {
+  // Shared-outer experts: lora_A [r, in] used by every expert (the shapes say so), lora_B [out, E·r] per expert.
+  auto dir = temp_dir("experts_shared_a");
+  TinyModel ref(kSeed);
+  Gen g;
+  AdapterFiles f;
+  f.config["target_parameters"] = {"moe.experts.down_proj"};
+  Tensor A = g.A(4, IE), B = g.B(H, E * 4);
+  f.tensors[L + "moe.experts.lora_A.weight"] = A;
+  f.tensors[L + "moe.experts.lora_B.weight"] = B;
+  for (int64_t e = 0; e < E; ++e) ref.merge_expert(L + "moe.experts.down_proj", e, A, scaled(expert_cols(B, e, E), 2.0));
+  f.write(dir);
+  auto o = serve_and_compare(ref, dir);
+  EXPECT_LT(o.diff, 2e-5);
+  EXPECT_GT(o.effect, 0.05);
+}
