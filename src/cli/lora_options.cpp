@@ -1,5 +1,7 @@
 #include "cli/lora_options.h"
 
+#include "lora/lora_manager.h"
+
 namespace hylora::cli {
 
 void add_lora_options(CLI::App& app, LoraOptions& o) {
@@ -9,10 +11,16 @@ void add_lora_options(CLI::App& app, LoraOptions& o) {
       ->check(CLI::PositiveNumber);
 }
 
-std::unique_ptr<LoraStepBinder> make_lora_binder(Model&, const LoraOptions& o) {
-  if (!o.adapters.empty())
-    fail("--lora: serving adapters is not implemented yet in this build (requests must use \"lora\": null)");
-  return nullptr;
+std::unique_ptr<LoraStepBinder> make_lora_binder(Model& model, const LoraOptions& o) {
+  if (o.adapters.empty()) return nullptr;
+  auto m = std::make_unique<lora::LoraManager>(model, o.max_lora_rank, o.max_loras_per_batch);
+  for (auto& spec : o.adapters) {
+    const auto eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size())
+      fail("--lora ", spec, ": expected NAME=ADAPTER_DIR");
+    m->load(spec.substr(0, eq), spec.substr(eq + 1));
+  }
+  return m;
 }
 
 }  // namespace hylora::cli
