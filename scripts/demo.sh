@@ -1,10 +1,28 @@
 #!/usr/bin/env bash
-# Sets up (Debian packages), builds, and runs the main job on the bundled tiny model: score token sequences with
-# the base model and with a LoRA adapter, mixed in one batch.
+# Sets up (Debian packages), builds, and runs the main job on the bundled tiny model (a random Qwen3.5 with a tiny
+# byte-level BPE tokenizer; tests/fixtures/qwen3_5_causal_bf16): render a chat, tokenize it, and score it with the
+# base model and with two PEFT LoRA adapters, all three requests in one mixed batch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build.sh
+export OMP_WAIT_POLICY=passive
+hylora=./build/src/hylora
 model=tests/fixtures/qwen3_5_causal_bf16/model
-echo "== hylora score --model $model < examples/requests.jsonl"
-./build/src/hylora score --model "$model" < examples/requests.jsonl
+adapters=tests/fixtures/qwen3_5_causal_lora/adapters
+
+chat='{"messages": [{"role": "user", "content": "What does hylora serve?"}, {"role": "assistant", "content": "Many LoRA adapters over one base model."}]}'
+echo "== chat request: $chat"
+text_line=$(echo "$chat" | "$hylora" chat-template --model "$model")
+echo "== hylora chat-template: $text_line"
+ids_line=$(echo "$text_line" | "$hylora" tokenize --model "$model")
+echo "== hylora tokenize: $ids_line"
+ids=$(echo "$ids_line" | sed -E 's/.*"ids":\[([^]]*)\].*/\1/')
+
+requests=$(printf '{"id": "base", "input_ids": [%s], "lora": null}\n{"id": "full_r16", "input_ids": [%s], "lora": "full_r16"}\n{"id": "mixed_r4", "input_ids": [%s], "lora": "mixed_r4"}\n' "$ids" "$ids" "$ids")
+echo "== hylora score (base + 2 adapters in one batch); total log-probability per request:"
+echo "$requests" | "$hylora" score --model "$model" --lora full_r16="$adapters/full_r16" \
+    --lora mixed_r4="$adapters/mixed_r4" --max-lora-rank 16 --max-loras-per-batch 2 \
+  | awk -F'"logprobs":\\[' '{ id = $1; sub(/.*"id":"/, "", id); sub(/".*/, "", id);
+                              n = split($2, v, ","); s = 0; for (i = 1; i <= n; i++) s += v[i];
+                              printf "   %-9s %3d tokens scored, sum logprob = %9.4f\n", id, n, s }'
