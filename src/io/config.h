@@ -9,6 +9,11 @@ namespace hylora {
 
 using json = nlohmann::json;
 
+// A config constraint: fails with "<where>: <what>" when `ok` is false.
+inline void config_require(bool ok, const std::string& where, const std::string& what) {
+  if (!ok) fail(where, ": ", what);
+}
+
 // Reads and parses <dir>/config.json.
 json read_json_file(const std::string& path);
 

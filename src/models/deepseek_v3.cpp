@@ -9,6 +9,7 @@
 #include "io/safetensors.h"
 #include "io/weight_loader.h"
 #include "models/deepseek_v3.h"
+#include "models/projection_loading.h"
 #include "models/model_factories.h"
 #include "ops/elementwise.h"
 
@@ -28,48 +29,6 @@ WeightLoader::Rename make_rename(int64_t num_layers) {
     if (stored.find("rotary_emb.inv_freq") != std::string::npos) return std::nullopt;
     return stored;
   };
-}
-
-// A projection with one LoRA slice covering all its outputs, named after its PEFT module.
-Linear load_linear(WeightLoader& w, const std::string& module, int64_t out, int64_t in, bool bias) {
-  Linear l;
-  l.name = module;
-  l.weight = w.get(module + ".weight", {out, in});
-  if (bias) l.bias = w.get(module + ".bias", {out});
-  l.slices = {{module, 0, out}};
-  return l;
-}
-
-// Row-concatenation of HF linears that read the same input, one LoRA slice per part. Parts without a bias get
-// zeros when another part has one.
-struct Part {
-  std::string module;
-  int64_t rows;
-  bool bias;
-};
-Linear load_fused(WeightLoader& w, const std::string& name, const std::vector<Part>& parts, int64_t in) {
-  int64_t out = 0;
-  bool any_bias = false;
-  for (auto& p : parts) {
-    out += p.rows;
-    any_bias = any_bias || p.bias;
-  }
-  Linear l;
-  l.name = name;
-  l.weight = Tensor::empty({out, in});
-  if (any_bias) l.bias = Tensor::zeros({out});
-  int64_t off = 0;
-  for (auto& p : parts) {
-    Tensor t = w.get(p.module + ".weight", {p.rows, in});
-    std::copy_n(t.f32(), t.numel(), l.weight.f32() + off * in);
-    if (p.bias) {
-      Tensor b = w.get(p.module + ".bias", {p.rows});
-      std::copy_n(b.f32(), p.rows, l.bias.f32() + off);
-    }
-    l.slices.push_back({p.module, off, p.rows});
-    off += p.rows;
-  }
-  return l;
 }
 
 GatedMlp load_gated_mlp(WeightLoader& w, const std::string& p, int64_t width, int64_t H) {
@@ -143,7 +102,7 @@ class DeepseekV3Model : public Model {
     l.post_norm = w.get(p + ".post_attention_layernorm.weight", {H});
 
     Attention& a = l.attn;
-    const Part kv_a{sa + "kv_a_proj_with_mqa", Ckv + Dr, bias};
+    const FusedPart kv_a{sa + "kv_a_proj_with_mqa", Ckv + Dr, bias};
     if (c_.q_lora_rank > 0) {
       const int64_t Qa = c_.q_lora_rank;
       a.fused_qkv_a = load_fused(w, sa + "fused_qkv_a", {{sa + "q_a_proj", Qa, bias}, kv_a}, H);
@@ -178,34 +137,24 @@ class DeepseekV3Model : public Model {
 
   // Called once the layers are final (the table keeps pointers into them).
   void register_lora_targets() {
-    auto add = [&](Linear& l) {
-      if (!l.weight.defined()) return;
-      l.lora_id = static_cast<int>(lora_targets_.linears.size());
-      lora_targets_.linears.push_back(&l);
-    };
-    auto add_experts = [&](ExpertLinear& l) {
-      l.lora_id = static_cast<int>(lora_targets_.experts.size());
-      lora_targets_.experts.push_back(&l);
-    };
     for (Layer& l : layers_) {
-      add(l.attn.fused_qkv_a);
-      add(l.attn.q_b_proj);
-      add(l.attn.kv_b_proj);
-      add(l.attn.o_proj);
+      add_lora_target(l.attn.fused_qkv_a);
+      add_lora_target(l.attn.q_b_proj);
+      add_lora_target(l.attn.kv_b_proj);
+      add_lora_target(l.attn.o_proj);
       if (l.moe) {
-        add(l.experts.gate);
-        add(l.experts.shared.gate_up);
-        add(l.experts.shared.down);
-        add_experts(l.experts.gate_up);
-        add_experts(l.experts.down);
+        add_lora_target(l.experts.gate);
+        add_lora_target(l.experts.shared.gate_up);
+        add_lora_target(l.experts.shared.down);
+        add_lora_target(l.experts.gate_up);
+        add_lora_target(l.experts.down);
       } else {
-        add(l.mlp.gate_up);
-        add(l.mlp.down);
+        add_lora_target(l.mlp.gate_up);
+        add_lora_target(l.mlp.down);
       }
     }
-    add(lm_head_);
-    emb_.lora_id = 0;
-    lora_targets_.embedding = &emb_;
+    add_lora_target(lm_head_);
+    set_lora_embedding(emb_);
   }
 
   Config c_;

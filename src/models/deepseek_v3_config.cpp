@@ -9,10 +9,6 @@ namespace hylora::deepseek_v3 {
 
 namespace {
 
-void require(bool ok, const std::string& where, const std::string& what) {
-  if (!ok) fail(where, ": ", what);
-}
-
 // A number that HF tests for truthiness (None and 0 both mean "absent").
 double truthy_number(const ConfigReader& p, const std::string& key) {
   if (!p.has(key)) return 0.0;
@@ -41,11 +37,11 @@ RopeConfig parse_rope(const ConfigReader& c) {
   RopeConfig r;
   r.type = p.has("rope_type") ? p.get<std::string>("rope_type") : p.get<std::string>("type", "default");
   r.theta = p.has("rope_theta") ? p.get<double>("rope_theta") : c.get<double>("rope_theta", 10000.0);
-  require(r.theta > 0, p.where(), "rope_theta must be > 0, found " + std::to_string(r.theta));
+  config_require(r.theta > 0, p.where(), "rope_theta must be > 0, found " + std::to_string(r.theta));
   const double prf = p.has("partial_rotary_factor") ? p.get<double>("partial_rotary_factor")
                                                     : c.get<double>("partial_rotary_factor", 1.0);
   // HF would build cos/sin narrower than the rope part of q/k and fail to broadcast: refuse up front.
-  require(prf == 1.0, p.where(), "partial_rotary_factor " + std::to_string(prf) +
+  config_require(prf == 1.0, p.where(), "partial_rotary_factor " + std::to_string(prf) +
                                      " is not supported by DeepSeek-V3 MLA (expected 1: all qk_rope_head_dim dims rotate)");
   if (r.type == "default") return r;
   if (r.type != "yarn")
@@ -53,12 +49,12 @@ RopeConfig parse_rope(const ConfigReader& c) {
   if (!p.has("factor") || !p.raw().at("factor").is_number())
     fail(p.where(), ": yarn rope needs a numeric \"factor\"");
   r.factor = p.get<double>("factor");
-  require(r.factor > 0, p.where(), "yarn factor must be > 0");
+  config_require(r.factor > 0, p.where(), "yarn factor must be > 0");
   r.original_max_position_embeddings =
       c.has("original_max_position_embeddings")
           ? c.get<double>("original_max_position_embeddings")
           : p.get<double>("original_max_position_embeddings", c.get<double>("max_position_embeddings", 4096.0));
-  require(r.original_max_position_embeddings > 0, p.where(), "original_max_position_embeddings must be > 0");
+  config_require(r.original_max_position_embeddings > 0, p.where(), "original_max_position_embeddings must be > 0");
   r.beta_fast = truthy_number(p, "beta_fast");
   if (r.beta_fast == 0.0) r.beta_fast = 32.0;  // HF: `get("beta_fast") or 32`
   r.beta_slow = truthy_number(p, "beta_slow");
@@ -107,50 +103,50 @@ Config parse_config(const json& j, const std::string& where) {
   k.num_nextn_predict_layers = c.get<int64_t>("num_nextn_predict_layers", 1);
 
   const std::string act = c.get<std::string>("hidden_act", "silu");
-  require(act == "silu", where, "hidden_act \"" + act + "\" is not supported (expected \"silu\")");
+  config_require(act == "silu", where, "hidden_act \"" + act + "\" is not supported (expected \"silu\")");
   const int64_t nkv = c.get<int64_t>("num_key_value_heads", k.num_heads);
-  require(nkv == k.num_heads, where,
+  config_require(nkv == k.num_heads, where,
           "num_key_value_heads " + std::to_string(nkv) + " must equal num_attention_heads " +
               std::to_string(k.num_heads) + " (MLA expands the latent to one key/value per query head)");
   // transformers 5.17 makes layer i an MoE layer iff i >= first_k_dense_replace and ignores moe_layer_freq, while
   // DeepSeek's own code also requires i % moe_layer_freq == 0; the two only agree when it is 1.
   const int64_t freq = c.get<int64_t>("moe_layer_freq", 1);
-  require(freq == 1, where,
+  config_require(freq == 1, where,
           "moe_layer_freq " + std::to_string(freq) + " is not supported (expected 1; transformers ignores it)");
 
   auto positive = [&](int64_t v, const char* name) {
-    require(v > 0, where, std::string(name) + " must be > 0, found " + std::to_string(v));
+    config_require(v > 0, where, std::string(name) + " must be > 0, found " + std::to_string(v));
   };
   positive(k.vocab_size, "vocab_size");
   positive(k.hidden_size, "hidden_size");
   positive(k.num_layers, "num_hidden_layers");
   positive(k.num_heads, "num_attention_heads");
-  require(k.q_lora_rank >= 0, where, "q_lora_rank must be > 0 or null");
+  config_require(k.q_lora_rank >= 0, where, "q_lora_rank must be > 0 or null");
   positive(k.kv_lora_rank, "kv_lora_rank");
   positive(k.qk_nope_head_dim, "qk_nope_head_dim");
   positive(k.qk_rope_head_dim, "qk_rope_head_dim");
   positive(k.v_head_dim, "v_head_dim");
-  require(k.qk_rope_head_dim % 2 == 0, where,
+  config_require(k.qk_rope_head_dim % 2 == 0, where,
           "qk_rope_head_dim must be even, found " + std::to_string(k.qk_rope_head_dim));
   positive(k.intermediate_size, "intermediate_size");
-  require(k.first_k_dense_replace >= 0, where, "first_k_dense_replace must be >= 0");
+  config_require(k.first_k_dense_replace >= 0, where, "first_k_dense_replace must be >= 0");
   if (k.first_k_dense_replace < k.num_layers) {  // at least one MoE layer: the routing fields matter
     positive(k.moe_intermediate_size, "moe_intermediate_size");
     positive(k.n_routed_experts, "n_routed_experts");
     positive(k.n_shared_experts, "n_shared_experts");
     positive(k.n_group, "n_group");
     positive(k.num_experts_per_tok, "num_experts_per_tok");
-    require(k.n_routed_experts % k.n_group == 0, where,
+    config_require(k.n_routed_experts % k.n_group == 0, where,
             "n_routed_experts " + std::to_string(k.n_routed_experts) + " must be a multiple of n_group " +
                 std::to_string(k.n_group));
     const int64_t per_group = k.n_routed_experts / k.n_group;
-    require(per_group >= 2, where,
+    config_require(per_group >= 2, where,
             "each expert group needs at least 2 experts (group score = sum of the top 2), found n_routed_experts " +
                 std::to_string(k.n_routed_experts) + " / n_group " + std::to_string(k.n_group));
-    require(k.topk_group >= 1 && k.topk_group <= k.n_group, where,
+    config_require(k.topk_group >= 1 && k.topk_group <= k.n_group, where,
             "topk_group " + std::to_string(k.topk_group) + " must be in [1, n_group " + std::to_string(k.n_group) +
                 "]");
-    require(k.num_experts_per_tok <= k.topk_group * per_group, where,
+    config_require(k.num_experts_per_tok <= k.topk_group * per_group, where,
             "num_experts_per_tok " + std::to_string(k.num_experts_per_tok) + " exceeds the " +
                 std::to_string(k.topk_group * per_group) + " experts of the topk_group best groups");
   }

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "models/deepseek_v3.h"
+#include "models/packed_rows.h"
 #include "ops/attention.h"
 #include "ops/elementwise.h"
 #include "ops/rope.h"
@@ -14,20 +15,6 @@ namespace {
 
 // HF builds q_a_layernorm / kv_a_layernorm as DeepseekV3RMSNorm(dim) with the class default eps, NOT rms_norm_eps.
 constexpr float kLatentNormEps = 1e-6f;
-
-// Copy of columns [c0, c0 + w) of src [n, ld] as a contiguous [n, w] tensor.
-Tensor cols(const Tensor& src, int64_t c0, int64_t w) {
-  const int64_t n = src.dim(0), ld = src.dim(1);
-  Tensor out = Tensor::empty({n, w});
-  for (int64_t r = 0; r < n; ++r) std::memcpy(out.f32() + r * w, src.f32() + r * ld + c0, w * sizeof(float));
-  return out;
-}
-
-LayerCache& layer_cache(const SeqSpan& s, int64_t layer) {
-  HYLORA_CHECK(s.cache && layer < static_cast<int64_t>(s.cache->layers.size()),
-               "internal: sequence cache missing layer ", layer);
-  return s.cache->layers[layer];
-}
 
 void apply_rope(const Config& c, const AttentionConsts& k, Tensor& x, const std::vector<int64_t>& positions,
                 int64_t offset) {
@@ -48,13 +35,13 @@ Tensor mla_forward(const Config& c, const AttentionConsts& k, const Attention& a
 
   Tensor q;  // [N, nH·Dqk], per head [q_nope | q_rope]
   if (c.q_lora_rank > 0)
-    q = ops::linear(a.q_b_proj, ops::rms_norm(cols(qkv_a, 0, Qa), a.q_a_norm, kLatentNormEps, ops::NormKind::kPlain),
+    q = ops::linear(a.q_b_proj, ops::rms_norm(copy_cols(qkv_a, 0, Qa), a.q_a_norm, kLatentNormEps, ops::NormKind::kPlain),
                     batch);
   else
-    q = cols(qkv_a, 0, Qa);
-  Tensor kv_lat = ops::rms_norm(cols(qkv_a, Qa, Ckv), a.kv_a_norm, kLatentNormEps, ops::NormKind::kPlain);  // [N, Ckv]
+    q = copy_cols(qkv_a, 0, Qa);
+  Tensor kv_lat = ops::rms_norm(copy_cols(qkv_a, Qa, Ckv), a.kv_a_norm, kLatentNormEps, ops::NormKind::kPlain);  // [N, Ckv]
   Tensor kv = ops::linear(a.kv_b_proj, kv_lat, batch);  // [N, nH·(Dn + Dv)], per head [k_nope | v]
-  Tensor k_rope = cols(qkv_a, Qa + Ckv, Dr);             // [N, Dr], one key rope part shared by all heads
+  Tensor k_rope = copy_cols(qkv_a, Qa + Ckv, Dr);             // [N, Dr], one key rope part shared by all heads
 
   q = q.reshape({N, nH, Dqk});
   apply_rope(c, k, q, batch.positions, Dn);
@@ -94,16 +81,7 @@ Tensor mla_forward(const Config& c, const AttentionConsts& k, const Attention& a
 }
 
 Tensor gated_mlp_forward(const GatedMlp& m, const Tensor& h, const ForwardBatch& batch) {
-  Tensor gu = ops::linear(m.gate_up, h, batch);  // [N, 2W]
-  const int64_t N = gu.dim(0), W = gu.dim(1) / 2;
-  Tensor act = Tensor::empty({N, W});
-#pragma omp parallel for if (N > 16)
-  for (int64_t r = 0; r < N; ++r) {
-    const float* g = gu.f32() + r * 2 * W;
-    float* y = act.f32() + r * W;
-    for (int64_t i = 0; i < W; ++i) y[i] = ops::silu(g[i]) * g[W + i];
-  }
-  return ops::linear(m.down, act, batch);
+  return ops::linear(m.down, ops::silu_gate_halves(ops::linear(m.gate_up, h, batch)), batch);  // gate_up [N, 2W]
 }
 
 Tensor moe_forward(const Config& c, const Moe& m, const Tensor& h, const ForwardBatch& batch) {

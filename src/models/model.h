@@ -55,6 +55,22 @@ class Model {
   virtual std::vector<std::string> unserved_prefixes() const { return {}; }
 
  protected:
+  // Registration, once the model's layers are final (the table keeps pointers into them): each target's lora_id is
+  // its index in its list. Undefined (absent) projections are skipped.
+  void add_lora_target(Linear& l) {
+    if (!l.weight.defined()) return;
+    l.lora_id = static_cast<int>(lora_targets_.linears.size());
+    lora_targets_.linears.push_back(&l);
+  }
+  void add_lora_target(ExpertLinear& l) {
+    l.lora_id = static_cast<int>(lora_targets_.experts.size());
+    lora_targets_.experts.push_back(&l);
+  }
+  void set_lora_embedding(Embedding& e) {
+    e.lora_id = 0;
+    lora_targets_.embedding = &e;
+  }
+
   LoraTargets lora_targets_;
 };
 

@@ -8,6 +8,7 @@
 #include "io/safetensors.h"
 #include "io/weight_loader.h"
 #include "models/model_factories.h"
+#include "models/projection_loading.h"
 #include "models/nemotron_h.h"
 #include "ops/elementwise.h"
 
@@ -21,16 +22,6 @@ std::optional<std::string> canonical_name(const std::string& stored) {
   if (stored.rfind("mtp.", 0) == 0) return std::nullopt;
   if (stored.rfind("backbone.", 0) == 0) return "model." + stored.substr(9);
   return stored;
-}
-
-// A projection with one LoRA slice covering all its outputs, named after its PEFT module.
-Linear load_linear(WeightLoader& w, const std::string& module, int64_t out, int64_t in, bool bias) {
-  Linear l;
-  l.name = module;
-  l.weight = w.get(module + ".weight", {out, in});
-  if (bias) l.bias = w.get(module + ".bias", {out});
-  l.slices = {{module, 0, out}};
-  return l;
 }
 
 class NemotronHModel : public Model {
@@ -148,34 +139,24 @@ class NemotronHModel : public Model {
 
   // Called once the blocks are final (the table keeps pointers into them).
   void register_lora_targets() {
-    auto add = [&](Linear& l) {
-      if (!l.weight.defined()) return;
-      l.lora_id = static_cast<int>(lora_targets_.linears.size());
-      lora_targets_.linears.push_back(&l);
-    };
-    auto add_experts = [&](ExpertLinear& l) {
-      l.lora_id = static_cast<int>(lora_targets_.experts.size());
-      lora_targets_.experts.push_back(&l);
-    };
     for (Block& b : blocks_) {
       switch (b.type) {
-        case BlockType::kMamba: add(b.mamba.in_proj); add(b.mamba.out_proj); break;
-        case BlockType::kAttention: add(b.attn.qkv); add(b.attn.o_proj); break;
-        case BlockType::kMlp: add(b.mlp.up); add(b.mlp.down); break;
+        case BlockType::kMamba: add_lora_target(b.mamba.in_proj); add_lora_target(b.mamba.out_proj); break;
+        case BlockType::kAttention: add_lora_target(b.attn.qkv); add_lora_target(b.attn.o_proj); break;
+        case BlockType::kMlp: add_lora_target(b.mlp.up); add_lora_target(b.mlp.down); break;
         case BlockType::kMoe:
-          add(b.moe.gate);
-          add(b.moe.fc1_latent);
-          add(b.moe.fc2_latent);
-          add(b.moe.shared.up);
-          add(b.moe.shared.down);
-          add_experts(b.moe.up);
-          add_experts(b.moe.down);
+          add_lora_target(b.moe.gate);
+          add_lora_target(b.moe.fc1_latent);
+          add_lora_target(b.moe.fc2_latent);
+          add_lora_target(b.moe.shared.up);
+          add_lora_target(b.moe.shared.down);
+          add_lora_target(b.moe.up);
+          add_lora_target(b.moe.down);
           break;
       }
     }
-    add(lm_head_);
-    emb_.lora_id = 0;
-    lora_targets_.embedding = &emb_;
+    add_lora_target(lm_head_);
+    set_lora_embedding(emb_);
   }
 
   Config c_;

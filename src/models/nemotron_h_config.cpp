@@ -66,10 +66,6 @@ T get_legacy(const ConfigReader& c, const char* legacy, const char* name, const 
   return c.has(legacy) ? c.get<T>(legacy) : c.get<T>(name, fallback);
 }
 
-void require(bool ok, const std::string& where, const std::string& what) {
-  if (!ok) fail(where, ": ", what);
-}
-
 }  // namespace
 
 Config parse_config(const json& j, const std::string& where) {
@@ -87,7 +83,7 @@ Config parse_config(const json& j, const std::string& where) {
   k.intermediate_size = c.get<int64_t>("intermediate_size", 21504);
   k.mlp_bias = c.get<bool>("mlp_bias", false);
   const std::string mlp_act = c.get<std::string>("mlp_hidden_act", "relu2");
-  require(mlp_act == "relu2", where, "mlp_hidden_act \"" + mlp_act + "\" is not supported (expected relu2)");
+  config_require(mlp_act == "relu2", where, "mlp_hidden_act \"" + mlp_act + "\" is not supported (expected relu2)");
 
   k.mamba_num_heads = c.get<int64_t>("mamba_num_heads", 128);
   k.mamba_head_dim = c.get<int64_t>("mamba_head_dim", 64);
@@ -98,7 +94,7 @@ Config parse_config(const json& j, const std::string& where) {
   k.use_bias = c.get<bool>("use_bias", false);  // mamba_proj_bias is not read by HF
   k.time_step_min = get_legacy<float>(c, "mamba_dt_min", "time_step_min", 0.001f);
   const std::string mamba_act = c.get<std::string>("mamba_hidden_act", "silu");
-  require(mamba_act == "silu" || mamba_act == "swish", where,
+  config_require(mamba_act == "silu" || mamba_act == "swish", where,
           "mamba_hidden_act \"" + mamba_act + "\" is not supported (expected silu)");
 
   k.n_routed_experts = c.has("n_routed_experts") ? c.get<int64_t>("n_routed_experts")
@@ -113,30 +109,30 @@ Config parse_config(const json& j, const std::string& where) {
   k.norm_topk_prob = c.get<bool>("norm_topk_prob", true);
 
   auto any = [&](BlockType t) { return std::find(k.layers.begin(), k.layers.end(), t) != k.layers.end(); };
-  require(k.vocab_size > 0 && k.hidden_size > 0, where, "vocab_size and hidden_size must be positive");
-  require(k.eps > 0, where, "layer_norm_epsilon must be positive");
+  config_require(k.vocab_size > 0 && k.hidden_size > 0, where, "vocab_size and hidden_size must be positive");
+  config_require(k.eps > 0, where, "layer_norm_epsilon must be positive");
   if (any(BlockType::kAttention))
-    require(k.num_heads > 0 && k.num_kv_heads > 0 && k.head_dim > 0 && k.num_heads % k.num_kv_heads == 0, where,
+    config_require(k.num_heads > 0 && k.num_kv_heads > 0 && k.head_dim > 0 && k.num_heads % k.num_kv_heads == 0, where,
             "num_attention_heads (" + std::to_string(k.num_heads) + ") must be a positive multiple of "
             "num_key_value_heads (" + std::to_string(k.num_kv_heads) + ")");
   if (any(BlockType::kMamba)) {
-    require(k.mamba_num_heads > 0 && k.mamba_head_dim > 0 && k.ssm_state_size > 0 && k.conv_kernel > 0, where,
+    config_require(k.mamba_num_heads > 0 && k.mamba_head_dim > 0 && k.ssm_state_size > 0 && k.conv_kernel > 0, where,
             "Mamba sizes (mamba_num_heads, mamba_head_dim, ssm_state_size, conv_kernel) must be positive");
-    require(k.n_groups > 0 && k.mamba_num_heads % k.n_groups == 0, where,
+    config_require(k.n_groups > 0 && k.mamba_num_heads % k.n_groups == 0, where,
             "mamba_num_heads (" + std::to_string(k.mamba_num_heads) + ") must be a multiple of n_groups (" +
                 std::to_string(k.n_groups) + ")");
   }
   if (any(BlockType::kMoe)) {
     const int64_t E = k.n_routed_experts;
-    require(E > 0 && k.n_group > 0 && E % k.n_group == 0 && E / k.n_group >= 2, where,
+    config_require(E > 0 && k.n_group > 0 && E % k.n_group == 0 && E / k.n_group >= 2, where,
             "n_routed_experts (" + std::to_string(E) + ") must be a multiple of n_group (" +
                 std::to_string(k.n_group) + ") with at least 2 experts per group");
-    require(k.topk_group > 0 && k.topk_group <= k.n_group, where,
+    config_require(k.topk_group > 0 && k.topk_group <= k.n_group, where,
             "topk_group (" + std::to_string(k.topk_group) + ") must be in [1, n_group]");
-    require(k.num_experts_per_tok > 0 && k.num_experts_per_tok <= k.topk_group * (E / k.n_group), where,
+    config_require(k.num_experts_per_tok > 0 && k.num_experts_per_tok <= k.topk_group * (E / k.n_group), where,
             "num_experts_per_tok (" + std::to_string(k.num_experts_per_tok) +
                 ") must be in [1, topk_group * n_routed_experts / n_group]");
-    require(k.moe_latent_size >= 0, where, "moe_latent_size must be positive or null");
+    config_require(k.moe_latent_size >= 0, where, "moe_latent_size must be positive or null");
   }
   return k;
 }

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "models/nemotron_h.h"
+#include "models/packed_rows.h"
 #include "ops/attention.h"
 #include "ops/conv1d.h"
 #include "ops/elementwise.h"
@@ -14,26 +15,6 @@
 namespace hylora::nemotron_h {
 
 namespace {
-
-// Copy of src[r0 : r0+n, c0 : c0+w] as a contiguous [n, w] tensor.
-Tensor block(const Tensor& src, int64_t r0, int64_t n, int64_t c0, int64_t w) {
-  const int64_t ld = src.dim(1);
-  Tensor out = Tensor::empty({n, w});
-  for (int64_t r = 0; r < n; ++r) std::memcpy(out.f32() + r * w, src.f32() + (r0 + r) * ld + c0, w * sizeof(float));
-  return out;
-}
-
-// dst rows [r0, r0 + src.rows) = src.
-void put_rows(Tensor& dst, int64_t r0, const Tensor& src) {
-  HYLORA_CHECK(src.dim(1) == dst.dim(1), "internal: put_rows widths");
-  std::memcpy(dst.f32() + r0 * dst.dim(1), src.f32(), src.numel() * sizeof(float));
-}
-
-LayerCache& layer_cache(const SeqSpan& s, int64_t layer) {
-  HYLORA_CHECK(s.cache && layer < static_cast<int64_t>(s.cache->layers.size()),
-               "internal: sequence cache missing layer ", layer);
-  return s.cache->layers[layer];
-}
 
 }  // namespace
 
@@ -51,16 +32,16 @@ Tensor mamba_forward(const Config& c, const MambaMixer& m, const Tensor& h, cons
     }
     HYLORA_CHECK(lc.conv_state.defined() && lc.recurrent.defined(), "internal: Mamba layer ", layer,
                  " continues a sequence (past_len ", s.past_len, ") without a cached state");
-    Tensor xbc = ops::causal_conv1d(block(zxbcdt, s.row_begin, s.n_tokens, I, cd), m.conv_w, m.conv_b,
+    Tensor xbc = ops::causal_conv1d(copy_block(zxbcdt, s.row_begin, s.n_tokens, I, cd), m.conv_w, m.conv_b,
                                     lc.conv_state, /*silu=*/true);  // [n, cd]
     // Δ is clamped at time_step_min on every call, decode included (HF clamps only in prefill), so that a decode
     // step equals the prefill HF scores with.
-    Tensor ys = ops::ssm_scan(block(xbc, 0, s.n_tokens, 0, I), block(zxbcdt, s.row_begin, s.n_tokens, I + cd, nh),
-                              block(xbc, 0, s.n_tokens, I, gn), block(xbc, 0, s.n_tokens, I + gn, gn), m.A, m.D,
+    Tensor ys = ops::ssm_scan(copy_block(xbc, 0, s.n_tokens, 0, I), copy_block(zxbcdt, s.row_begin, s.n_tokens, I + cd, nh),
+                              copy_block(xbc, 0, s.n_tokens, I, gn), copy_block(xbc, 0, s.n_tokens, I + gn, gn), m.A, m.D,
                               m.dt_bias, c.time_step_min, lc.recurrent);
     put_rows(y, s.row_begin, ys);
   }
-  Tensor normed = ops::rms_norm_gated(y, block(zxbcdt, 0, rows, 0, I), m.norm_w, I / c.n_groups, c.eps,
+  Tensor normed = ops::rms_norm_gated(y, copy_block(zxbcdt, 0, rows, 0, I), m.norm_w, I / c.n_groups, c.eps,
                                       ops::GateOrder::kGateBeforeNorm);
   return ops::linear(m.out_proj, normed, batch);
 }
@@ -86,7 +67,7 @@ Tensor attention_forward(const Config& c, const AttentionMixer& m, const Tensor&
       lc.k.insert(lc.k.end(), row + qw, row + qw + kvw);
       lc.v.insert(lc.v.end(), row + qw + kvw, row + qw + 2 * kvw);
     }
-    Tensor q = block(qkv, s.row_begin, s.n_tokens, 0, qw).reshape({s.n_tokens, nH, D});
+    Tensor q = copy_block(qkv, s.row_begin, s.n_tokens, 0, qw).reshape({s.n_tokens, nH, D});
     put_rows(o, s.row_begin, ops::causal_attention(q, lc.k.data(), lc.v.data(), nKV, D, s.past_len, scale));
   }
   return ops::linear(m.o_proj, o, batch);

@@ -9,6 +9,7 @@
 #include "io/safetensors.h"
 #include "io/weight_loader.h"
 #include "models/model_factories.h"
+#include "models/projection_loading.h"
 #include "models/qwen3_5.h"
 #include "ops/elementwise.h"
 #include "ops/rope.h"
@@ -27,38 +28,9 @@ std::optional<std::string> canonical_name(const std::string& stored) {
   return stored;
 }
 
-// One projection fused from several HF linears that read the same input: weight rows (and biases) concatenated in
-// `parts` order, one LoRA slice per part. parts = {module path, output rows}.
-Linear load_fused(WeightLoader& w, const std::string& name, const std::vector<std::pair<std::string, int64_t>>& parts,
-                  int64_t in, bool bias) {
-  int64_t out = 0;
-  for (auto& [m, rows] : parts) out += rows;
-  Linear l;
-  l.name = name;
-  l.weight = Tensor::empty({out, in});
-  if (bias) l.bias = Tensor::empty({out});
-  int64_t off = 0;
-  for (auto& [module, rows] : parts) {
-    Tensor wt = w.get(module + ".weight", {rows, in});
-    std::copy_n(wt.f32(), wt.numel(), l.weight.f32() + off * in);
-    if (bias) {
-      Tensor bt = w.get(module + ".bias", {rows});
-      std::copy_n(bt.f32(), rows, l.bias.f32() + off);
-    }
-    l.slices.push_back({module, off, rows});
-    off += rows;
-  }
-  return l;
-}
-
-// A projection with one LoRA slice covering all its outputs, named after its PEFT module.
-Linear load_linear(WeightLoader& w, const std::string& module, int64_t out, int64_t in, bool bias) {
-  return load_fused(w, module, {{module, out}}, in, bias);
-}
-
 Mlp load_mlp(WeightLoader& w, const std::string& p, int64_t I, int64_t H) {
   Mlp m;
-  m.gate_up = load_fused(w, p + ".gate_up", {{p + ".gate_proj", I}, {p + ".up_proj", I}}, H, false);
+  m.gate_up = load_fused(w, p + ".gate_up", {{p + ".gate_proj", I}, {p + ".up_proj", I}}, H);
   m.down = load_linear(w, p + ".down_proj", H, I, false);
   return m;
 }
@@ -135,7 +107,7 @@ class Qwen35Model : public Model {
       m.in_proj = load_fused(w, mx + ".in_proj",
                              {{mx + ".in_proj_qkv", C}, {mx + ".in_proj_z", vd}, {mx + ".in_proj_b", Hv},
                               {mx + ".in_proj_a", Hv}},
-                             H, false);
+                             H);
       m.conv_w = w.get(mx + ".conv1d.weight", {C, c_.conv_kernel});  // stored [C, 1, K]
       Tensor a_log = w.get(mx + ".A_log", {Hv});
       m.neg_A = Tensor::empty({Hv});
@@ -149,8 +121,8 @@ class Qwen35Model : public Model {
       const std::string mx = p + ".self_attn";
       const int64_t D = c_.head_dim, q = 2 * c_.num_heads * D, kv = c_.num_kv_heads * D;
       AttentionMixer& m = l.attn;
-      m.qkv = load_fused(w, mx + ".qkv", {{mx + ".q_proj", q}, {mx + ".k_proj", kv}, {mx + ".v_proj", kv}}, H,
-                         c_.attention_bias);
+      const bool b = c_.attention_bias;
+      m.qkv = load_fused(w, mx + ".qkv", {{mx + ".q_proj", q, b}, {mx + ".k_proj", kv, b}, {mx + ".v_proj", kv, b}}, H);
       m.q_norm = w.get(mx + ".q_norm.weight", {D});
       m.k_norm = w.get(mx + ".k_norm.weight", {D});
       m.o_proj = load_linear(w, mx + ".o_proj", H, c_.num_heads * D, c_.attention_bias);
@@ -175,37 +147,28 @@ class Qwen35Model : public Model {
 
   // Called once the layers are final (the table keeps pointers into them).
   void register_lora_targets() {
-    auto add = [&](Linear& l) {
-      l.lora_id = static_cast<int>(lora_targets_.linears.size());
-      lora_targets_.linears.push_back(&l);
-    };
-    auto add_experts = [&](ExpertLinear& l) {
-      l.lora_id = static_cast<int>(lora_targets_.experts.size());
-      lora_targets_.experts.push_back(&l);
-    };
     for (Layer& l : layers_) {
       if (l.type == LayerType::kLinearAttention) {
-        add(l.gdn.in_proj);
-        add(l.gdn.out_proj);
+        add_lora_target(l.gdn.in_proj);
+        add_lora_target(l.gdn.out_proj);
       } else {
-        add(l.attn.qkv);
-        add(l.attn.o_proj);
+        add_lora_target(l.attn.qkv);
+        add_lora_target(l.attn.o_proj);
       }
       if (!c_.moe) {
-        add(l.mlp.gate_up);
-        add(l.mlp.down);
+        add_lora_target(l.mlp.gate_up);
+        add_lora_target(l.mlp.down);
         continue;
       }
-      add(l.moe.router);
-      add(l.moe.shared.gate_up);
-      add(l.moe.shared.down);
-      add(l.moe.shared_gate);
-      add_experts(l.moe.gate_up);
-      add_experts(l.moe.down);
+      add_lora_target(l.moe.router);
+      add_lora_target(l.moe.shared.gate_up);
+      add_lora_target(l.moe.shared.down);
+      add_lora_target(l.moe.shared_gate);
+      add_lora_target(l.moe.gate_up);
+      add_lora_target(l.moe.down);
     }
-    add(lm_head_);
-    emb_.lora_id = 0;
-    lora_targets_.embedding = &emb_;
+    add_lora_target(lm_head_);
+    set_lora_embedding(emb_);
   }
 
   Config c_;

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "models/qwen3_5.h"
+#include "models/packed_rows.h"
 #include "ops/attention.h"
 #include "ops/conv1d.h"
 #include "ops/elementwise.h"
@@ -15,36 +16,6 @@ namespace hylora::qwen3_5 {
 
 namespace {
 
-// Copy of src[r0 : r0+n, c0 : c0+w] as a contiguous [n, w] tensor.
-Tensor block(const Tensor& src, int64_t r0, int64_t n, int64_t c0, int64_t w) {
-  const int64_t ld = src.dim(1);
-  Tensor out = Tensor::empty({n, w});
-  for (int64_t r = 0; r < n; ++r) std::memcpy(out.f32() + r * w, src.f32() + (r0 + r) * ld + c0, w * sizeof(float));
-  return out;
-}
-
-// dst rows [r0, r0 + src.rows) = src.
-void put_rows(Tensor& dst, int64_t r0, const Tensor& src) {
-  HYLORA_CHECK(src.dim(1) == dst.dim(1), "internal: put_rows widths");
-  std::memcpy(dst.f32() + r0 * dst.dim(1), src.f32(), src.numel() * sizeof(float));
-}
-
-LayerCache& layer_cache(const SeqSpan& s, int64_t layer) {
-  HYLORA_CHECK(s.cache && layer < static_cast<int64_t>(s.cache->layers.size()),
-               "internal: sequence cache missing layer ", layer);
-  return s.cache->layers[layer];
-}
-
-// a[r, c] = silu(x[r, c]) · x[r, I + c] for x = [gate | up] [rows, 2I]; returns [rows, I].
-Tensor silu_gate(const Tensor& x) {
-  const int64_t rows = x.dim(0), I = x.dim(1) / 2;
-  Tensor a = Tensor::empty({rows, I});
-  const float* xp = x.f32();
-  float* ap = a.f32();
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < I; ++c) ap[r * I + c] = ops::silu(xp[r * 2 * I + c]) * xp[r * 2 * I + I + c];
-  return a;
-}
 
 }  // namespace
 
@@ -65,7 +36,7 @@ Tensor gdn_forward(const Config& c, const GdnMixer& m, const Tensor& h, const Fo
     }
     HYLORA_CHECK(lc.conv_state.defined() && lc.recurrent.defined(), "internal: GDN layer ", layer,
                  " continues a sequence (past_len ", s.past_len, ") without a cached state");
-    Tensor qkv = ops::causal_conv1d(block(proj, s.row_begin, n, 0, C), m.conv_w, Tensor(), lc.conv_state,
+    Tensor qkv = ops::causal_conv1d(copy_block(proj, s.row_begin, n, 0, C), m.conv_w, Tensor(), lc.conv_state,
                                     /*silu=*/true);  // [n, C]
     Tensor g = Tensor::empty({n, Hv}), beta = Tensor::empty({n, Hv});
     for (int64_t t = 0; t < n; ++t) {
@@ -75,12 +46,12 @@ Tensor gdn_forward(const Config& c, const GdnMixer& m, const Tensor& h, const Fo
         g.f32()[t * Hv + j] = m.neg_A.f32()[j] * ops::softplus(row[Hv + j] + m.dt_bias.f32()[j]);
       }
     }
-    Tensor os = ops::gated_delta_rule(block(qkv, 0, n, 0, kd), block(qkv, 0, n, kd, kd), block(qkv, 0, n, 2 * kd, vd),
+    Tensor os = ops::gated_delta_rule(copy_block(qkv, 0, n, 0, kd), copy_block(qkv, 0, n, kd, kd), copy_block(qkv, 0, n, 2 * kd, vd),
                                       g, beta, lc.recurrent);  // [n, vd]
     put_rows(o, s.row_begin, os);
   }
   // RMSNormGated per value head over Dv: w · norm(o) · silu(z).
-  Tensor y = ops::rms_norm_gated(o, block(proj, 0, rows, C, vd), m.norm_w, c.value_head_dim, c.eps,
+  Tensor y = ops::rms_norm_gated(o, copy_block(proj, 0, rows, C, vd), m.norm_w, c.value_head_dim, c.eps,
                                  ops::GateOrder::kGateAfterNorm);
   return ops::linear(m.out_proj, y, batch);
 }
@@ -100,7 +71,7 @@ Tensor attention_forward(const Config& c, const Rope& rope, const AttentionMixer
       std::memcpy(q.f32() + r * qw + hd * D, src, D * sizeof(float));
       std::memcpy(gate.f32() + r * qw + hd * D, src + D, D * sizeof(float));
     }
-  Tensor k = block(qkv, 0, rows, 2 * qw, kvw);  // [rows, nKV·D]
+  Tensor k = copy_block(qkv, 0, rows, 2 * qw, kvw);  // [rows, nKV·D]
   ops::rms_norm_groups_inplace(q, m.q_norm, D, c.eps, ops::NormKind::kOnePlus);
   ops::rms_norm_groups_inplace(k, m.k_norm, D, c.eps, ops::NormKind::kOnePlus);
   // Text-only MRoPE = plain partial rope on the first `rot` dims of each head (models.md §1.6).
@@ -124,7 +95,7 @@ Tensor attention_forward(const Config& c, const Rope& rope, const AttentionMixer
       lc.k.insert(lc.k.end(), krow, krow + kvw);
       lc.v.insert(lc.v.end(), vrow, vrow + kvw);
     }
-    Tensor qs = block(q, s.row_begin, s.n_tokens, 0, qw).reshape({s.n_tokens, nH, D});
+    Tensor qs = copy_block(q, s.row_begin, s.n_tokens, 0, qw).reshape({s.n_tokens, nH, D});
     put_rows(o, s.row_begin, ops::causal_attention(qs, lc.k.data(), lc.v.data(), nKV, D, s.past_len, scale));
   }
   float* op = o.f32();
@@ -134,7 +105,7 @@ Tensor attention_forward(const Config& c, const Rope& rope, const AttentionMixer
 }
 
 Tensor mlp_forward(const Mlp& m, const Tensor& h, const ForwardBatch& batch) {
-  return ops::linear(m.down, silu_gate(ops::linear(m.gate_up, h, batch)), batch);
+  return ops::linear(m.down, ops::silu_gate_halves(ops::linear(m.gate_up, h, batch)), batch);
 }
 
 Tensor moe_forward(const Config& c, const MoeBlock& m, const Tensor& h, const ForwardBatch& batch) {

@@ -18,6 +18,9 @@ float softplus(float x);  // torch threshold 20: returns x when x > 20
 
 void add_inplace(Tensor& y, const Tensor& x);  // y += x
 
+// Gated-MLP activation: x = [gate | up] [rows, 2I] -> a [rows, I], a = silu(gate) · up.
+Tensor silu_gate_halves(const Tensor& x);
+
 // Embedding lookup: out[n] = table[ids[n]] ; table [V, H].
 Tensor embedding(const Tensor& table, const std::vector<int32_t>& ids);
 

@@ -46,6 +46,17 @@ void add_inplace(Tensor& y, const Tensor& x) {
   for (int64_t i = 0; i < y.numel(); ++i) a[i] += b[i];
 }
 
+Tensor silu_gate_halves(const Tensor& x) {
+  const int64_t rows = x.dim(0), I = x.dim(1) / 2;
+  Tensor a = Tensor::empty({rows, I});
+  const float* xp = x.f32();
+  float* ap = a.f32();
+#pragma omp parallel for if (rows * I > 16384)
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < I; ++c) ap[r * I + c] = silu(xp[r * 2 * I + c]) * xp[r * 2 * I + I + c];
+  return a;
+}
+
 Tensor embedding(const Tensor& table, const std::vector<int32_t>& ids) {
   const int64_t h = table.dim(1);
   Tensor out = Tensor::empty({static_cast<int64_t>(ids.size()), h});
