@@ -51,13 +51,7 @@ Tensor mla_forward(const Config& c, const AttentionConsts& k, const Attention& a
   Tensor o = Tensor::empty({N, nH * Dv});
   for (const SeqSpan& s : batch.seqs) {
     if (s.n_tokens == 0) continue;
-    LayerCache& lc = layer_cache(s, layer);
-    if (s.past_len == 0) {
-      lc.k.clear();
-      lc.v.clear();
-    }
-    HYLORA_CHECK(static_cast<int64_t>(lc.k.size()) == s.past_len * nH * Dqk, "internal: MLA layer ", layer,
-                 " cache holds ", lc.k.size() / (nH * Dqk), " tokens, expected past_len ", s.past_len);
+    LayerCache& lc = attention_cache(s, layer, nH * Dqk);
     // Append per head k = [k_nope | k_rope] [Dqk] and v [Dv].
     lc.k.resize((s.past_len + s.n_tokens) * nH * Dqk);
     lc.v.resize((s.past_len + s.n_tokens) * nH * Dv);

@@ -25,13 +25,8 @@ Tensor mamba_forward(const Config& c, const MambaMixer& m, const Tensor& h, cons
   Tensor y = Tensor::empty({rows, I});               // SSM output before the gated norm
   for (const SeqSpan& s : batch.seqs) {
     if (s.n_tokens == 0) continue;
-    LayerCache& lc = layer_cache(s, layer);
-    if (s.past_len == 0) {
-      lc.conv_state = Tensor::zeros({cd, c.conv_kernel - 1});  // last K-1 pre-conv inputs
-      lc.recurrent = Tensor::zeros({nh, c.mamba_head_dim, c.ssm_state_size});
-    }
-    HYLORA_CHECK(lc.conv_state.defined() && lc.recurrent.defined(), "internal: Mamba layer ", layer,
-                 " continues a sequence (past_len ", s.past_len, ") without a cached state");
+    // conv_state [cd, K-1] = last K-1 pre-conv inputs; recurrent [nh, hd, N] = SSM state
+    LayerCache& lc = recurrent_cache(s, layer, {cd, c.conv_kernel - 1}, {nh, c.mamba_head_dim, c.ssm_state_size});
     Tensor xbc = ops::causal_conv1d(copy_block(zxbcdt, s.row_begin, s.n_tokens, I, cd), m.conv_w, m.conv_b,
                                     lc.conv_state, /*silu=*/true);  // [n, cd]
     // Δ is clamped at time_step_min on every call, decode included (HF clamps only in prefill), so that a decode
@@ -55,13 +50,7 @@ Tensor attention_forward(const Config& c, const AttentionMixer& m, const Tensor&
   Tensor o = Tensor::empty({rows, qw});
   for (const SeqSpan& s : batch.seqs) {
     if (s.n_tokens == 0) continue;
-    LayerCache& lc = layer_cache(s, layer);
-    if (s.past_len == 0) {
-      lc.k.clear();
-      lc.v.clear();
-    }
-    HYLORA_CHECK(static_cast<int64_t>(lc.k.size()) == s.past_len * kvw, "internal: attention layer ", layer,
-                 " cache holds ", lc.k.size() / kvw, " tokens, expected past_len ", s.past_len);
+    LayerCache& lc = attention_cache(s, layer, kvw);
     for (int64_t t = 0; t < s.n_tokens; ++t) {
       const float* row = qkv.f32() + (s.row_begin + t) * qkv.dim(1);
       lc.k.insert(lc.k.end(), row + qw, row + qw + kvw);

@@ -23,4 +23,26 @@ LayerCache& layer_cache(const SeqSpan& s, int64_t layer) {
   return s.cache->layers[layer];
 }
 
+LayerCache& attention_cache(const SeqSpan& s, int64_t layer, int64_t k_width) {
+  LayerCache& lc = layer_cache(s, layer);
+  if (s.past_len == 0) {
+    lc.k.clear();
+    lc.v.clear();
+  }
+  HYLORA_CHECK(static_cast<int64_t>(lc.k.size()) == s.past_len * k_width, "internal: attention layer ", layer,
+               " cache holds ", lc.k.size() / k_width, " tokens, expected past_len ", s.past_len);
+  return lc;
+}
+
+LayerCache& recurrent_cache(const SeqSpan& s, int64_t layer, const Shape& conv_state, const Shape& recurrent) {
+  LayerCache& lc = layer_cache(s, layer);
+  if (s.past_len == 0) {
+    lc.conv_state = Tensor::zeros(conv_state);
+    lc.recurrent = Tensor::zeros(recurrent);
+  }
+  HYLORA_CHECK(lc.conv_state.defined() && lc.recurrent.defined(), "internal: layer ", layer,
+               " continues a sequence (past_len ", s.past_len, ") without a cached state");
+  return lc;
+}
+
 }  // namespace hylora

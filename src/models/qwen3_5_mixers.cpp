@@ -29,13 +29,8 @@ Tensor gdn_forward(const Config& c, const GdnMixer& m, const Tensor& h, const Fo
   for (const SeqSpan& s : batch.seqs) {
     if (s.n_tokens == 0) continue;
     const int64_t n = s.n_tokens;
-    LayerCache& lc = layer_cache(s, layer);
-    if (s.past_len == 0) {
-      lc.conv_state = Tensor::zeros({C, c.conv_kernel - 1});  // last K-1 pre-conv inputs
-      lc.recurrent = Tensor::zeros({Hv, c.key_head_dim, c.value_head_dim});
-    }
-    HYLORA_CHECK(lc.conv_state.defined() && lc.recurrent.defined(), "internal: GDN layer ", layer,
-                 " continues a sequence (past_len ", s.past_len, ") without a cached state");
+    // conv_state [C, K-1] = last K-1 pre-conv inputs; recurrent [Hv, Dk, Dv] = delta-rule state
+    LayerCache& lc = recurrent_cache(s, layer, {C, c.conv_kernel - 1}, {Hv, c.key_head_dim, c.value_head_dim});
     Tensor qkv = ops::causal_conv1d(copy_block(proj, s.row_begin, n, 0, C), m.conv_w, Tensor(), lc.conv_state,
                                     /*silu=*/true);  // [n, C]
     Tensor g = Tensor::empty({n, Hv}), beta = Tensor::empty({n, Hv});
@@ -82,13 +77,7 @@ Tensor attention_forward(const Config& c, const Rope& rope, const AttentionMixer
   Tensor o = Tensor::empty({rows, qw});
   for (const SeqSpan& s : batch.seqs) {
     if (s.n_tokens == 0) continue;
-    LayerCache& lc = layer_cache(s, layer);
-    if (s.past_len == 0) {
-      lc.k.clear();
-      lc.v.clear();
-    }
-    HYLORA_CHECK(static_cast<int64_t>(lc.k.size()) == s.past_len * kvw, "internal: attention layer ", layer,
-                 " cache holds ", lc.k.size() / kvw, " tokens, expected past_len ", s.past_len);
+    LayerCache& lc = attention_cache(s, layer, kvw);
     for (int64_t t = 0; t < s.n_tokens; ++t) {
       const float* krow = k.f32() + (s.row_begin + t) * kvw;
       const float* vrow = qkv.f32() + (s.row_begin + t) * ld + 2 * qw + kvw;
