@@ -72,7 +72,7 @@ double max_diff(const std::vector<ScoreResult>& a, const std::vector<ScoreResult
 }
 
 #define REQUIRE_FIXTURE(name) \
-  if (!fs::exists(fixture(name) / "config.json")) GTEST_SKIP() << "fixture " << name << " not present"
+  ASSERT_TRUE(fs::exists(fixture(name) / "config.json")) << "fixture " << name << " missing (fixtures are committed)"
 
 }  // namespace
 

@@ -73,7 +73,7 @@ class LoraModel : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(LoraModel, OneSlotEvictsOnEveryAdapterChangeAndStaysExact) {
   auto c = load_case(GetParam());
-  if (!c) GTEST_SKIP() << GetParam() << " fixture not present";
+  ASSERT_TRUE(c) << GetParam() << " fixture missing (fixtures are committed)";
   auto model = load_model((c->dir / "model").string());
   auto mgr = manager(*model, *c, 1);
   auto got = score_requests(*model, c->requests, {256, 64}, mgr.get());
@@ -86,7 +86,7 @@ TEST_P(LoraModel, OneSlotEvictsOnEveryAdapterChangeAndStaysExact) {
 
 TEST_P(LoraModel, SameRequestAloneAndInDifferentMixes) {
   auto c = load_case(GetParam());
-  if (!c) GTEST_SKIP() << GetParam() << " fixture not present";
+  ASSERT_TRUE(c) << GetParam() << " fixture missing (fixtures are committed)";
   auto model = load_model((c->dir / "model").string());
   auto mgr = manager(*model, *c, 4);
   auto mixed = score_requests(*model, c->requests, {}, mgr.get());
@@ -107,7 +107,7 @@ TEST_P(LoraModel, SameRequestAloneAndInDifferentMixes) {
 TEST_P(LoraModel, BaseRowsAreUntouchedByAdapterRows) {
   // The same packed batch with and without the adapters: base-model rows must be bit-identical.
   auto c = load_case(GetParam());
-  if (!c) GTEST_SKIP() << GetParam() << " fixture not present";
+  ASSERT_TRUE(c) << GetParam() << " fixture missing (fixtures are committed)";
   auto model = load_model((c->dir / "model").string());
   auto mgr = manager(*model, *c, 8);
   auto with = score_requests(*model, c->requests, {}, mgr.get());

@@ -83,7 +83,7 @@ fs::path rewrite_as_causal_fused(const fs::path& src) {
 }  // namespace
 
 TEST(Qwen35Model, FusedCausalSpellingGivesTheSameNumbersAsPerExpertConditionalGeneration) {
-  if (!fs::exists(fixture("qwen3_5_moe_cg_per_expert"))) GTEST_SKIP() << "fixtures missing";
+  ASSERT_TRUE(fs::exists(fixture("qwen3_5_moe_cg_per_expert"))) << "fixture missing (fixtures are committed)";
   auto cg = load_model(fixture("qwen3_5_moe_cg_per_expert").string());
   const fs::path dir = rewrite_as_causal_fused(fixture("qwen3_5_moe_cg_per_expert"));
   auto causal = load_model(dir.string());
@@ -101,7 +101,7 @@ TEST(Qwen35Model, FusedCausalSpellingGivesTheSameNumbersAsPerExpertConditionalGe
 }
 
 TEST(Qwen35Model, TiedHeadSharesTheEmbeddingTable) {
-  if (!fs::exists(fixture("qwen3_5_cg_tied_sharded"))) GTEST_SKIP() << "fixtures missing";
+  ASSERT_TRUE(fs::exists(fixture("qwen3_5_cg_tied_sharded"))) << "fixture missing (fixtures are committed)";
   auto m = load_model(fixture("qwen3_5_cg_tied_sharded").string());
   const Linear* head = nullptr;
   for (auto* l : m->lora_targets().linears)
@@ -111,7 +111,7 @@ TEST(Qwen35Model, TiedHeadSharesTheEmbeddingTable) {
 }
 
 TEST(Qwen35Lora, DenseTargetsAreDeclaredPerLoraMd) {
-  if (!fs::exists(fixture("qwen3_5_causal_bf16"))) GTEST_SKIP() << "fixtures missing";
+  ASSERT_TRUE(fs::exists(fixture("qwen3_5_causal_bf16"))) << "fixture missing (fixtures are committed)";
   auto m = load_model(fixture("qwen3_5_causal_bf16").string());  // H 64, nH 4, nKV 2, D 32, I 96, GDN 2/4 × 16/24
   std::map<std::string, const Linear*> by;
   for (auto* l : m->lora_targets().linears) by[l->name] = l;
@@ -156,7 +156,7 @@ TEST(Qwen35Lora, DenseTargetsAreDeclaredPerLoraMd) {
 }
 
 TEST(Qwen35Lora, MoeTargetsAreDeclaredPerLoraMd) {
-  if (!fs::exists(fixture("qwen3_5_moe_cg_per_expert"))) GTEST_SKIP() << "fixtures missing";
+  ASSERT_TRUE(fs::exists(fixture("qwen3_5_moe_cg_per_expert"))) << "fixture missing (fixtures are committed)";
   auto m = load_model(fixture("qwen3_5_moe_cg_per_expert").string());  // E 8, Ie 32, Is 48, H 64
   std::map<std::string, const Linear*> by;
   for (auto* l : m->lora_targets().linears) by[l->name] = l;
