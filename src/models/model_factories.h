@@ -8,6 +8,7 @@
 
 namespace hylora {
 std::unique_ptr<Model> make_qwen3_5(const std::string& dir, const json& config);      // models/qwen3_5.cpp
+std::unique_ptr<Model> make_qwen3(const std::string& dir, const json& config);        // models/qwen3_5.cpp
 std::unique_ptr<Model> make_nemotron_h(const std::string& dir, const json& config);   // models/nemotron_h.cpp
 std::unique_ptr<Model> make_deepseek_v3(const std::string& dir, const json& config);  // models/deepseek_v3.cpp
 }  // namespace hylora

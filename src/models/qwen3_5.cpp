@@ -3,6 +3,7 @@
 // `model.language_model.` (mapped onto the canonical `model.`), the vision tower under `model.visual.` and the
 // multi-token-prediction head under `mtp.` (neither is served). MoE experts come fused (`mlp.experts.gate_up_proj`
 // [E, 2·Ie, H], `mlp.experts.down_proj` [E, H, Ie]) or per expert (`mlp.experts.{e}.{gate,up,down}_proj.weight`).
+// Plain Qwen3 / Qwen3-MoE (Qwen3[Moe]ForCausalLM) runs on the same class with the config of qwen3_config.h.
 #include <cmath>
 #include <filesystem>
 
@@ -11,6 +12,7 @@
 #include "models/model_factories.h"
 #include "models/projection_loading.h"
 #include "models/qwen3_5.h"
+#include "models/qwen3_config.h"
 #include "ops/elementwise.h"
 #include "ops/rope.h"
 
@@ -37,8 +39,7 @@ Mlp load_mlp(WeightLoader& w, const std::string& p, int64_t I, int64_t H) {
 
 class Qwen35Model : public Model {
  public:
-  Qwen35Model(const std::string& dir, const json& cfg)
-      : c_(parse_config(cfg, (std::filesystem::path(dir) / "config.json").string())) {
+  Qwen35Model(const std::string& dir, Config c) : c_(std::move(c)) {
     WeightLoader w(Checkpoint::open_dir(dir), canonical_name);
     const int64_t H = c_.hidden_size, V = c_.vocab_size;
     emb_.module = "model.embed_tokens";
@@ -66,7 +67,7 @@ class Qwen35Model : public Model {
   }
 
   std::string architecture() const override {
-    return std::string(c_.moe ? "Qwen3_5Moe" : "Qwen3_5") +
+    return c_.family + (c_.moe ? "Moe" : "") +
            (c_.conditional_generation ? "ForConditionalGeneration" : "ForCausalLM");
   }
   int64_t vocab_size() const override { return c_.vocab_size; }
@@ -83,13 +84,13 @@ class Qwen35Model : public Model {
     for (size_t i = 0; i < layers_.size(); ++i) {
       const Layer& l = layers_[i];
       const int64_t layer = static_cast<int64_t>(i);
-      Tensor h = ops::rms_norm(x, l.input_norm, c_.eps, ops::NormKind::kOnePlus);
+      Tensor h = ops::rms_norm(x, l.input_norm, c_.eps, c_.norm);
       ops::add_inplace(x, l.type == LayerType::kLinearAttention ? gdn_forward(c_, l.gdn, h, batch, layer)
                                                                  : attention_forward(c_, rope_, l.attn, h, batch, layer));
-      h = ops::rms_norm(x, l.post_norm, c_.eps, ops::NormKind::kOnePlus);
-      ops::add_inplace(x, c_.moe ? moe_forward(c_, l.moe, h, batch) : mlp_forward(l.mlp, h, batch));
+      h = ops::rms_norm(x, l.post_norm, c_.eps, c_.norm);
+      ops::add_inplace(x, c_.moe_at(i) ? moe_forward(c_, l.moe, h, batch) : mlp_forward(l.mlp, h, batch));
     }
-    return ops::linear(lm_head_, ops::rms_norm(x, norm_, c_.eps, ops::NormKind::kOnePlus), batch);  // [N, V]
+    return ops::linear(lm_head_, ops::rms_norm(x, norm_, c_.eps, c_.norm), batch);  // [N, V]
   }
 
  private:
@@ -119,7 +120,7 @@ class Qwen35Model : public Model {
       m.out_proj = load_linear(w, mx + ".out_proj", H, vd, false);
     } else {
       const std::string mx = p + ".self_attn";
-      const int64_t D = c_.head_dim, q = 2 * c_.num_heads * D, kv = c_.num_kv_heads * D;
+      const int64_t D = c_.head_dim, q = (c_.output_gate ? 2 : 1) * c_.num_heads * D, kv = c_.num_kv_heads * D;
       AttentionMixer& m = l.attn;
       const bool b = c_.attention_bias;
       m.qkv = load_fused(w, mx + ".qkv", {{mx + ".q_proj", q, b}, {mx + ".k_proj", kv, b}, {mx + ".v_proj", kv, b}}, H);
@@ -127,7 +128,7 @@ class Qwen35Model : public Model {
       m.k_norm = w.get(mx + ".k_norm.weight", {D});
       m.o_proj = load_linear(w, mx + ".o_proj", H, c_.num_heads * D, c_.attention_bias);
     }
-    if (!c_.moe) {
+    if (!c_.moe_at(i)) {
       l.mlp = load_mlp(w, p + ".mlp", c_.intermediate_size, H);
       return;
     }
@@ -141,13 +142,15 @@ class Qwen35Model : public Model {
     m.down.name = mx + ".experts.down_proj";
     m.down.weight = w.experts(mx + ".experts", "down_proj", {"down_proj"}, {E, H, Ie});
     m.down.slices = {{mx + ".experts.down_proj", 0, H}};
+    if (c_.shared_expert_intermediate_size == 0) return;  // Qwen3-MoE
     m.shared = load_mlp(w, mx + ".shared_expert", c_.shared_expert_intermediate_size, H);
     m.shared_gate = load_linear(w, mx + ".shared_expert_gate", 1, H, false);
   }
 
   // Called once the layers are final (the table keeps pointers into them).
   void register_lora_targets() {
-    for (Layer& l : layers_) {
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      Layer& l = layers_[i];
       if (l.type == LayerType::kLinearAttention) {
         add_lora_target(l.gdn.in_proj);
         add_lora_target(l.gdn.out_proj);
@@ -155,13 +158,13 @@ class Qwen35Model : public Model {
         add_lora_target(l.attn.qkv);
         add_lora_target(l.attn.o_proj);
       }
-      if (!c_.moe) {
+      if (!c_.moe_at(i)) {
         add_lora_target(l.mlp.gate_up);
         add_lora_target(l.mlp.down);
         continue;
       }
       add_lora_target(l.moe.router);
-      add_lora_target(l.moe.shared.gate_up);
+      add_lora_target(l.moe.shared.gate_up);  // absent without a shared expert: skipped
       add_lora_target(l.moe.shared.down);
       add_lora_target(l.moe.shared_gate);
       add_lora_target(l.moe.gate_up);
@@ -174,15 +177,20 @@ class Qwen35Model : public Model {
   Config c_;
   Embedding emb_;              // table [V, H], PEFT module "model.embed_tokens"
   std::vector<Layer> layers_;
-  Tensor norm_;                // [H] RMSNorm1p
-  Rope rope_;                  // rot = int(D · partial_rotary_factor)
+  Tensor norm_;                // [H] RMSNorm1p (Qwen3: plain)
+  Rope rope_;                  // rot = int(D · partial_rotary_factor); Qwen3: D
   Linear lm_head_;             // [V, H]; shares the embedding table when tied
 };
 
 }  // namespace
 
 std::unique_ptr<Model> make_qwen3_5(const std::string& dir, const json& config) {
-  return std::make_unique<Qwen35Model>(dir, config);
+  return std::make_unique<Qwen35Model>(dir, parse_config(config, (std::filesystem::path(dir) / "config.json").string()));
+}
+
+std::unique_ptr<Model> make_qwen3(const std::string& dir, const json& config) {
+  return std::make_unique<Qwen35Model>(
+      dir, qwen3::parse_config(config, (std::filesystem::path(dir) / "config.json").string()));
 }
 
 }  // namespace hylora

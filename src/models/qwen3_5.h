@@ -1,6 +1,7 @@
 #pragma once
 // Qwen3.5 layer stack (models.md §1.3-1.8): pre-norm decoder layers whose token mixer is Gated DeltaNet or gated
-// full attention, followed by a dense gated MLP or an MoE block. Weights are held at HF's in-memory shapes; shapes in
+// full attention, followed by a dense gated MLP or an MoE block. Plain Qwen3 / Qwen3-MoE is the same stack with
+// every layer ungated full attention (Config::output_gate, Config::norm, Config::dense_mlp). Weights are held at HF's in-memory shapes; shapes in
 // comments use the names of qwen3_5_config.h (H hidden, nH/nKV/D attention heads, Hk/Hv/Dk/Dv GDN heads,
 // C = conv_dim = 2·Hk·Dk + Hv·Dv, K conv kernel, I MLP width, E experts, Ie expert width, Is shared-expert width).
 #include <vector>
@@ -22,9 +23,9 @@ struct GdnMixer {
 
 struct AttentionMixer {
   Linear qkv;      // [2·nH·D + 2·nKV·D, H]: rows [q_proj (per head [query D | gate D]) | k | v];
-                   // slices q_proj (2·nH·D), k_proj, v_proj
-  Tensor q_norm;   // [D] RMSNorm1p
-  Tensor k_norm;   // [D] RMSNorm1p
+                   // slices q_proj (2·nH·D), k_proj, v_proj. Qwen3 (no output gate): q_proj is nH·D rows.
+  Tensor q_norm;   // [D] RMSNorm1p (Qwen3: plain)
+  Tensor k_norm;   // [D] RMSNorm1p (Qwen3: plain)
   Linear o_proj;   // [H, nH·D]
 };
 
@@ -37,18 +38,18 @@ struct MoeBlock {
   Linear router;        // [E, H] mlp.gate.weight (a raw parameter in HF); slice `mlp.gate`
   ExpertLinear gate_up; // [E, 2·Ie, H]: rows [gate | up]
   ExpertLinear down;    // [E, H, Ie]
-  Mlp shared;           // gate_up [2·Is, H], down [H, Is]
+  Mlp shared;           // gate_up [2·Is, H], down [H, Is]; absent (undefined) without a shared expert (Qwen3-MoE)
   Linear shared_gate;   // [1, H] shared_expert_gate: sigmoid scalar per token
 };
 
 struct Layer {
   LayerType type;
-  Tensor input_norm;  // [H] RMSNorm1p
-  Tensor post_norm;   // [H] RMSNorm1p
+  Tensor input_norm;  // [H] RMSNorm1p (Qwen3: plain)
+  Tensor post_norm;   // [H] RMSNorm1p (Qwen3: plain)
   GdnMixer gdn;
   AttentionMixer attn;
-  Mlp mlp;            // dense models
-  MoeBlock moe;       // MoE models
+  Mlp mlp;            // dense models, and the dense layers of Qwen3-MoE
+  MoeBlock moe;       // MoE layers
 };
 
 // Rotary tables shared by every attention layer.

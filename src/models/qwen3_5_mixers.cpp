@@ -54,22 +54,29 @@ Tensor gdn_forward(const Config& c, const GdnMixer& m, const Tensor& h, const Fo
 Tensor attention_forward(const Config& c, const Rope& rope, const AttentionMixer& m, const Tensor& h,
                          const ForwardBatch& batch, int64_t layer) {
   const int64_t rows = h.dim(0), nH = c.num_heads, nKV = c.num_kv_heads, D = c.head_dim;
-  const int64_t qw = nH * D, kvw = nKV * D;
+  const int64_t qw = nH * D, kvw = nKV * D, qpw = c.output_gate ? 2 * qw : qw;  // qpw = q_proj width
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
-  Tensor qkv = ops::linear(m.qkv, h, batch);  // [rows, 2·qw + 2·kvw]
+  Tensor qkv = ops::linear(m.qkv, h, batch);  // [rows, qpw + 2·kvw]
   const int64_t ld = qkv.dim(1);
-  // q_proj's output is per head [query D | gate D]: split it into q [rows, nH·D] and gate [rows, nH·D].
-  Tensor q = Tensor::empty({rows, qw}), gate = Tensor::empty({rows, qw});
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t hd = 0; hd < nH; ++hd) {
-      const float* src = qkv.f32() + r * ld + hd * 2 * D;
-      std::memcpy(q.f32() + r * qw + hd * D, src, D * sizeof(float));
-      std::memcpy(gate.f32() + r * qw + hd * D, src + D, D * sizeof(float));
-    }
-  Tensor k = copy_block(qkv, 0, rows, 2 * qw, kvw);  // [rows, nKV·D]
-  ops::rms_norm_groups_inplace(q, m.q_norm, D, c.eps, ops::NormKind::kOnePlus);
-  ops::rms_norm_groups_inplace(k, m.k_norm, D, c.eps, ops::NormKind::kOnePlus);
-  // Text-only MRoPE = plain partial rope on the first `rot` dims of each head (models.md §1.6).
+  // With the output gate q_proj's output is per head [query D | gate D]: split it into q [rows, nH·D] and gate
+  // [rows, nH·D]. Without it (Qwen3) q is the first qw columns.
+  Tensor q, gate;
+  if (c.output_gate) {
+    q = Tensor::empty({rows, qw});
+    gate = Tensor::empty({rows, qw});
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t hd = 0; hd < nH; ++hd) {
+        const float* src = qkv.f32() + r * ld + hd * 2 * D;
+        std::memcpy(q.f32() + r * qw + hd * D, src, D * sizeof(float));
+        std::memcpy(gate.f32() + r * qw + hd * D, src + D, D * sizeof(float));
+      }
+  } else {
+    q = copy_cols(qkv, 0, qw);
+  }
+  Tensor k = copy_block(qkv, 0, rows, qpw, kvw);  // [rows, nKV·D]
+  ops::rms_norm_groups_inplace(q, m.q_norm, D, c.eps, c.norm);
+  ops::rms_norm_groups_inplace(k, m.k_norm, D, c.eps, c.norm);
+  // Text-only MRoPE = plain partial rope on the first `rot` dims of each head (models.md §1.6); Qwen3: rot = D.
   Tensor q3 = q.reshape({rows, nH, D}), k3 = k.reshape({rows, nKV, D});
   ops::rope_neox_inplace(q3, batch.positions, rope.inv_freq, rope.rot);
   ops::rope_neox_inplace(k3, batch.positions, rope.inv_freq, rope.rot);
@@ -80,16 +87,18 @@ Tensor attention_forward(const Config& c, const Rope& rope, const AttentionMixer
     LayerCache& lc = attention_cache(s, layer, kvw);
     for (int64_t t = 0; t < s.n_tokens; ++t) {
       const float* krow = k.f32() + (s.row_begin + t) * kvw;
-      const float* vrow = qkv.f32() + (s.row_begin + t) * ld + 2 * qw + kvw;
+      const float* vrow = qkv.f32() + (s.row_begin + t) * ld + qpw + kvw;
       lc.k.insert(lc.k.end(), krow, krow + kvw);
       lc.v.insert(lc.v.end(), vrow, vrow + kvw);
     }
     Tensor qs = copy_block(q, s.row_begin, s.n_tokens, 0, qw).reshape({s.n_tokens, nH, D});
     put_rows(o, s.row_begin, ops::causal_attention(qs, lc.k.data(), lc.v.data(), nKV, D, s.past_len, scale));
   }
-  float* op = o.f32();
-  const float* gp = gate.f32();
-  for (int64_t i = 0; i < o.numel(); ++i) op[i] *= ops::sigmoid(gp[i]);  // output gate
+  if (c.output_gate) {
+    float* op = o.f32();
+    const float* gp = gate.f32();
+    for (int64_t i = 0; i < o.numel(); ++i) op[i] *= ops::sigmoid(gp[i]);
+  }
   return ops::linear(m.o_proj, o, batch);
 }
 
@@ -99,8 +108,9 @@ Tensor mlp_forward(const Mlp& m, const Tensor& h, const ForwardBatch& batch) {
 
 Tensor moe_forward(const Config& c, const MoeBlock& m, const Tensor& h, const ForwardBatch& batch) {
   Tensor logits = ops::linear(m.router, h, batch);                                    // [rows, E]
-  ops::Routing routing = ops::route_softmax_topk(logits, c.num_experts_per_tok);     // always renormalised
+  ops::Routing routing = ops::route_softmax_topk(logits, c.num_experts_per_tok, c.norm_topk_prob);
   Tensor out = ops::moe_experts(h, routing, m.gate_up, m.down, ops::ExpertActivation::kSiluGated, batch);  // [rows, H]
+  if (c.shared_expert_intermediate_size == 0) return out;  // Qwen3-MoE
   Tensor shared = mlp_forward(m.shared, h, batch);                                   // [rows, H]
   Tensor sg = ops::linear(m.shared_gate, h, batch);                                  // [rows, 1]
   const int64_t rows = h.dim(0), H = h.dim(1);

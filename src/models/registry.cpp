@@ -21,6 +21,7 @@ const std::vector<Entry>& entries() {
         "Qwen3_5MoeForConditionalGeneration"},
        {"qwen3_5", "qwen3_5_text", "qwen3_5_moe", "qwen3_5_moe_text"},
        make_qwen3_5},
+      {{"Qwen3ForCausalLM", "Qwen3MoeForCausalLM"}, {"qwen3", "qwen3_moe"}, make_qwen3},
       {{"NemotronHForCausalLM"}, {"nemotron_h"}, make_nemotron_h},
       {{"DeepseekV3ForCausalLM"}, {"deepseek_v3", "kimi_k2"}, make_deepseek_v3},
   };

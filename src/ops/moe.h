@@ -31,8 +31,9 @@ struct Routing {
   std::vector<float> weights;
 };
 
-// Qwen3.5-MoE: p = softmax(logits) (fp32); top-k by p; weights renormalised to sum 1.   logits [N, E]
-Routing route_softmax_topk(const Tensor& logits, int64_t k);
+// Qwen3.5-MoE / Qwen3-MoE: p = softmax(logits) (fp32); top-k by p; weights = p of the chosen experts, renormalised
+// to sum 1 when `normalize` (Qwen3.5 always; Qwen3-MoE's norm_topk_prob).   logits [N, E]
+Routing route_softmax_topk(const Tensor& logits, int64_t k, bool normalize);
 
 // DeepSeek-V3 / Nemotron-H: s = sigmoid(logits); selection by s + bias within the best `topk_group` of `n_group`
 // contiguous groups (group score = sum of the group's top-2 of s + bias); weights = s of the chosen experts,

@@ -138,7 +138,7 @@ class TinyModel : public Model {
         a.f32()[r * I + c] = ops::silu(gu.f32()[r * 2 * I + c]) * gu.f32()[r * 2 * I + I + c];
     ops::add_inplace(x, ops::linear(down_, a, b));
     Tensor h = norm(x);
-    auto routing = ops::route_softmax_topk(ops::linear(router_, h, b), TOPK);
+    auto routing = ops::route_softmax_topk(ops::linear(router_, h, b), TOPK, /*normalize=*/true);
     ops::add_inplace(x, ops::moe_experts(h, routing, ex_gate_up_, ex_down_, ops::ExpertActivation::kSiluGated, b));
     return ops::linear(lm_head_, norm(x), b);  // [N, V]
   }

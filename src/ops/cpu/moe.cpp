@@ -23,7 +23,7 @@ std::vector<int32_t> top_k(const std::vector<float>& v, int64_t k) {
 }
 }  // namespace
 
-Routing route_softmax_topk(const Tensor& logits, int64_t k) {
+Routing route_softmax_topk(const Tensor& logits, int64_t k, bool normalize) {
   const int64_t n = logits.dim(0), E = logits.dim(1);
   Routing r;
   r.k = k;
@@ -41,7 +41,7 @@ Routing route_softmax_topk(const Tensor& logits, int64_t k) {
     for (auto i : idx) tot += p[i];
     for (int64_t j = 0; j < k; ++j) {
       r.ids[t * k + j] = idx[j];
-      r.weights[t * k + j] = static_cast<float>(p[idx[j]] / tot);
+      r.weights[t * k + j] = normalize ? static_cast<float>(p[idx[j]] / tot) : p[idx[j]];
     }
   }
   return r;
