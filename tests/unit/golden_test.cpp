@@ -4,6 +4,8 @@
 // decoding (--prefill-chunk 1), and small chunks packed into small steps (chunked prefill across sequences).
 #include <gtest/gtest.h>
 
+#include "test_support.h"
+
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -41,30 +43,9 @@ std::vector<Case> find_cases() {
   return cases;
 }
 
-std::vector<json> read_jsonl(const fs::path& p) {
-  std::vector<json> out;
-  std::ifstream in(p);
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) out.push_back(json::parse(line));
-  return out;
-}
+using hylora::test_support::read_jsonl;
 
-// Runs a shell command, returns its stdout and exit status.
-std::string run(const std::string& cmd, int& status) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) {
-    status = -1;
-    return out;
-  }
-  char buf[65536];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int rc = pclose(p);
-  status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-  return out;
-}
+std::string run(const std::string& cmd, int& status) { return hylora::test_support::run_command(cmd, status); }
 
 std::string score_command(const Case& c, const std::string& extra) {
   json cfg = json::parse(std::ifstream(c.dir / "case.json"));

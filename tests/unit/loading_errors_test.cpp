@@ -1,6 +1,8 @@
 // Bad checkpoints and configs fail with one clear message naming the file/tensor/field and what was expected.
 #include <gtest/gtest.h>
 
+#include "test_support.h"
+
 #include <cmath>
 #include <filesystem>
 #include <functional>
@@ -17,21 +19,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("hylora_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
+using hylora::test_support::temp_dir;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using hylora::test_support::error_of;
 
 Tensor filled(Shape s, float v) {
   Tensor t = Tensor::empty(std::move(s));

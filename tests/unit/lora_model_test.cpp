@@ -3,6 +3,8 @@
 // result against the PEFT reference (max |Δ logprob| ≤ 1e-3).
 #include <gtest/gtest.h>
 
+#include "test_support.h"
+
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -25,14 +27,7 @@ struct FixtureCase {
   int64_t max_rank = 64;
 };
 
-std::vector<json> read_jsonl(const fs::path& p) {
-  std::vector<json> out;
-  std::ifstream in(p);
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) out.push_back(json::parse(line));
-  return out;
-}
+using hylora::test_support::read_jsonl;
 
 std::optional<FixtureCase> load_case(const std::string& name) {
   FixtureCase c;

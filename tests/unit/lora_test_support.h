@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "test_support.h"
 #include "engine/scorer.h"
 #include "io/safetensors_writer.h"
 #include "lora/lora_manager.h"
@@ -32,12 +33,7 @@ using namespace hylora;
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-inline fs::path temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("hylora_lora_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
+using hylora::test_support::temp_dir;
 
 inline Tensor randn(Shape s, std::mt19937& g, float scale) {
   std::normal_distribution<float> d(0.0f, scale);
@@ -46,14 +42,7 @@ inline Tensor randn(Shape s, std::mt19937& g, float scale) {
   return t;
 }
 
-inline std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using hylora::test_support::error_of;
 
 // Sizes of the tiny model.
 constexpr int64_t V = 13, H = 8;
@@ -233,14 +222,6 @@ inline std::vector<ScoreRequest> requests_for(const std::vector<std::optional<st
   return out;
 }
 
-inline double max_diff(const ScoreResult& a, const ScoreResult& b) {
-  EXPECT_TRUE(a.error.empty()) << a.error;
-  EXPECT_TRUE(b.error.empty()) << b.error;
-  EXPECT_EQ(a.logprobs.size(), b.logprobs.size());
-  double d = 0;
-  for (size_t i = 0; i < a.logprobs.size() && i < b.logprobs.size(); ++i)
-    d = std::max(d, std::fabs(a.logprobs[i] - b.logprobs[i]));
-  return d;
-}
+using hylora::test_support::max_diff;
 
 }  // namespace lora_test

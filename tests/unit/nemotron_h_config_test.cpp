@@ -1,6 +1,8 @@
 // Nemotron-H config parsing: hybrid_override_pattern, layers_block_type precedence, legacy kwarg names, errors.
 #include <gtest/gtest.h>
 
+#include "test_support.h"
+
 #include <functional>
 
 #include "models/nemotron_h_config.h"
@@ -9,14 +11,7 @@ using namespace hylora;
 using namespace hylora::nemotron_h;
 
 namespace {
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using hylora::test_support::error_of;
 }  // namespace
 
 TEST(NemotronHConfig, HybridOverridePattern) {

@@ -3,6 +3,8 @@
 // lora.md §2 says. Exactness against HF is the golden fixtures' job.
 #include <gtest/gtest.h>
 
+#include "test_support.h"
+
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -138,36 +140,10 @@ fs::path write_model(const std::string& tag, int64_t latent, const std::string& 
   return dir;
 }
 
-std::vector<ScoreRequest> requests() {
-  std::mt19937 rng(99);
-  std::uniform_int_distribution<int32_t> tok(0, V - 1);
-  std::vector<ScoreRequest> r;
-  const std::pair<const char*, int> shapes[] = {{"a", 23}, {"b", 1}, {"c", 9}, {"d", 40}};
-  for (auto [id, len] : shapes) {
-    ScoreRequest q;
-    q.id = id;
-    for (int i = 0; i < len; ++i) q.input_ids.push_back(tok(rng));
-    r.push_back(q);
-  }
-  return r;
-}
-
 std::vector<ScoreResult> score(Model& m, int64_t chunk, int64_t budget) {
-  ScoreOptions o;
-  o.prefill_chunk = chunk;
-  o.max_batch_tokens = budget;
-  return score_requests(m, requests(), o);
+  return test_support::score_with(m, test_support::random_requests(V, 99), chunk, budget);
 }
-
-double max_diff(const std::vector<ScoreResult>& a, const std::vector<ScoreResult>& b) {
-  double d = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    EXPECT_TRUE(a[i].error.empty() && b[i].error.empty()) << a[i].error << b[i].error;
-    EXPECT_EQ(a[i].logprobs.size(), b[i].logprobs.size());
-    for (size_t j = 0; j < a[i].logprobs.size(); ++j) d = std::max(d, std::abs(a[i].logprobs[j] - b[i].logprobs[j]));
-  }
-  return d;
-}
+using test_support::max_diff;
 
 }  // namespace
 

@@ -2,6 +2,8 @@
 // full_attention_interval, rope_parameters / partial_rotary_factor, MoE fields, the tie rule, and clear errors.
 #include <gtest/gtest.h>
 
+#include "test_support.h"
+
 #include <functional>
 
 #include "models/qwen3_5_config.h"
@@ -10,14 +12,7 @@ using namespace hylora;
 using namespace hylora::qwen3_5;
 
 namespace {
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using hylora::test_support::error_of;
 
 json text_config() {
   return {{"model_type", "qwen3_5_text"},

@@ -2,6 +2,8 @@
 // scored, output order = input order, exit status 1 when anything failed.
 #include <gtest/gtest.h>
 
+#include "test_support.h"
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -16,16 +18,7 @@ using json = nlohmann::json;
 
 const std::string kModel = std::string(HYLORA_FIXTURES_DIR) + "/nemotron_h/model";
 
-std::string run(const std::string& cmd, int& status) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  char buf[65536];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int rc = pclose(p);
-  status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-  return out;
-}
+std::string run(const std::string& cmd, int& status) { return hylora::test_support::run_command(cmd, status); }
 
 std::string score(const std::string& input, const std::string& args, int& status, bool with_stderr = false) {
   fs::path in = fs::temp_directory_path() / ("hylora_score_cli_" + std::to_string(::getpid()) + ".jsonl");
