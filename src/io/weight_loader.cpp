@@ -71,4 +71,11 @@ std::vector<std::string> WeightLoader::unused() const {
   return out;
 }
 
+void WeightLoader::require_all_used(const std::string& arch) const {
+  auto left = unused();
+  if (!left.empty())
+    fail(where(), ": ", left.size(), " tensor(s) not used by the ", arch, " config, e.g. ", left.front(),
+         " (maybe config.json does not match the weights?)");
+}
+
 }  // namespace hylora

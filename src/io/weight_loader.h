@@ -32,6 +32,9 @@ class WeightLoader {
 
   // Stored names (canonical) that no get() asked for.
   std::vector<std::string> unused() const;
+  // Fails when some stored tensor was never asked for: a checkpoint with weights the config does not describe is
+  // the wrong checkpoint for this config, not something to ignore. `arch` names the architecture in the message.
+  void require_all_used(const std::string& arch) const;
   const std::string& where() const { return ckpt_.where(); }
   size_t skipped() const { return skipped_; }
 

@@ -60,10 +60,7 @@ class DeepseekV3Model : public Model {
     } else {
       lm_head_.weight = w.get("lm_head.weight", {V, H});  // [V, H]
     }
-    auto unused = w.unused();
-    if (!unused.empty())
-      fail(w.where(), ": ", unused.size(), " tensor(s) not used by the deepseek_v3 config, e.g. ", unused.front(),
-           " (maybe config.json does not match the weights?)");
+    w.require_all_used("deepseek_v3");
     register_lora_targets();
   }
 

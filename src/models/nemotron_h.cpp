@@ -36,10 +36,7 @@ class NemotronHModel : public Model {
     for (size_t i = 0; i < c_.layers.size(); ++i) load_block(w, i);
     norm_f_ = w.get("model.norm_f.weight", {H});                                  // [H]
     lm_head_ = load_linear(w, "lm_head", c_.vocab_size, H, /*bias=*/false);       // [V, H]
-    auto unused = w.unused();
-    if (!unused.empty())
-      fail(w.where(), ": ", unused.size(), " tensor(s) not used by the nemotron_h config, e.g. ", unused.front(),
-           " (maybe config.json does not match the weights?)");
+    w.require_all_used("nemotron_h");
     register_lora_targets();
   }
 

@@ -59,10 +59,7 @@ class Qwen35Model : public Model {
     } else {
       lm_head_.weight = w.get("lm_head.weight", {V, H});  // [V, H]
     }
-    auto unused = w.unused();
-    if (!unused.empty())
-      fail(w.where(), ": ", unused.size(), " tensor(s) not used by the ", architecture(), " config, e.g. ",
-           unused.front(), " (maybe config.json does not match the weights?)");
+    w.require_all_used(architecture());
     register_lora_targets();
   }
 
