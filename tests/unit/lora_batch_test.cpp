@@ -46,15 +46,7 @@ void random_adapter(const fs::path& dir, TinyModel& ref, uint32_t seed, int64_t 
       const std::string m = L + (gate_up ? "moe.experts.base_layer" : "moe.experts");
       f.tensors[m + ".lora_A.weight"] = A;
       f.tensors[m + ".lora_B.weight"] = B;
-      for (int64_t e = 0; e < E; ++e) {
-        Tensor Ae = A.rows(e * r, (e + 1) * r).clone(), Be = scaled(expert_cols(B, e, E), s);
-        if (gate_up) {
-          ref.merge_expert(L + "moe.experts.gate_proj", e, Ae, Be.rows(0, IE).clone());
-          ref.merge_expert(L + "moe.experts.up_proj", e, Ae, Be.rows(IE, 2 * IE).clone());
-        } else {
-          ref.merge_expert(L + "moe.experts.down_proj", e, Ae, Be);
-        }
-      }
+      merge_experts_param(ref, A, B, r, s, gate_up);
     }
     Tensor eA = randn({r, V}, g, 1.0f), eB = randn({H, r}, g, 0.3f);
     f.tensors["model.embed_tokens.lora_embedding_A"] = eA;

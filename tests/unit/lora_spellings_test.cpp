@@ -160,15 +160,7 @@ void experts_param(AdapterFiles& f, TinyModel& ref, Gen& g, const std::string& k
   Tensor A = g.A(E * r, in), B = g.B(out, E * r);
   f.tensors[key_module + ".lora_A.weight"] = A;
   f.tensors[key_module + ".lora_B.weight"] = B;
-  for (int64_t e = 0; e < E; ++e) {
-    Tensor Ae = A.rows(e * r, (e + 1) * r).clone(), Be = scaled(expert_cols(B, e, E), s);
-    if (gate_up) {
-      ref.merge_expert(L + "moe.experts.gate_proj", e, Ae, Be.rows(0, IE).clone());
-      ref.merge_expert(L + "moe.experts.up_proj", e, Ae, Be.rows(IE, 2 * IE).clone());
-    } else {
-      ref.merge_expert(L + "moe.experts.down_proj", e, Ae, Be);
-    }
-  }
+  merge_experts_param(ref, A, B, r, s, gate_up);
 }
 }  // namespace
 

@@ -206,6 +206,21 @@ inline Tensor expert_cols(const Tensor& B, int64_t e, int64_t n_experts) {
   return o;
 }
 
+// The reference for a target_parameters expert adapter of the tiny model's layer 0: A [E·r, in] (expert-major),
+// B [out, E·r] (rank-major), merged per expert into gate/up (gate_up) or down with scaling s.
+inline void merge_experts_param(TinyModel& ref, const Tensor& A, const Tensor& B, int64_t r, double s, bool gate_up) {
+  const std::string L = "model.layers.0.";
+  for (int64_t e = 0; e < E; ++e) {
+    Tensor Ae = A.rows(e * r, (e + 1) * r).clone(), Be = scaled(expert_cols(B, e, E), s);
+    if (gate_up) {
+      ref.merge_expert(L + "moe.experts.gate_proj", e, Ae, Be.rows(0, IE).clone());
+      ref.merge_expert(L + "moe.experts.up_proj", e, Ae, Be.rows(IE, 2 * IE).clone());
+    } else {
+      ref.merge_expert(L + "moe.experts.down_proj", e, Ae, Be);
+    }
+  }
+}
+
 inline std::vector<ScoreRequest> requests_for(const std::vector<std::optional<std::string>>& loras, uint32_t seed,
                                               int64_t len = 9) {
   std::mt19937 g(seed);
