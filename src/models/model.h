@@ -34,6 +34,9 @@ class Model {
   virtual int64_t vocab_size() const = 0;
   virtual int64_t hidden_size() const = 0;
   virtual int64_t num_layers() const = 0;
+  // Longest sequence the checkpoint's config allows (config.json max_position_embeddings; 0 = not stated).
+  int64_t max_position_embeddings() const { return max_position_embeddings_; }
+  void set_max_position_embeddings(int64_t n) { max_position_embeddings_ = n; }
 
   // Runs one step over the packed batch (see ForwardBatch) and returns logits [N, vocab] for every row. Appends
   // the new tokens to each sequence's cache (the caller advances SequenceCache::length afterwards).
@@ -72,6 +75,7 @@ class Model {
   }
 
   LoraTargets lora_targets_;
+  int64_t max_position_embeddings_ = 0;
 };
 
 // Reads <dir>/config.json, picks the architecture (refusing unknown ones with the supported list), loads weights.

@@ -1,5 +1,6 @@
 // Maps config.json's `architectures` / `model_type` onto the model files.
 #include <filesystem>
+#include <algorithm>
 #include <functional>
 
 #include "io/config.h"
@@ -59,7 +60,16 @@ std::unique_ptr<Model> load_model(const std::string& dir) {
     bool by_arch = !arch.empty() && std::find(e.architectures.begin(), e.architectures.end(), arch) !=
                                         e.architectures.end();
     bool by_type = std::find(e.model_types.begin(), e.model_types.end(), model_type) != e.model_types.end();
-    if (by_arch || (arch.empty() && by_type)) return e.make(dir, cfg);
+    if (!by_arch && !(arch.empty() && by_type)) continue;
+    auto model = e.make(dir, cfg);
+    // Vision-language configs keep the text model's fields under text_config.
+    const json& text = cfg.contains("text_config") && cfg["text_config"].is_object() ? cfg["text_config"] : cfg;
+    for (const json* c : std::initializer_list<const json*>{&text, &cfg})
+      if (c->contains("max_position_embeddings") && (*c)["max_position_embeddings"].is_number_integer()) {
+        model->set_max_position_embeddings(std::max<int64_t>(0, (*c)["max_position_embeddings"].get<int64_t>()));
+        break;
+      }
+    return model;
   }
   fail(path, ": unsupported architecture \"", arch, "\" (model_type \"", model_type,
        "\"); supported: ", supported_architectures());

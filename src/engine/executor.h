@@ -1,0 +1,131 @@
+#pragma once
+// Executor: the one object that owns a loaded model's weights, its cache pools (paged KV pages, recurrent state
+// slots) and its LoRA slots, and runs one step at a time. Its clients — `hylora score`, the scheduler behind
+// `hylora serve`, `hylora bench` — speak to the engine only through this header:
+//
+//   SeqId s = ex.open_sequence();                     // takes a state slot; pages come as tokens arrive
+//   StepOutput out = ex.execute({{s, tokens, adapter, RowOutput::kAll}, ...});
+//   ... out.logits rows of each work ...
+//   ex.release_sequence(s);                           // frees its pages and slot
+//
+// A step is any mix of prefill chunks and decodes of different sequences, each bound to its own adapter (or none).
+// Capacity is checked before anything changes: a step that does not fit throws PoolExhausted and leaves every
+// sequence as it was, so a scheduler can shrink the step or preempt and try again.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/tensor.h"
+
+namespace hylora {
+
+class Model;
+namespace lora {
+struct NormalizedAdapter;
+}
+
+struct ExecutorOptions {
+  Device device = Device::CPU;
+  DType dtype = DType::F32;          // compute dtype (the CPU reference computes in float32)
+  int64_t max_lora_rank = 64;        // every adapter module's rank must be ≤ this (lora.md §3)
+  int64_t max_loras_per_batch = 8;   // adapter slots: distinct adapters one step may use
+  int64_t max_batch_tokens = 4096;   // rows (new tokens) one step may hold
+  int64_t max_sequences = 256;       // live sequences at once (one recurrent state slot each)
+  int64_t kv_cache_tokens = 0;       // KV capacity in tokens shared by all sequences; 0 = a default per device
+  int64_t page_size = 16;            // tokens per KV page
+};
+
+// What clients need to know about the loaded model.
+struct ModelInfo {
+  std::string architecture;
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
+  int64_t num_layers = 0;
+  int64_t max_position_embeddings = 0;  // longest sequence the model serves (0 = no limit in its config)
+};
+
+using SeqId = int64_t;
+
+// Which rows of a work the step returns logits for.
+enum class RowOutput {
+  kNone,  // no logits (a prefill chunk that is not the last one)
+  kLast,  // the last new token's row (generation)
+  kAll,   // every new token's row (scoring)
+};
+
+// One sequence's part of a step: `tokens` are appended after the sequence's cached ones (a whole prompt, a chunk of
+// it, or one decoded token).
+struct SeqWork {
+  SeqId seq = -1;
+  std::vector<int32_t> tokens;
+  std::shared_ptr<const lora::NormalizedAdapter> adapter;  // null = the base model
+  RowOutput output = RowOutput::kAll;
+};
+
+struct StepOutput {
+  Tensor logits;                 // [R, V] float32 on the host: the requested rows, work after work
+  std::vector<int64_t> first_row;  // [works] first row of work i in `logits` (it has 0, 1 or tokens.size() rows)
+};
+
+// A step needs more than the pools have left. Nothing was changed; the caller may retry with less.
+class PoolExhausted : public Error {
+ public:
+  enum class Kind { kKvPages, kStateSlots, kAdapterSlots, kBatchTokens };
+  PoolExhausted(Kind kind, const std::string& msg) : Error(msg), kind_(kind) {}
+  Kind kind() const { return kind_; }
+
+ private:
+  Kind kind_;
+};
+
+class Executor {
+ public:
+  // Loads <model_dir> (config.json + safetensors) onto options.device.
+  Executor(const std::string& model_dir, const ExecutorOptions& options);
+  // Runs an already built model (tests use small synthetic ones).
+  Executor(std::unique_ptr<Model> model, const ExecutorOptions& options);
+  ~Executor();
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  const ModelInfo& info() const;
+  const ExecutorOptions& options() const;
+  Model& model();
+
+  // --- adapters ---------------------------------------------------------------------------------------------
+  // Parses, validates and normalises a PEFT adapter for this model (lora.md §6); throws Error naming what is wrong.
+  // Takes no slot: a step binds adapters to slots as it needs them. Warnings go to the adapter's `warnings`.
+  std::shared_ptr<const lora::NormalizedAdapter> load_adapter(const std::string& name, const std::string& dir) const;
+  // Distinct adapters one step may use (the slots, less those pinned adapters hold).
+  int64_t max_adapters_per_step() const;
+  // A pinned adapter keeps its slot between steps (at most max_loras_per_batch − 1 pinned).
+  void pin_adapter(const std::shared_ptr<const lora::NormalizedAdapter>& adapter);
+  void unpin_adapter(const lora::NormalizedAdapter& adapter);
+  // Drops the adapter from its slot, if it has one (after an unload, once no work uses it).
+  void evict_adapter(const lora::NormalizedAdapter& adapter);
+  // Times an adapter was copied into a slot (for metrics and tests of slot reuse).
+  int64_t adapter_slot_loads() const;
+
+  // --- sequences and capacity -------------------------------------------------------------------------------
+  SeqId open_sequence();                   // throws PoolExhausted(kStateSlots) when every slot is taken
+  void release_sequence(SeqId seq);        // frees its KV pages and state slot
+  int64_t sequence_length(SeqId seq) const;  // tokens cached so far
+  int64_t free_sequences() const;          // state slots left
+  int64_t free_kv_pages() const;
+  int64_t kv_pages_total() const;
+  // Pages a sequence needs beyond what it holds to append `new_tokens` more.
+  int64_t kv_pages_needed(SeqId seq, int64_t new_tokens) const;
+
+  // --- steps ------------------------------------------------------------------------------------------------
+  // Runs one step. Token ids, sequence ids and lengths are checked first (Error), capacity next (PoolExhausted);
+  // either way nothing changed. On success every work's tokens are cached in its sequence.
+  StepOutput execute(const std::vector<SeqWork>& works);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace hylora

@@ -1,0 +1,142 @@
+// The Executor contract (engine/executor.h): steps that mix prefill chunks and decodes of different sequences give
+// each sequence what it gets alone; bad work and exhausted pools are refused before anything changes.
+#include <gtest/gtest.h>
+
+#include "engine/executor.h"
+#include "lora/normalized_adapter.h"
+#include "test_support.h"
+
+namespace hylora {
+namespace {
+using test_support::error_of;
+
+const char* kModel = HYLORA_FIXTURES_DIR "/qwen3_5_causal_lora/model";
+const char* kAdapter = HYLORA_FIXTURES_DIR "/qwen3_5_causal_lora/adapters/full_r16";
+
+std::vector<int32_t> tokens(int64_t n, int64_t vocab, unsigned seed) {
+  std::vector<int32_t> t(n);
+  for (int64_t i = 0; i < n; ++i) t[i] = static_cast<int32_t>((seed * 7919u + i * 104729u) % vocab);
+  return t;
+}
+
+// Every new row's logits of one sequence run alone, in one step.
+Tensor alone(Executor& ex, const std::vector<int32_t>& t, std::shared_ptr<const lora::NormalizedAdapter> a) {
+  SeqId s = ex.open_sequence();
+  StepOutput o = ex.execute({{s, t, std::move(a), RowOutput::kAll}});
+  ex.release_sequence(s);
+  return o.logits;
+}
+
+double max_abs_diff(const float* a, const float* b, int64_t n) {
+  double m = 0;
+  for (int64_t i = 0; i < n; ++i) m = std::max(m, std::abs(static_cast<double>(a[i]) - b[i]));
+  return m;
+}
+
+TEST(Executor, MixedPrefillChunksAndDecodesEqualEachSequenceAlone) {
+  ExecutorOptions o;
+  o.max_loras_per_batch = 2;
+  Executor ex(kModel, o);
+  const int64_t V = ex.info().vocab_size;
+  auto adapter = ex.load_adapter("full_r16", kAdapter);
+  auto a = tokens(40, V, 1), b = tokens(23, V, 2);
+  Tensor ref_a = alone(ex, a, nullptr), ref_b = alone(ex, b, adapter);
+
+  // a: 30-token prefill, then decodes; b (adapter) starts later with a 9-token chunk, then the rest, then decodes.
+  SeqId sa = ex.open_sequence(), sb = ex.open_sequence();
+  std::vector<float> got_a, got_b;
+  auto take = [&](const StepOutput& out, size_t work, int64_t rows, std::vector<float>& dst) {
+    const float* p = out.logits.f32() + out.first_row[work] * V;
+    dst.insert(dst.end(), p, p + rows * V);
+  };
+  auto sub = [](const std::vector<int32_t>& v, int64_t from, int64_t n) {
+    return std::vector<int32_t>(v.begin() + from, v.begin() + from + n);
+  };
+  take(ex.execute({{sa, sub(a, 0, 30), nullptr, RowOutput::kAll}}), 0, 30, got_a);
+  auto o1 = ex.execute({{sb, sub(b, 0, 9), adapter, RowOutput::kAll}, {sa, sub(a, 30, 1), nullptr, RowOutput::kAll}});
+  take(o1, 0, 9, got_b);
+  take(o1, 1, 1, got_a);
+  auto o2 = ex.execute({{sa, sub(a, 31, 1), nullptr, RowOutput::kAll}, {sb, sub(b, 9, 14), adapter, RowOutput::kAll}});
+  take(o2, 0, 1, got_a);
+  take(o2, 1, 14, got_b);
+  for (int64_t t = 32; t < 40; ++t) take(ex.execute({{sa, sub(a, t, 1), nullptr, RowOutput::kAll}}), 0, 1, got_a);
+  EXPECT_EQ(ex.sequence_length(sa), 40);
+  EXPECT_EQ(ex.sequence_length(sb), 23);
+  EXPECT_LT(max_abs_diff(got_a.data(), ref_a.f32(), 40 * V), 1e-4);
+  EXPECT_LT(max_abs_diff(got_b.data(), ref_b.f32(), 23 * V), 1e-4);
+  // The adapter changes the output (so the comparison above is not base == base).
+  Tensor b_base = alone(ex, b, nullptr);
+  EXPECT_GT(max_abs_diff(b_base.f32(), ref_b.f32(), 23 * V), 1e-2);
+}
+
+TEST(Executor, LastRowOutputIsTheLastRowOfAll) {
+  Executor ex(kModel, {});
+  const int64_t V = ex.info().vocab_size;
+  auto t = tokens(17, V, 3);
+  Tensor all = alone(ex, t, nullptr);
+  SeqId s = ex.open_sequence();
+  StepOutput o = ex.execute({{s, t, nullptr, RowOutput::kLast}});
+  ASSERT_EQ(o.logits.dim(0), 1);
+  EXPECT_EQ(max_abs_diff(o.logits.f32(), all.f32() + 16 * V, V), 0.0);
+  StepOutput none = ex.execute({{s, {t[0]}, nullptr, RowOutput::kNone}});
+  EXPECT_EQ(none.logits.dim(0), 0);
+  EXPECT_EQ(ex.sequence_length(s), 18);
+}
+
+TEST(Executor, BadWorkIsRefusedAndChangesNothing) {
+  Executor ex(kModel, {});
+  const int64_t V = ex.info().vocab_size;
+  SeqId s = ex.open_sequence();
+  ex.execute({{s, tokens(5, V, 4), nullptr, RowOutput::kNone}});
+  EXPECT_NE(error_of([&] { ex.execute({{s, {static_cast<int32_t>(V)}, nullptr, RowOutput::kAll}}); })
+                .find("outside the vocabulary"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { ex.execute({{s, {1}, nullptr, RowOutput::kAll}, {s, {2}, nullptr, RowOutput::kAll}}); })
+                .find("twice"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { ex.execute({{s + 100, {1}, nullptr, RowOutput::kAll}}); }).find("not open"),
+            std::string::npos);
+  EXPECT_EQ(ex.sequence_length(s), 5);
+}
+
+TEST(Executor, ExhaustedPoolsAreTypedErrors) {
+  ExecutorOptions o;
+  o.max_sequences = 2;
+  o.kv_cache_tokens = 32;
+  o.page_size = 16;
+  o.max_batch_tokens = 40;
+  o.max_loras_per_batch = 1;
+  Executor ex(kModel, o);
+  const int64_t V = ex.info().vocab_size;
+  EXPECT_EQ(ex.kv_pages_total(), 2);
+  SeqId a = ex.open_sequence();
+  ex.open_sequence();
+  try {
+    ex.open_sequence();
+    FAIL() << "a third sequence was opened";
+  } catch (const PoolExhausted& e) {
+    EXPECT_EQ(e.kind(), PoolExhausted::Kind::kStateSlots);
+  }
+  EXPECT_EQ(ex.kv_pages_needed(a, 17), 2);
+  try {
+    ex.execute({{a, tokens(33, V, 5), nullptr, RowOutput::kNone}});
+    FAIL() << "33 tokens fit in 32";
+  } catch (const PoolExhausted& e) {
+    EXPECT_EQ(e.kind(), PoolExhausted::Kind::kKvPages);
+  }
+  try {
+    ex.execute({{a, tokens(41, V, 5), nullptr, RowOutput::kNone}});
+    FAIL() << "41 rows fit in a 40-row step";
+  } catch (const PoolExhausted& e) {
+    EXPECT_EQ(e.kind(), PoolExhausted::Kind::kBatchTokens);
+  }
+  EXPECT_EQ(ex.sequence_length(a), 0);
+  ex.execute({{a, tokens(20, V, 5), nullptr, RowOutput::kNone}});
+  EXPECT_EQ(ex.free_kv_pages(), 0);
+  ex.release_sequence(a);
+  EXPECT_EQ(ex.free_kv_pages(), 2);
+  EXPECT_EQ(ex.free_sequences(), 1);
+}
+
+}  // namespace
+}  // namespace hylora
