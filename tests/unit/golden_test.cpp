@@ -1,54 +1,29 @@
 // Golden tests: run the real `hylora score` binary on every committed HF/PEFT fixture (tests/fixtures/<case>/,
-// made on the GPU machine by tools/fixtures/make_fixtures.py) and require max |Δ logprob| ≤ 1e-3 against the
-// float64 reference. Each case runs three ways, which must all match: one prefill per sequence, token-by-token
-// decoding (--prefill-chunk 1), and small chunks packed into small steps (chunked prefill across sequences).
+// made on the GPU machine by tools/fixtures/make_fixtures.py) and require max |Δ logprob| against the float64
+// reference to stay within that fixture's own limit (tests/fixtures/<case>/limits.json: 4× the measured error, at
+// least 4e-6, never above 1e-3; written by tools/fixtures/limits.py, which also prints docs/testing.md's table).
+// Each case runs three ways, each with its own limit: one prefill per sequence, token-by-token decoding
+// (--prefill-chunk 1), and small chunks packed into small steps (chunked prefill across sequences).
+// The cases come from tests/fixtures/MANIFEST.json, not from the directory: a missing folder or file fails.
 #include <gtest/gtest.h>
-
-#include "test_support.h"
 
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
-#include <map>
-#include <ostream>
-#include <sstream>
-#include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "fixture_support.h"
+
 namespace {
-namespace fs = std::filesystem;
-using json = nlohmann::json;
+using namespace hylora::fixtures;
 
-struct Case {
-  std::string name;
-  fs::path dir;
-};
-void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+std::vector<Case> find_cases() { return golden_cases(); }
 
-bool has_adapters(const Case& c) {
-  json cfg = json::parse(std::ifstream(c.dir / "case.json"));
-  return cfg.contains("adapters") && !cfg["adapters"].empty();
-}
-
-std::vector<Case> find_cases() {
-  std::vector<Case> cases;
-  fs::path root = HYLORA_FIXTURES_DIR;
-  if (!fs::exists(root)) return cases;
-  for (auto& e : fs::directory_iterator(root))
-    if (fs::exists(e.path() / "case.json") && fs::exists(e.path() / "expected.jsonl"))
-      cases.push_back({e.path().filename().string(), e.path()});
-  std::sort(cases.begin(), cases.end(), [](auto& a, auto& b) { return a.name < b.name; });
-  return cases;
-}
-
-using hylora::test_support::read_jsonl;
-
-std::string run(const std::string& cmd, int& status) { return hylora::test_support::run_command(cmd, status); }
+std::string run(const std::string& cmd, int& status) { return run_command(cmd, status); }
 
 std::string score_command(const Case& c, const std::string& extra) {
-  json cfg = json::parse(std::ifstream(c.dir / "case.json"));
+  json cfg = read_json(c.dir / "case.json");
   std::string cmd = std::string(HYLORA_BINARY) + " score --model '" + (c.dir / "model").string() + "'";
   if (cfg.contains("adapters"))
     for (auto& [name, path] : cfg["adapters"].items())
@@ -60,16 +35,19 @@ std::string score_command(const Case& c, const std::string& extra) {
 
 class Golden : public ::testing::TestWithParam<Case> {};
 
-void check_against_reference(const Case& c, const std::string& extra) {
+void check_against_reference(const Case& c, const std::string& schedule, const std::string& extra) {
+  ASSERT_TRUE(fs::exists(c.dir / "case.json")) << c.dir << " missing (fixtures are committed; see MANIFEST.json)";
+  ASSERT_TRUE(fs::exists(c.dir / "expected.jsonl")) << c.dir << "/expected.jsonl missing";
+  ASSERT_TRUE(fs::exists(c.dir / "limits.json")) << c.dir << "/limits.json missing (tools/fixtures/limits.py measure)";
+  const json lim = read_json(c.dir / "limits.json").at("schedules").at(schedule);
+  const double limit = lim.at("limit").get<double>(), measured = lim.at("measured").get<double>();
+  ASSERT_LE(limit, 1e-3) << c.name << ": a limit above 1e-3 is never acceptable";
+  ASSERT_LE(measured, limit) << c.name << ": limits.json is inconsistent";
   int status = 0;
   std::string cmd = score_command(c, extra);
   std::string out = run(cmd, status);
   ASSERT_EQ(status, 0) << cmd << "\n" << out.substr(0, 2000);
-  std::vector<json> got;
-  std::istringstream in(out);
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty() && line[0] == '{') got.push_back(json::parse(line));
+  std::vector<json> got = result_lines(out);
   auto expected = read_jsonl(c.dir / "expected.jsonl");
   ASSERT_EQ(got.size(), expected.size()) << cmd;
   double worst = 0;
@@ -88,48 +66,77 @@ void check_against_reference(const Case& c, const std::string& extra) {
       }
     }
   }
-  EXPECT_LE(worst, 1e-3) << c.name << " " << extra << ": worst at " << worst_id;
-  std::printf("[golden] %-32s %-40s max|dlogprob| = %.3g\n", c.name.c_str(), extra.c_str(), worst);
+  EXPECT_LE(worst, limit) << c.name << " " << extra << ": worst at " << worst_id << " (limits.json: measured "
+                          << measured << ", limit " << limit << ")";
+  std::printf("[golden] %-28s %-17s max|dlogprob| = %.3g (recorded %.3g, limit %.3g)\n", c.name.c_str(),
+              schedule.c_str(), worst, measured, limit);
 }
 
-TEST_P(Golden, OnePrefillPerSequence) { check_against_reference(GetParam(), ""); }
-TEST_P(Golden, TokenByTokenDecode) { check_against_reference(GetParam(), "--prefill-chunk 1"); }
+// The schedule names are the keys of limits.json (tools/fixtures/limits.py SCHEDULES).
+TEST_P(Golden, OnePrefillPerSequence) { check_against_reference(GetParam(), "one_prefill", ""); }
+TEST_P(Golden, TokenByTokenDecode) { check_against_reference(GetParam(), "token_by_token", "--prefill-chunk 1"); }
 TEST_P(Golden, ChunkedPrefillInSmallSteps) {
-  check_against_reference(GetParam(), "--prefill-chunk 37 --max-batch-tokens 64");
+  check_against_reference(GetParam(), "chunked_37_in_64", "--prefill-chunk 37 --max-batch-tokens 64");
 }
 
-// Adapter cases must be meaningful: every adapter moves the reference logprobs visibly away from the base model,
-// so a LoRA path that is silently skipped cannot pass the comparison above.
-class GoldenAdapters : public ::testing::TestWithParam<Case> {};
+// Presence: the manifest and the directory agree, and every case has every file it needs. (Whether each adapter
+// changes the engine's output, and each of its module groups, is checked from the engine's own output in
+// lora_ablation_test.cpp.)
+std::set<std::string> folders() {
+  std::set<std::string> out;
+  for (auto& e : fs::directory_iterator(kRoot))
+    if (e.is_directory()) out.insert(e.path().filename().string());
+  return out;
+}
 
-TEST_P(GoldenAdapters, EveryAdapterVisiblyChangesTheOutput) {
-  json cfg = json::parse(std::ifstream(GetParam().dir / "case.json"));
-  ASSERT_TRUE(cfg.contains("lora_effect")) << "adapter case without lora_effect";
-  for (auto& [name, path] : cfg["adapters"].items()) {
-    ASSERT_TRUE(cfg["lora_effect"].contains(name)) << name;
-    EXPECT_GE(cfg["lora_effect"][name].get<double>(), 0.05) << "adapter " << name << " barely changes the output";
+TEST(GoldenFixtures, ManifestListsEveryFolder) {
+  ASSERT_TRUE(fs::exists(kRoot / "MANIFEST.json")) << "tests/fixtures/MANIFEST.json missing";
+  const json m = read_json(kRoot / "MANIFEST.json");
+  std::set<std::string> listed;
+  for (auto& n : m.at("golden")) listed.insert(n.get<std::string>());
+  for (auto& [n, entries] : m.at("other").items()) listed.insert(n);
+  EXPECT_GE(m.at("golden").size(), 22u);
+  const auto present = folders();
+  for (auto& n : listed) EXPECT_TRUE(present.count(n)) << "fixture folder " << n << " listed in MANIFEST.json is missing";
+  for (auto& n : present) EXPECT_TRUE(listed.count(n)) << "fixture folder " << n << " is not listed in MANIFEST.json";
+  // The non-golden folders hold exactly the entries listed (bad adapters, the tiny tokenizer).
+  for (auto& [n, entries] : m.at("other").items()) {
+    std::set<std::string> want, got;
+    for (auto& e : entries) want.insert(e.get<std::string>());
+    if (fs::exists(kRoot / n))
+      for (auto& e : fs::directory_iterator(kRoot / n)) got.insert(e.path().filename().string());
+    EXPECT_EQ(got, want) << "tests/fixtures/" << n;
   }
 }
 
-TEST(GoldenFixtures, ArePresent) { EXPECT_GE(find_cases().size(), 8u) << "fixtures missing under " HYLORA_FIXTURES_DIR; }
-
-std::string case_name(const ::testing::TestParamInfo<Case>& info) {
-  std::string s = info.param.name;
-  for (auto& ch : s)
-    if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
-  return s;
+TEST(GoldenFixtures, EveryCaseHasEveryFile) {
+  const auto cases = find_cases();
+  ASSERT_FALSE(cases.empty()) << "no golden cases: MANIFEST.json unreadable";
+  for (auto& c : cases) {
+    for (const char* f : {"case.json", "requests.jsonl", "expected.jsonl", "limits.json", "model/config.json"})
+      EXPECT_TRUE(fs::exists(c.dir / f)) << c.name << "/" << f << " missing";
+    if (!fs::exists(c.dir / "case.json")) continue;
+    const json cfg = read_json(c.dir / "case.json");
+    bool weights = false;
+    for (auto& e : fs::directory_iterator(c.dir / "model"))
+      weights |= e.path().extension() == ".safetensors";
+    EXPECT_TRUE(weights) << c.name << "/model has no .safetensors";
+    std::set<std::string> used;
+    for (auto& r : read_jsonl(c.dir / "requests.jsonl"))
+      if (r.contains("lora") && !r["lora"].is_null()) used.insert(r["lora"].get<std::string>());
+    EXPECT_EQ(read_jsonl(c.dir / "requests.jsonl").size(),
+              read_jsonl(c.dir / "expected.jsonl").size())
+        << c.name;
+    for (auto& [name, path] : cfg.value("adapters", json::object()).items()) {
+      const fs::path d = c.dir / path.get<std::string>();
+      EXPECT_TRUE(fs::exists(d / "adapter_config.json")) << c.name << ": adapter " << name;
+      EXPECT_TRUE(fs::exists(d / "adapter_model.safetensors")) << c.name << ": adapter " << name;
+      EXPECT_TRUE(used.count(name)) << c.name << ": adapter " << name << " has no request";
+    }
+    if (!cfg.value("adapters", json::object()).empty()) EXPECT_TRUE(used.size() > 0);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Golden, ::testing::ValuesIn(find_cases()), case_name);
-GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(Golden);
-
-std::vector<Case> adapter_cases() {
-  std::vector<Case> out;
-  for (auto& c : find_cases())
-    if (has_adapters(c)) out.push_back(c);
-  return out;
-}
-INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenAdapters, ::testing::ValuesIn(adapter_cases()), case_name);
-GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(GoldenAdapters);
 
 }  // namespace

@@ -1,6 +1,6 @@
 // lora.md §7 at model level, on the HF + PEFT adapter fixtures (tests/fixtures/*_lora*): one slot (every adapter
 // change evicts the previous one), batch-composition invariance, base rows untouched by adapter rows, and every
-// result against the PEFT reference (max |Δ logprob| ≤ 1e-3).
+// result against the PEFT reference (max |Δ logprob| within the fixture's own golden limit, limits.json).
 #include <gtest/gtest.h>
 
 #include "test_support.h"
@@ -25,6 +25,7 @@ struct FixtureCase {
   std::vector<ScoreRequest> requests;
   std::vector<std::vector<double>> expected;
   int64_t max_rank = 64;
+  double limit = 1e-3;  // the largest of the fixture's golden limits (limits.json)
 };
 
 using hylora::test_support::read_jsonl;
@@ -46,6 +47,10 @@ std::optional<FixtureCase> load_case(const std::string& name) {
     c.requests.push_back(r);
   }
   for (auto& j : read_jsonl(c.dir / "expected.jsonl")) c.expected.push_back(j["logprobs"].get<std::vector<double>>());
+  if (!fs::exists(c.dir / "limits.json")) return std::nullopt;
+  c.limit = 0;
+  for (auto& [k, v] : json::parse(std::ifstream(c.dir / "limits.json"))["schedules"].items())
+    c.limit = std::max(c.limit, v["limit"].get<double>());
   return c;
 }
 
@@ -62,26 +67,38 @@ double diff(const std::vector<double>& a, const std::vector<double>& b) {
   return d;
 }
 
-class LoraModel : public ::testing::TestWithParam<std::string> {};
+// A fixture, and whether its base rows are bit-identical with and without adapter rows in the same batch. That holds
+// only where the code guarantees it: in a dense model every GEMM of the step has the same shape either way and base
+// rows get no LoRA work at all. In an MoE model the adapter rows route to other experts, so the experts' GEMMs have
+// other row counts, and OpenBLAS's kernels and blocking (which change with the row count and OPENBLAS_CORETYPE) may
+// round base rows differently: there they must agree within the fixture's golden limit (float32 rounding; a leak of
+// adapter work into base rows moves them by more than 0.05).
+struct ModelCase {
+  std::string name;
+  bool dense;
+};
+void PrintTo(const ModelCase& c, std::ostream* os) { *os << c.name; }
+
+class LoraModel : public ::testing::TestWithParam<ModelCase> {};
 
 }  // namespace
 
 TEST_P(LoraModel, OneSlotEvictsOnEveryAdapterChangeAndStaysExact) {
-  auto c = load_case(GetParam());
-  ASSERT_TRUE(c) << GetParam() << " fixture missing (fixtures are committed)";
+  auto c = load_case(GetParam().name);
+  ASSERT_TRUE(c) << GetParam().name << " fixture (or its limits.json) missing (fixtures are committed)";
   auto model = load_model((c->dir / "model").string());
   auto mgr = manager(*model, *c, 1);
   auto got = score_requests(*model, c->requests, {256, 64}, mgr.get());
   for (size_t i = 0; i < got.size(); ++i) {
     ASSERT_TRUE(got[i].error.empty()) << got[i].error;
-    EXPECT_LE(diff(got[i].logprobs, c->expected[i]), 1e-3) << c->name << " " << got[i].id;
+    EXPECT_LE(diff(got[i].logprobs, c->expected[i]), c->limit) << c->name << " " << got[i].id;
   }
   EXPECT_GE(mgr->pool().loads(), static_cast<int64_t>(c->config["adapters"].size()));
 }
 
 TEST_P(LoraModel, SameRequestAloneAndInDifferentMixes) {
-  auto c = load_case(GetParam());
-  ASSERT_TRUE(c) << GetParam() << " fixture missing (fixtures are committed)";
+  auto c = load_case(GetParam().name);
+  ASSERT_TRUE(c) << GetParam().name << " fixture (or its limits.json) missing (fixtures are committed)";
   auto model = load_model((c->dir / "model").string());
   auto mgr = manager(*model, *c, 4);
   auto mixed = score_requests(*model, c->requests, {}, mgr.get());
@@ -100,9 +117,10 @@ TEST_P(LoraModel, SameRequestAloneAndInDifferentMixes) {
 }
 
 TEST_P(LoraModel, BaseRowsAreUntouchedByAdapterRows) {
-  // The same packed batch with and without the adapters: base-model rows must be bit-identical.
-  auto c = load_case(GetParam());
-  ASSERT_TRUE(c) << GetParam() << " fixture missing (fixtures are committed)";
+  // The same packed batch with and without the adapters: base-model rows must be bit-identical (dense models) or
+  // equal within float32 rounding (MoE models; see ModelCase).
+  auto c = load_case(GetParam().name);
+  ASSERT_TRUE(c) << GetParam().name << " fixture (or its limits.json) missing (fixtures are committed)";
   auto model = load_model((c->dir / "model").string());
   auto mgr = manager(*model, *c, 8);
   auto with = score_requests(*model, c->requests, {}, mgr.get());
@@ -113,7 +131,10 @@ TEST_P(LoraModel, BaseRowsAreUntouchedByAdapterRows) {
   for (size_t i = 0; i < plain.size(); ++i)
     if (!c->requests[i].lora) {
       any_base = true;
-      EXPECT_EQ(with[i].logprobs, without[i].logprobs) << c->name << " " << c->requests[i].id;
+      if (GetParam().dense)
+        EXPECT_EQ(with[i].logprobs, without[i].logprobs) << c->name << " " << c->requests[i].id;
+      else
+        EXPECT_LE(diff(with[i].logprobs, without[i].logprobs), c->limit) << c->name << " " << c->requests[i].id;
     } else {
       EXPECT_GT(diff(with[i].logprobs, without[i].logprobs), 0.05) << "adapter " << *c->requests[i].lora
                                                                      << " does not change the output";
@@ -122,6 +143,8 @@ TEST_P(LoraModel, BaseRowsAreUntouchedByAdapterRows) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, LoraModel,
-                         ::testing::Values("qwen3_5_causal_lora", "qwen3_5_moe_lora", "nemotron_h_latent_lora",
-                                           "deepseek_v3_lora"),
-                         [](const auto& info) { return info.param; });
+                         ::testing::Values(ModelCase{"qwen3_5_causal_lora", true}, ModelCase{"qwen3_lora", true},
+                                           ModelCase{"qwen3_5_moe_lora", false}, ModelCase{"qwen3_moe_lora", false},
+                                           ModelCase{"nemotron_h_latent_lora", false},
+                                           ModelCase{"deepseek_v3_lora", false}),
+                         [](const auto& info) { return info.param.name; });

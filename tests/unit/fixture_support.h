@@ -1,0 +1,165 @@
+#pragma once
+// Black-box helpers for the tests that run the real `hylora score` binary on the committed fixtures
+// (golden_test.cpp, lora_ablation_test.cpp): the fixture manifest, JSON(L) files, running a command, a filtered copy
+// of a safetensors file. Nothing here includes the engine's headers, so these tests survive refactors of its
+// internals.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace hylora::fixtures {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+inline const fs::path kRoot = HYLORA_FIXTURES_DIR;
+
+inline json read_json(const fs::path& p) {
+  std::ifstream in(p);
+  if (!in) throw std::runtime_error("cannot read " + p.string());
+  return json::parse(in);
+}
+
+inline std::vector<json> read_jsonl(const fs::path& p) {
+  std::ifstream in(p);
+  if (!in) throw std::runtime_error("cannot read " + p.string());
+  std::vector<json> out;
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) out.push_back(json::parse(line));
+  return out;
+}
+
+inline void write_jsonl(const fs::path& p, const std::vector<json>& rows) {
+  std::ofstream out(p);
+  for (auto& r : rows) out << r.dump() << "\n";
+}
+
+// Runs a shell command; returns its stdout and sets its exit status (-1 when it did not exit normally).
+inline std::string run_command(const std::string& cmd, int& status) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) {
+    status = -1;
+    return out;
+  }
+  char buf[65536];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int rc = pclose(p);
+  status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  return out;
+}
+
+// The JSON result lines of `hylora score` output (other lines, e.g. warnings on stderr merged in, are skipped).
+inline std::vector<json> result_lines(const std::string& out) {
+  std::vector<json> got;
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty() && line[0] == '{') got.push_back(json::parse(line));
+  return got;
+}
+
+struct Case {
+  std::string name;
+  fs::path dir;
+};
+inline void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+
+// The golden cases named by tests/fixtures/MANIFEST.json (empty when it is unreadable: GoldenFixtures.* fail then).
+inline std::vector<Case> golden_cases() {
+  std::vector<Case> cases;
+  try {
+    for (auto& n : read_json(kRoot / "MANIFEST.json").at("golden"))
+      cases.push_back({n.get<std::string>(), kRoot / n.get<std::string>()});
+  } catch (const std::exception&) {
+  }
+  return cases;
+}
+
+inline std::vector<Case> adapter_cases() {
+  std::vector<Case> out;
+  for (auto& c : golden_cases()) try {
+      if (!read_json(c.dir / "case.json").value("adapters", json::object()).empty()) out.push_back(c);
+    } catch (const std::exception&) {
+      out.push_back(c);  // unreadable: keep it, so that the test fails loudly
+    }
+  return out;
+}
+
+inline std::string case_name(const ::testing::TestParamInfo<Case>& info) {
+  std::string s = info.param.name;
+  for (auto& ch : s)
+    if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  return s;
+}
+
+// The largest limit of a case over its schedules (limits.json).
+inline double max_limit(const Case& c) {
+  double m = 0;
+  for (auto& [k, v] : read_json(c.dir / "limits.json").at("schedules").items()) m = std::max(m, v.at("limit").get<double>());
+  return m;
+}
+
+inline std::string quote(const std::string& s) { return "'" + s + "'"; }
+
+// safetensors: 8-byte little-endian header length, a JSON header {name: {dtype, shape, data_offsets}}, the data.
+// Writes a copy of `src` without the tensors for which drop(name) is true.
+inline void copy_safetensors_without(const fs::path& src, const fs::path& dst,
+                                     const std::function<bool(const std::string&)>& drop) {
+  std::ifstream in(src, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + src.string());
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  const json header = json::parse(bytes.substr(8, n));
+  const char* data = bytes.data() + 8 + n;
+  json out_header = json::object();
+  std::string out_data;
+  for (auto& [name, info] : header.items()) {
+    if (name == "__metadata__") {
+      out_header[name] = info;
+      continue;
+    }
+    if (drop(name)) continue;
+    const uint64_t b = info["data_offsets"][0], e = info["data_offsets"][1];
+    json t = info;
+    t["data_offsets"] = {out_data.size(), out_data.size() + (e - b)};
+    out_data.append(data + b, e - b);
+    out_header[name] = t;
+  }
+  std::string h = out_header.dump();
+  while (h.size() % 8) h += ' ';
+  const uint64_t hn = h.size();
+  std::ofstream out(dst, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(&hn), 8);
+  out << h << out_data;
+}
+
+inline std::vector<std::string> safetensors_names(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + p.string());
+  uint64_t n = 0;
+  in.read(reinterpret_cast<char*>(&n), 8);
+  std::string h(n, '\0');
+  in.read(h.data(), static_cast<std::streamsize>(n));
+  std::vector<std::string> out;
+  for (auto& [name, info] : json::parse(h).items())
+    if (name != "__metadata__") out.push_back(name);
+  return out;
+}
+
+}  // namespace hylora::fixtures
