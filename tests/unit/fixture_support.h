@@ -83,7 +83,8 @@ inline void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 inline std::vector<Case> golden_cases() {
   std::vector<Case> cases;
   try {
-    for (auto& n : read_json(kRoot / "MANIFEST.json").at("golden"))
+    const json m = read_json(kRoot / "MANIFEST.json");
+    for (auto& n : m.at("golden"))
       cases.push_back({n.get<std::string>(), kRoot / n.get<std::string>()});
   } catch (const std::exception&) {
   }
@@ -110,7 +111,8 @@ inline std::string case_name(const ::testing::TestParamInfo<Case>& info) {
 // The largest limit of a case over its schedules (limits.json).
 inline double max_limit(const Case& c) {
   double m = 0;
-  for (auto& [k, v] : read_json(c.dir / "limits.json").at("schedules").items()) m = std::max(m, v.at("limit").get<double>());
+  const json lim = read_json(c.dir / "limits.json");
+  for (auto& [k, v] : lim.at("schedules").items()) m = std::max(m, v.at("limit").get<double>());
   return m;
 }
 
@@ -157,7 +159,8 @@ inline std::vector<std::string> safetensors_names(const fs::path& p) {
   std::string h(n, '\0');
   in.read(h.data(), static_cast<std::streamsize>(n));
   std::vector<std::string> out;
-  for (auto& [name, info] : json::parse(h).items())
+  const json header = json::parse(h);
+  for (auto& [name, info] : header.items())
     if (name != "__metadata__") out.push_back(name);
   return out;
 }

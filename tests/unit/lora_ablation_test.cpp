@@ -9,8 +9,9 @@
 // or an expert spelling, ...) would fail the golden comparison of that fixture, whatever else is right. Dropping the
 // whole adapter (lora: null) must move it by more than 0.05.
 //
-// Groups the engine ignores by contract are checked the other way round (dropping them changes nothing, within
-// float rounding): vision-tower keys (`model.visual.*`) and the full base-layer copies that PEFT writes with
+// Groups the engine ignores by contract are checked the other way round (dropping them changes nothing beyond float
+// rounding, i.e. less than the fixture's golden limit: the variant sits elsewhere in the batch, and OpenBLAS may round
+// rows differently by their place in a block): vision-tower keys (`model.visual.*`) and the full base-layer copies that PEFT writes with
 // save_embedding_layers=True (`*.base_layer.weight`, equal to the base).
 #include <gtest/gtest.h>
 
@@ -29,7 +30,6 @@ namespace {
 using namespace hylora::fixtures;
 
 constexpr double kVisible = 1e-3;   // smallest move that counts as visible (the golden limits are 4e-6 .. 1.4e-3)
-constexpr double kNoOp = 1e-5;      // float rounding: a no-op group may change the batch's GEMM shapes, nothing else
 constexpr double kWholeAdapter = 0.05;
 
 // "base_model.model.model.layers.3.mlp.experts.7.w1.lora_A.weight" -> "model.layers.*.mlp.experts.*.w1"
@@ -141,7 +141,7 @@ TEST_P(LoraAblation, DroppingAnyTargetGroupVisiblyChangesTheOutput) {
     if (v.lora.empty())
       EXPECT_GT(d, kWholeAdapter) << c.name << ": adapter " << v.adapter << " barely changes the engine's output";
     else if (v.no_op)
-      EXPECT_LE(d, kNoOp) << c.name << ": adapter " << v.adapter << ": group " << v.group
+      EXPECT_LE(d, limit) << c.name << ": adapter " << v.adapter << ": group " << v.group
                           << " should be ignored, but dropping it changes the output";
     else
       EXPECT_GT(d, need) << c.name << ": adapter " << v.adapter << ": dropping " << v.group

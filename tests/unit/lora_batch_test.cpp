@@ -11,6 +11,11 @@ namespace {
 
 constexpr uint32_t kSeed = 21;
 constexpr int64_t kMaxRank = 16;
+// The same request scored in different batches is equal within float32 rounding, not bit for bit: OpenBLAS's kernels
+// and blocking change with the row count, a row's place in the block and OPENBLAS_CORETYPE (measured: up to 2.9e-6
+// over the default, Haswell, SkylakeX, Zen and Prescott kernels). A request bound to the wrong rows or slot is off by
+// O(0.1). Bit-equality is asserted only where the code guarantees it (lora_model_test.cpp, dense models).
+constexpr double kRounding = 1e-5;
 const std::string L = "model.layers.0.";
 
 // A PEFT adapter of rank r on every target (or only q_proj), merged into `ref` (alpha = 2r: s = 2).
@@ -95,7 +100,7 @@ TEST(LoraBatch, BaseRowsInAMixedBatchAreExactlyTheBaseModel) {
   for (size_t i = 0; i < reqs.size(); ++i) {
     if (reqs[i].lora) continue;
     auto alone = score_requests(f.model, {reqs[i]}, {});
-    EXPECT_EQ(got[i].logprobs, alone[0].logprobs) << "base request " << i;
+    EXPECT_LT(max_diff(got[i], alone[0]), kRounding) << "base request " << i;
   }
   EXPECT_LT(f.worst(reqs, got), 2e-5);
 }
@@ -129,7 +134,7 @@ TEST(LoraBatch, SameRequestAloneAndInDifferentMixes) {
       auto got = score_requests(f.model, reqs, o, f.mgr.get());
       const size_t at = m % (reqs.size() - 1);
       ASSERT_EQ(got[at].id, x.id);
-      EXPECT_LT(max_diff(got[at], alone), 1e-6) << "mix " << m << " batch " << o.max_batch_tokens;
+      EXPECT_LT(max_diff(got[at], alone), kRounding) << "mix " << m << " batch " << o.max_batch_tokens;
     }
   EXPECT_LT(f.worst({x}, {alone}), 2e-5);
 }

@@ -49,7 +49,8 @@ std::optional<FixtureCase> load_case(const std::string& name) {
   for (auto& j : read_jsonl(c.dir / "expected.jsonl")) c.expected.push_back(j["logprobs"].get<std::vector<double>>());
   if (!fs::exists(c.dir / "limits.json")) return std::nullopt;
   c.limit = 0;
-  for (auto& [k, v] : json::parse(std::ifstream(c.dir / "limits.json"))["schedules"].items())
+  const json lim = json::parse(std::ifstream(c.dir / "limits.json"));
+  for (auto& [k, v] : lim["schedules"].items())
     c.limit = std::max(c.limit, v["limit"].get<double>());
   return c;
 }
