@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
@@ -163,6 +164,70 @@ inline std::vector<std::string> safetensors_names(const fs::path& p) {
   for (auto& [name, info] : header.items())
     if (name != "__metadata__") out.push_back(name);
   return out;
+}
+
+// A whole safetensors file in memory: name -> (dtype, shape, raw little-endian bytes).
+struct StTensor {
+  std::string dtype;
+  std::vector<int64_t> shape;
+  std::string bytes;
+};
+
+inline std::map<std::string, StTensor> read_safetensors(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + p.string());
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  const json header = json::parse(bytes.substr(8, n));
+  std::map<std::string, StTensor> out;
+  for (auto& [name, info] : header.items()) {
+    if (name == "__metadata__") continue;
+    const uint64_t b = info["data_offsets"][0], e = info["data_offsets"][1];
+    out[name] = {info["dtype"].get<std::string>(), info["shape"].get<std::vector<int64_t>>(), bytes.substr(8 + n + b, e - b)};
+  }
+  return out;
+}
+
+inline void write_safetensors(const fs::path& p, const std::map<std::string, StTensor>& tensors) {
+  json header = {{"__metadata__", {{"format", "pt"}}}};
+  std::string data;
+  for (auto& [name, t] : tensors) {
+    header[name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {data.size(), data.size() + t.bytes.size()}}};
+    data += t.bytes;
+  }
+  std::string h = header.dump();
+  while (h.size() % 8) h += ' ';
+  const uint64_t hn = h.size();
+  std::ofstream out(p, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(&hn), 8);
+  out << h << data;
+}
+
+// The values of a BF16 or F32 tensor as floats.
+inline std::vector<float> to_f32(const StTensor& t) {
+  std::vector<float> v;
+  if (t.dtype == "F32") {
+    v.resize(t.bytes.size() / 4);
+    std::memcpy(v.data(), t.bytes.data(), t.bytes.size());
+  } else if (t.dtype == "BF16") {
+    v.resize(t.bytes.size() / 2);
+    for (size_t i = 0; i < v.size(); ++i) {
+      uint16_t h;
+      std::memcpy(&h, t.bytes.data() + 2 * i, 2);
+      const uint32_t bits = static_cast<uint32_t>(h) << 16;
+      std::memcpy(&v[i], &bits, 4);
+    }
+  } else {
+    throw std::runtime_error("to_f32: unsupported dtype " + t.dtype);
+  }
+  return v;
+}
+
+inline StTensor f32_tensor(const std::vector<int64_t>& shape, const std::vector<float>& v) {
+  StTensor t{"F32", shape, std::string(v.size() * 4, '\0')};
+  std::memcpy(t.bytes.data(), v.data(), t.bytes.size());
+  return t;
 }
 
 }  // namespace hylora::fixtures

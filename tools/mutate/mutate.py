@@ -2,7 +2,7 @@
 """Mutation testing: apply one small bug at a time (tools/mutate/mutations.py), rebuild incrementally, run the tests,
 record whether they caught it, restore the file. Every mutation must be caught.
 
-    python3 tools/mutate/mutate.py [--build-dir build] [--only id1,id2] [--jobs 2] [--json out.json]
+    python3 tools/mutate/mutate.py [--build-dir build] [--only id1,id2] [--jobs 2] [--json out.json] [--filter F]
     python3 tools/mutate/mutate.py --check      # every snippet still found exactly once (no build; seconds)
     python3 tools/mutate/mutate.py --list
 
@@ -104,6 +104,8 @@ def main():
     ap.add_argument("--only", default="")
     ap.add_argument("--json", default="")
     ap.add_argument("--timeout", type=int, default=900, help="seconds per test run")
+    ap.add_argument("--filter", default="", help="gtest filter for the unit suite, e.g. the black-box tests only: "
+                    "'Fixtures/Golden.*:Fixtures/LoraAblation.*:GoldenFixtures.*'")
     ap.add_argument("--check", action="store_true")
     ap.add_argument("--list", action="store_true")
     args = ap.parse_args()
@@ -151,8 +153,11 @@ def main():
                     status, caught_by, tt = "BUILD-ERROR", out[-1500:], 0.0
                 else:
                     binary = os.path.join(build_dir, SUITES[m["suite"]][0])
-                    rc, out, tt = run([binary, "--gtest_fail_fast", "--gtest_brief=1"], args.timeout, env)
-                    failed = re.findall(r"\[  FAILED  \] (\S+)", out)
+                    cmd = [binary, "--gtest_fail_fast", "--gtest_brief=1"]
+                    if args.filter and m["suite"] == "unit":
+                        cmd.append("--gtest_filter=" + args.filter)
+                    rc, out, tt = run(cmd, args.timeout, env)
+                    failed = [f.rstrip(",") for f in re.findall(r"\[  FAILED  \] (\S+)", out)]
                     if rc == 0:
                         status, caught_by = "SURVIVED", ""
                     else:
