@@ -5,6 +5,8 @@
 # OPENBLAS_CORETYPE values on one machine checks that no test depends on one CPU's rounding: the golden limits
 # (tests/fixtures/*/limits.json) were measured under each of them.
 #   HYLORA_TEST_CORETYPES="Haswell Prescott" (default) - the extra core types; "" to skip.
+#   HYLORA_TEST_MUTATE=1 - then mutation testing (tools/mutate, docs/testing.md): every mutation must be caught.
+#                          CI sets it; it takes about 10-20 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -25,3 +27,9 @@ for core in ${HYLORA_TEST_CORETYPES-Haswell Prescott}; do
   OPENBLAS_CORETYPE=$core ctest --output-on-failure -j"$(nproc)" \
     -E '^(AddedTokens|Bpe|ByteLevel|ChatTemplateReference|HandWrittenTemplate|JinjaEscape|JinjaLoad|JinjaPython|PreTokenizer|Qwen3Reference|Regex|StreamDecoder|TinyTokenizerHf|Tokenizer|Utf8)\.'
 done
+if [ "${HYLORA_TEST_MUTATE:-0}" = 1 ]; then
+  echo "== mutation testing"
+  cd ..
+  command -v python3 >/dev/null || { echo "mutation testing needs python3 (apt-get install python3)" >&2; exit 1; }
+  python3 tools/mutate/mutate.py --skip-stale --json build/mutate-results.json
+fi

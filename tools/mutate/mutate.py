@@ -4,6 +4,8 @@ record whether they caught it, restore the file. Every mutation must be caught.
 
     python3 tools/mutate/mutate.py [--build-dir build] [--only id1,id2] [--jobs 2] [--json out.json] [--filter F]
     python3 tools/mutate/mutate.py --check      # every snippet still found exactly once (no build; seconds)
+    python3 tools/mutate/mutate.py --skip-stale # CI: run the mutations whose snippet is still found; name the others
+                                                # loudly; fail if fewer than --min-mutations (20) remain
     python3 tools/mutate/mutate.py --list
 
 The file is always restored (also on Ctrl-C or a failed build); a backup is kept under <build-dir>/mutate-backup/
@@ -107,6 +109,8 @@ def main():
     ap.add_argument("--filter", default="", help="gtest filter for the unit suite, e.g. the black-box tests only: "
                     "'Fixtures/Golden.*:Fixtures/LoraAblation.*:GoldenFixtures.*'")
     ap.add_argument("--check", action="store_true")
+    ap.add_argument("--skip-stale", action="store_true")
+    ap.add_argument("--min-mutations", type=int, default=20)
     ap.add_argument("--list", action="store_true")
     args = ap.parse_args()
     only = set(filter(None, args.only.split(",")))
@@ -119,8 +123,14 @@ def main():
         return
     bad = check_snippets(muts)
     if bad:
-        print("STALE MUTATIONS (the code moved):\n  " + "\n  ".join(bad), flush=True)
-        sys.exit(2)
+        print(f"STALE MUTATIONS ({len(bad)}: the code moved; re-target `find` in tools/mutate/mutations.py):\n  "
+              + "\n  ".join(bad), flush=True)
+        if not args.skip_stale:
+            sys.exit(2)
+        stale = {b.split(":", 1)[0] for b in bad}
+        muts = [m for m in muts if m["id"] not in stale]
+        if len(muts) < args.min_mutations:
+            sys.exit(f"only {len(muts)} mutations still apply (at least {args.min_mutations} required)")
     if args.check:
         print(f"all {len(muts)} snippets found exactly once")
         return
