@@ -6,7 +6,7 @@
 # (tests/fixtures/*/limits.json) were measured under each of them.
 #   HYLORA_TEST_CORETYPES="Haswell Prescott" (default) - the extra core types; "" to skip.
 #   HYLORA_TEST_MUTATE=1 - then mutation testing (tools/mutate, docs/testing.md): every mutation must be caught.
-#                          CI sets it; it takes about 10-20 minutes on 2 cores.
+#                          CI sets it; it takes about 10-17 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
