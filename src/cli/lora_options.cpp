@@ -1,6 +1,8 @@
 #include "cli/lora_options.h"
 
-#include "lora/lora_manager.h"
+#include <cstdio>
+
+#include "lora/normalized_adapter.h"
 
 namespace hylora::cli {
 
@@ -11,16 +13,21 @@ void add_lora_options(CLI::App& app, LoraOptions& o) {
       ->check(CLI::PositiveNumber);
 }
 
-std::unique_ptr<LoraStepBinder> make_lora_binder(Model& model, const LoraOptions& o) {
-  if (o.adapters.empty()) return nullptr;
-  auto m = std::make_unique<lora::LoraManager>(model, o.max_lora_rank, o.max_loras_per_batch);
+AdapterSet load_adapters(const Executor& executor, const LoraOptions& o) {
+  AdapterSet set;
   for (auto& spec : o.adapters) {
     const auto eq = spec.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size())
       fail("--lora ", spec, ": expected NAME=ADAPTER_DIR");
-    m->load(spec.substr(0, eq), spec.substr(eq + 1));
+    const std::string name = spec.substr(0, eq), dir = spec.substr(eq + 1);
+    if (set.count(name))
+      fail("adapter \"", name, "\": the name is already loaded (from ", set.at(name)->dir,
+           "); each adapter needs a distinct name");
+    auto a = executor.load_adapter(name, dir);
+    for (auto& w : a->warnings) std::fprintf(stderr, "hylora: warning: %s\n", w.c_str());
+    set[name] = std::move(a);
   }
-  return m;
+  return set;
 }
 
 }  // namespace hylora::cli

@@ -7,8 +7,8 @@
 
 #include "cli/commands.h"
 #include "cli/lora_options.h"
+#include "engine/executor.h"
 #include "engine/scorer.h"
-#include "models/model.h"
 
 namespace hylora::cli {
 
@@ -77,6 +77,11 @@ int run_score_command(int argc, char** argv) {
   app.add_option("--max-batch-tokens", opts.max_batch_tokens, "rows per forward step")->check(CLI::PositiveNumber);
   app.add_option("--prefill-chunk", opts.prefill_chunk, "max new tokens of one sequence per step (1 = decode)")
       ->check(CLI::PositiveNumber);
+  ExecutorOptions ex_opts;
+  app.add_option("--max-sequences", ex_opts.max_sequences, "sequences scored at once (state slots)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  app.add_option("--kv-cache-tokens", ex_opts.kv_cache_tokens, "KV cache capacity in tokens (0 = default)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 32));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -86,8 +91,11 @@ int run_score_command(int argc, char** argv) {
     fail("--device cuda: the CUDA backend is not available in this build yet; use --device cpu");
   if (dtype != "float32") fail("--dtype ", dtype, ": the CPU reference backend computes in float32 only");
 
-  auto model = load_model(model_dir);
-  auto binder = make_lora_binder(*model, lora_opts);
+  ex_opts.max_lora_rank = lora_opts.max_lora_rank;
+  ex_opts.max_loras_per_batch = lora_opts.max_loras_per_batch;
+  ex_opts.max_batch_tokens = opts.max_batch_tokens;
+  Executor executor(model_dir, ex_opts);
+  const AdapterSet adapters = load_adapters(executor, lora_opts);
 
   std::vector<ScoreRequest> requests;
   std::vector<std::string> parse_errors;
@@ -110,7 +118,7 @@ int run_score_command(int argc, char** argv) {
       valid.push_back(requests[i]);
       valid_index.push_back(i);
     }
-  auto scored = score_requests(*model, valid, opts, binder.get());
+  auto scored = score_requests(executor, valid, opts, adapters);
   std::vector<ScoreResult> results(requests.size());
   for (size_t i = 0; i < requests.size(); ++i) results[i] = {requests[i].id, {}, parse_errors[i]};
   for (size_t k = 0; k < valid.size(); ++k) results[valid_index[k]] = scored[k];

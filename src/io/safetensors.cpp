@@ -20,7 +20,8 @@ DType parse_dtype(const std::string& s, const std::string& tensor, const std::st
   if (s == "F32") return DType::F32;
   if (s == "BF16") return DType::BF16;
   if (s == "F16") return DType::F16;
-  fail(file, ": tensor ", tensor, " has dtype ", s, "; supported dtypes are F32, BF16 and F16");
+  if (s == "F64") return DType::F64;  // adapters saved from float64 training runs; converted like the others
+  fail(file, ": tensor ", tensor, " has dtype ", s, "; supported dtypes are F32, F64, BF16 and F16");
 }
 
 std::shared_ptr<void> map_file(const std::string& path, size_t& size) {
@@ -160,6 +161,16 @@ Tensor tensor_to_f32(const TensorInfo& t) {
       for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(src[i]);
       break;
     }
+    case DType::F64: {
+      double v;
+      for (int64_t i = 0; i < n; ++i) {
+        std::memcpy(&v, static_cast<const char*>(t.data) + i * 8, 8);  // file offsets need not be 8-aligned
+        dst[i] = static_cast<float>(v);
+      }
+      break;
+    }
+    case DType::I32:
+      fail("internal: int32 tensors are not checkpoint weights");
   }
   return out;
 }

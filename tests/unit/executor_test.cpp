@@ -77,7 +77,8 @@ TEST(Executor, LastRowOutputIsTheLastRowOfAll) {
   SeqId s = ex.open_sequence();
   StepOutput o = ex.execute({{s, t, nullptr, RowOutput::kLast}});
   ASSERT_EQ(o.logits.dim(0), 1);
-  EXPECT_EQ(max_abs_diff(o.logits.f32(), all.f32() + 16 * V, V), 0.0);
+  // Not bitwise: lm_head runs over 1 row instead of 17, and BLAS blocking depends on the row count.
+  EXPECT_LT(max_abs_diff(o.logits.f32(), all.f32() + 16 * V, V), 1e-5);
   StepOutput none = ex.execute({{s, {t[0]}, nullptr, RowOutput::kNone}});
   EXPECT_EQ(none.logits.dim(0), 0);
   EXPECT_EQ(ex.sequence_length(s), 18);
