@@ -91,9 +91,10 @@ int run_jsonl_loop(const std::string& command, int64_t max_line_bytes,
     nlohmann::ordered_json result;
     try {
       if (too_long) fail(reader.too_long_error(length));
-      // Invalid UTF-8 bytes become U+FFFD first (Python errors="replace"), as HF only receives decoded text.
-      result = handle(parse_json_bounded<nlohmann::ordered_json>(text::to_valid_utf8(line), json_limits::kRequest,
-                                                                 "request"));
+      // Invalid UTF-8 bytes become U+FFFD first (Python errors="replace"), as HF only receives decoded text; each
+      // replaced byte may grow to 3, hence the size limit of 3 lines.
+      result = handle(parse_json_bounded<nlohmann::ordered_json>(
+          text::to_valid_utf8(line), {static_cast<size_t>(max_line_bytes) * 3, json_limits::kMaxDepth}, "request"));
     } catch (const std::exception& e) {
       const std::string msg = text::to_valid_utf8(e.what());
       std::fprintf(stderr, "hylora %s: line %lld: %s\n", command.c_str(), static_cast<long long>(reader.line_no()),

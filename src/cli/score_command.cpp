@@ -139,6 +139,7 @@ int run_score_command(int argc, char** argv) {
   // Malformed requests are reported in place; the others of a window are scored together.
   Window window(*model, binder.get(), opts);
   LineReader reader(stdin, max_line_bytes);
+  const JsonLimits line_limits{static_cast<size_t>(max_line_bytes), json_limits::kMaxDepth};
   std::string line;
   bool too_long = false, any = false, writing = true;
   int64_t length = 0;
@@ -153,7 +154,7 @@ int run_score_command(int argc, char** argv) {
       r.id = "line " + std::to_string(line_no);
       err = reader.too_long_error(length);
     } else {
-      r = parse_score_request(line, line_no, err);
+      r = parse_score_request(line, line_no, err, line_limits);
     }
     if (err.empty() && max_positions > 0 && static_cast<int64_t>(r.input_ids.size()) > max_positions)
       err = "request " + r.id + ": " + std::to_string(r.input_ids.size()) +

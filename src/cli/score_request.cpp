@@ -9,12 +9,13 @@ namespace hylora::cli {
 
 using json = nlohmann::json;
 
-ScoreRequest parse_score_request(const std::string& line, int64_t line_no, std::string& error) {
+ScoreRequest parse_score_request(const std::string& line, int64_t line_no, std::string& error,
+                                 const JsonLimits& limits) {
   ScoreRequest r;
   r.id = "line " + std::to_string(line_no);
   json j;
   try {
-    j = parse_json_bounded<json>(line, json_limits::kRequest, "line " + std::to_string(line_no));
+    j = parse_json_bounded<json>(line, limits, "line " + std::to_string(line_no));
   } catch (const std::exception& e) {
     error = text::to_valid_utf8(e.what());  // nlohmann quotes the offending bytes, which may not be UTF-8
     return r;

@@ -73,7 +73,9 @@ std::map<std::string, TensorInfo> parse_safetensors(const uint8_t* base, size_t 
   const uint64_t data_size = size - 8 - header_len;
   // (begin, end, name): checked below to tile the data section exactly, as upstream safetensors requires.
   std::vector<std::tuple<uint64_t, uint64_t, std::string>> ranges;
-  for (auto& [name, entry] : header.items()) {
+  for (auto& item : header.items()) {
+    const std::string name = item.key();
+    const json& entry = item.value();
     if (name == "__metadata__") continue;
     const auto bad = [&](const auto&... what) { fail(path, ": tensor ", name, ": ", what...); };
     if (!entry.is_object()) bad("header entry must be an object, found ", entry.dump());

@@ -21,10 +21,10 @@ inline constexpr std::size_t kMaxItems = std::size_t{1} << 20;    // items of on
 inline constexpr int kMaxNesting = 256;                     // nesting of values, of expressions, of blocks
 inline constexpr int kMaxCallDepth = 400;                   // evaluation depth (macro recursion included)
 inline constexpr int64_t kMaxLoopIterations = 1000000;      // for-loop iterations of one render
-// Work of one render: one unit per evaluated expression plus the bytes/items of every string/list it produced.
-// Bounds time and memory together (a list grown by concatenation in a loop is quadratic; a big string copied into
-// many list items is not caught by any single size limit).
-inline constexpr int64_t kMaxWork = int64_t{1} << 28;
+// Work of one render, in units of about 8 bytes copied: one per evaluated expression, plus bytes / 8 of every
+// string and 16 per item of every list or dict an expression produced. Bounds time and memory together (a list grown
+// by concatenation in a loop is quadratic; a big string copied into many list items is caught by no size limit).
+inline constexpr int64_t kMaxWork = int64_t{1} << 27;
 }  // namespace limits
 
 // Fails unless a string of `bytes` bytes is within limits::kMaxString (`what` names the operation).
