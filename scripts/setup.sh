@@ -2,7 +2,8 @@
 # Installs what hylora needs to build and test on Debian 12 (run as root). Idempotent and quick when done before.
 set -euo pipefail
 packages=(build-essential cmake pkg-config git libopenblas-dev nlohmann-json3-dev libgtest-dev googletest
-          libpcre2-dev libutf8proc-dev libcli11-dev libcpp-httplib-dev nodejs npm)
+          libpcre2-dev libutf8proc-dev libcli11-dev libcpp-httplib-dev nodejs npm
+          clang libclang-rt-dev libomp-dev)  # clang + compiler-rt + libomp: the ASan/UBSan build and libFuzzer
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

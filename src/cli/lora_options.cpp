@@ -8,9 +8,12 @@ namespace hylora::cli {
 
 void add_lora_options(CLI::App& app, LoraOptions& o) {
   app.add_option("--lora", o.adapters, "adapter NAME=ADAPTER_DIR (PEFT format); repeat for several");
-  app.add_option("--max-lora-rank", o.max_lora_rank, "largest adapter rank accepted")->check(CLI::PositiveNumber);
+  // Upper bounds: slot buffers are sized rank × slots × every module at start-up, so a typo must not become an
+  // allocation of terabytes (or a bare std::bad_alloc).
+  app.add_option("--max-lora-rank", o.max_lora_rank, "largest adapter rank accepted")
+      ->check(CLI::Range(int64_t{1}, kMaxLoraRankLimit));
   app.add_option("--max-loras-per-batch", o.max_loras_per_batch, "adapter slots (distinct adapters per step)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(int64_t{1}, kMaxLorasPerBatchLimit));
 }
 
 AdapterSet load_adapters(const Executor& executor, const LoraOptions& o) {

@@ -9,6 +9,9 @@
 
 namespace hylora::cli {
 
+inline constexpr int64_t kMaxLoraRankLimit = 4096;
+inline constexpr int64_t kMaxLorasPerBatchLimit = 1024;
+
 struct LoraOptions {
   std::vector<std::string> adapters;  // NAME=DIR
   int64_t max_lora_rank = 64;
