@@ -16,6 +16,7 @@ void print_usage() {
                "usage: hylora <command> [options]\n"
                "commands:\n"
                "  score           log-probabilities of token sequences (JSONL in, JSONL out)\n"
+               "  serve           HTTP server: OpenAI-compatible + native endpoints, LoRA adapters at runtime\n"
 #ifdef HYLORA_HAVE_TEXT
                "  tokenize        text <-> token ids with a model's tokenizer.json\n"
                "  chat-template   render chat messages with a model's chat template\n"
@@ -32,6 +33,7 @@ int main(int argc, char** argv) {
   std::string cmd = argv[1];
   try {
     if (cmd == "score") return hylora::cli::run_score_command(argc - 1, argv + 1);
+    if (cmd == "serve") return hylora::cli::run_serve_command(argc - 1, argv + 1);
 #ifdef HYLORA_HAVE_TEXT
     if (cmd == "tokenize") return run_tokenize_command(argc - 1, argv + 1);
     if (cmd == "chat-template") return run_chat_template_command(argc - 1, argv + 1);
