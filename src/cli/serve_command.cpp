@@ -22,7 +22,7 @@ namespace hylora::cli {
 namespace {
 // The name clients use for the base model: the directory's name (its parent's when it is just "model").
 std::string default_model_name(const std::string& dir) {
-  std::filesystem::path p = std::filesystem::weakly_canonical(dir);
+  std::filesystem::path p = std::filesystem::absolute(dir).lexically_normal();  // symlinks kept: their name counts
   if (p.filename().empty()) p = p.parent_path();
   if (p.filename() == "model" && p.has_parent_path()) return p.parent_path().filename().string();
   return p.filename().string();
