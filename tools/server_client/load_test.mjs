@@ -1,7 +1,7 @@
 // Under load, nothing lost (issue 10 item 6): 64 concurrent streaming clients (the openai package) over 4 adapters
 // and the base model, with 2 adapter slots, on the tiny Qwen3.5 fixture. Every request completes, every greedy
 // result equals the same request run alone; an adapter is loaded and unloaded over and over meanwhile; clients
-// that disconnect mid-stream free their slots and pages (/metrics). Bounded: 64 clients, 16 tokens each, < 60 s.
+// that disconnect mid-stream free their slots and pages (/metrics). Bounded: 64 clients, 24 tokens each, arriving 25 ms apart (so adapters come and go mid-run), < 60 s.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
@@ -12,7 +12,7 @@ const CASE = path.join(FIXTURES, "qwen3_5_causal_lora");
 const SPELLINGS = path.join(FIXTURES, "qwen3_5_lora_spellings", "adapters");
 const BASE = "qwen3_5_causal_lora";
 const MODELS = [BASE, "full_r16", "mixed_r4", "partial", "peft_tied"];
-const CLIENTS = 64, TOKENS = 16, DISCONNECTS = 8;
+const CLIENTS = 64, TOKENS = 24, DISCONNECTS = 8, STAGGER_MS = 25;
 let server, client;
 
 before(async () => {
@@ -53,20 +53,25 @@ test("64 concurrent streaming clients over 4 adapters + base: nothing lost, each
   const alone = [];
   for (let i = 0; i < distinct; ++i) alone.push((await client.completions.create(request(i))).choices[0].text);
 
-  // An adapter that comes and goes while the clients run (its own requests may 404 between a load and an unload).
-  let churn = true, loads = 0, churnOk = 0;
+  // An adapter that comes and goes while the clients run: each cycle loads it, sends a request for it without
+  // waiting, and unloads it (the request in flight keeps it until it finishes; a later load of the name gets 409
+  // until then). Requests for it complete (200) or, sent after an unload, get 404; nothing else.
+  let churn = true, loads = 0, unloads = 0;
+  const churnRequests = [];
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   const churner = (async () => {
     while (churn) {
       const l = await post(server.url + "/load_lora_adapter",
                            { lora_name: "churn", lora_path: "qwen3_5_causal_lora/adapters/mixed_r4" });
-      assert.equal(l.status, 200, l.text);
-      ++loads;
-      const g = await post(server.url + "/generate", { input_ids: [1, 2, 3], lora_path: "churn",
-                                                       sampling_params: { max_new_tokens: 4 } });
-      if (g.status === 200) ++churnOk;
+      assert.ok(l.status === 200 || l.status === 409, l.text);
+      if (l.status === 200) ++loads;
+      churnRequests.push(post(server.url + "/generate", { input_ids: [1, 2, 3], lora_path: "churn",
+                                                          sampling_params: { max_new_tokens: 4 } }));
+      await sleep(30);
       const u = await post(server.url + "/unload_lora_adapter", { lora_name: "churn" });
-      assert.equal(u.status, 200, u.text);
-      await new Promise((r) => setTimeout(r, 20));
+      assert.ok(u.status === 200 || u.status === 404, u.text);
+      if (u.status === 200) ++unloads;
+      await sleep(30);
     }
   })();
 
@@ -74,12 +79,16 @@ test("64 concurrent streaming clients over 4 adapters + base: nothing lost, each
   const jobs = [];
   for (let c = 0; c < CLIENTS; ++c) {
     const i = c % distinct;
-    jobs.push(streamText(i, { abortAfter: c < DISCONNECTS ? 2 : 0 }).then((r) => ({ c, i, r })));
+    jobs.push(new Promise((r) => setTimeout(r, c * STAGGER_MS))
+      .then(() => streamText(i, { abortAfter: c < DISCONNECTS ? 2 : 0 })).then((r) => ({ c, i, r })));
   }
   const results = await Promise.all(jobs);
   const elapsed = (Date.now() - t0) / 1000;
   churn = false;
   await churner;
+  const churned = await Promise.all(churnRequests);
+  for (const r of churned) assert.ok(r.status === 200 || r.status === 404, `${r.status} ${r.text}`);
+  const churnOk = churned.filter((r) => r.status === 200).length;
   for (const { c, i, r } of results) {
     if (c < DISCONNECTS) continue;
     assert.ok(r, `client ${c} got nothing`);
@@ -88,11 +97,12 @@ test("64 concurrent streaming clients over 4 adapters + base: nothing lost, each
   }
   const m = await waitIdle(server.url);
   console.log(`# ${CLIENTS} streaming clients (${DISCONNECTS} disconnecting) in ${elapsed.toFixed(2)} s; ` +
-              `adapter loads/unloads during the run: ${loads} (churn generations ok: ${churnOk}); ` +
+              `adapter loads/unloads during the run: ${loads}/${unloads} (its requests: ${churnOk} ok, ` +
+              `${churned.length - churnOk} refused); ` +
               `slot loads ${m.hylora_adapter_slot_loads_total}, host evictions ${m.hylora_adapter_host_evictions_total}, ` +
               `preemptions ${m.hylora_preemptions_total}`);
   assert.ok(elapsed < 60, `took ${elapsed} s`);
-  assert.ok(loads >= 2, "the adapter was not loaded and unloaded during the run");
+  assert.ok(loads >= 2 && unloads >= 2, "the adapter was not loaded and unloaded during the run");
   assert.equal(m.hylora_sequence_slots_free, 256);
   assert.ok(m.hylora_client_disconnects_total >= 1);
   assert.ok(m['hylora_requests_finished_total{reason="abort"}'] >= 1);
