@@ -222,6 +222,7 @@ void Scheduler::admit(std::vector<Work>& works, int64_t& budget) {
   const int64_t adapter_limit = ex_.max_adapters_per_step();
   const int64_t page_size = ex_.options().page_size;
   const auto now = Clock::now();
+  bool blocked = false;  // an adapter request has waited too long: no other adapter request passes it
   for (size_t i = 0; i < waiting_.size() && budget > 0;) {
     Seq* s = waiting_[i].get();
     const int64_t pages = (static_cast<int64_t>(s->tokens.size()) + 1 + page_size - 1) / page_size;
@@ -233,9 +234,11 @@ void Scheduler::admit(std::vector<Work>& works, int64_t& budget) {
       continue;
     }
     const auto* a = s->req.adapter.get();
-    if (a && !adapters.count(a) && static_cast<int64_t>(adapters.size()) >= adapter_limit) {
-      if (now - s->arrival >= opt_.max_adapter_wait) break;  // waited long enough: nobody passes it any more
-      ++i;                                                      // its adapter has no slot yet: later ones may go
+    if (a && (blocked || (!adapters.count(a) && static_cast<int64_t>(adapters.size()) >= adapter_limit))) {
+      // Its adapter has no slot yet: later requests may pass it, until it has waited max_adapter_wait; after that
+      // only base-model requests (which hold no slot) pass, so the running adapters drain and it gets one.
+      if (now - s->arrival >= opt_.max_adapter_wait) blocked = true;
+      ++i;
       continue;
     }
     if (pages > free_pages_left(works) || ex_.free_sequences() <= 0) break;  // FCFS on memory

@@ -6,8 +6,8 @@
 // they leave). Admission is FCFS, bounded by sequence slots, KV pages (a request is admitted when its whole
 // prompt fits) and adapter slots (never more distinct adapters than Executor::max_adapters_per_step(); a
 // request whose adapter has no slot waits). Fairness: a request waiting for an adapter slot may be skipped by
-// later requests whose adapters are already running, but only for `max_adapter_wait`; after that nobody is
-// admitted past it, so the running adapters drain and it gets a slot. When KV pages run out mid-generation, the
+// later requests whose adapters are already running, but only for `max_adapter_wait`; after that only base-model
+// requests (which hold no slot) pass it, so the running adapters drain and it gets a slot. When KV pages run out mid-generation, the
 // newest running request is preempted: its sequence is released and it is requeued at the front of the queue,
 // to be recomputed (prompt + tokens generated so far) when it is admitted again.
 //

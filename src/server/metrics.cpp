@@ -44,8 +44,14 @@ void Histogram::render(std::string& out, const std::string& name, const std::str
 }
 
 void ServerMetrics::count_http(const std::string& path, int status) {
+  // Only the served paths become labels: a client must not be able to add label values (or break the format).
+  static const char* kPaths[] = {"/v1/chat/completions", "/v1/completions", "/v1/models", "/generate",
+                                 "/load_lora_adapter", "/unload_lora_adapter", "/health", "/metrics"};
+  std::string label = "other";
+  for (const char* p : kPaths)
+    if (path == p) label = p;
   std::lock_guard<std::mutex> lock(mu_);
-  ++http_[{path, status}];
+  ++http_[{label, status}];
 }
 
 std::string ServerMetrics::render(const scheduler::SchedulerStats& s, const lora::AdapterRegistry& registry) const {

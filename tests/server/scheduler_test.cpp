@@ -105,6 +105,7 @@ TEST(Scheduler, MoreAdaptersThanSlotsWaitAndNeverOverflowASlot) {
 
 // One slot; adapter A is busy with a stream of requests, B arrives second. With a zero skip budget nobody passes B:
 // it finishes before every A request that came after it. With a long budget the later A requests pass it.
+// A base-model request queued last (it holds no adapter slot) passes B either way.
 int64_t b_finish_position(int64_t wait_ms) {
   Executor ex(kCase + "/model", options(1));
   auto A = ex.load_adapter("full_r16", kCase + "/adapters/full_r16");
@@ -119,13 +120,17 @@ int64_t b_finish_position(int64_t wait_ms) {
     sinks.back()->order_counter = &order;
     s.submit(greedy(prompt(4, i), 4, i == 1 ? B : A, sinks.back()));
   }
+  auto base = std::make_shared<RecordingSink>();
+  base->order_counter = &order;
+  s.submit(greedy(prompt(4, 9), 4, nullptr, base));
   s.run_until_idle();
+  EXPECT_LT(base->finish_order, sinks[1]->finish_order);
   return sinks[1]->finish_order;
 }
 
 TEST(Scheduler, ARequestWaitingForAnAdapterSlotIsNotStarved) {
-  EXPECT_EQ(b_finish_position(0), 1);           // right after the A request that held the slot
-  EXPECT_EQ(b_finish_position(60000), 5);       // without the bound, all later A requests pass it
+  EXPECT_EQ(b_finish_position(0), 2);      // right after the A request that held the slot (and the base request)
+  EXPECT_EQ(b_finish_position(60000), 6);  // without the bound, all later A requests pass it
 }
 
 TEST(Scheduler, StopConditions) {
