@@ -254,3 +254,22 @@ test("a client that disconnects mid-stream frees its slot and pages (/metrics)",
   assert.equal(m.hylora_sequence_slots_free, before.hylora_sequence_slots_free);
   assert.ok(m.hylora_time_to_first_token_seconds_count > 0 && m.hylora_inter_token_latency_seconds_count > 0);
 });
+
+test("a model directory without a tokenizer serves token ids only (text null)", async () => {
+  const s = await startServer(["--model", path.join(FIXTURES, "qwen3_causal", "model")]);
+  try {
+    const g = await post(s.url + "/generate", { input_ids: [1, 2, 3],
+                                               sampling_params: { temperature: 0, max_new_tokens: 5 } });
+    assert.equal(g.status, 200, g.text);
+    assert.equal(g.json.text, null);
+    assert.equal(g.json.output_ids.length, 5);
+    const c = await post(s.url + "/v1/completions", { prompt: [1, 2, 3], max_tokens: 2 });
+    assert.equal(c.status, 200, c.text);
+    assert.equal((await post(s.url + "/v1/completions", { prompt: "text", max_tokens: 2 })).status, 400);
+    assert.equal((await post(s.url + "/v1/chat/completions",
+                             { messages: [{ role: "user", content: "x" }] })).status, 400);
+    assert.equal((await post(s.url + "/generate", { text: "x" })).status, 400);
+  } finally {
+    await s.stop();
+  }
+});
