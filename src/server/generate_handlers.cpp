@@ -189,9 +189,9 @@ struct StreamState {
 };
 }  // namespace
 
-void HttpServer::handle_generation(const httplib::Request& req, httplib::Response& res, Endpoint ep) {
+void HttpServer::handle_generation(const std::string& req_body, httplib::Response& res, Endpoint ep) {
   guarded(res, [&] {
-    json body = parse_json_body(req.body);
+    json body = parse_json_body(req_body);
     auto state = std::make_shared<StreamState>();
     state->p = parse_request(body, ep, ctx_);
     const ParsedRequest& p = state->p;

@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include <cstdlib>
 #include <filesystem>
 
 #include "lora/adapter_registry.h"
@@ -49,7 +50,9 @@ HttpServer::HttpServer(scheduler::Scheduler& sched, lora::AdapterRegistry& regis
   svr_->set_payload_max_length(opt_.max_body_bytes);
   svr_->set_read_timeout(opt_.body_timeout_s, 0);
   svr_->set_write_timeout(opt_.body_timeout_s, 0);
-  svr_->set_keep_alive_timeout(5);
+  // One request per connection: httplib keeps reading a keep-alive connection after a 408/413 answer, so a client
+  // that trickles the rest of a refused body would hold its thread; closing after every answer frees it.
+  svr_->set_keep_alive_max_count(1);
   routes();
 }
 
@@ -92,18 +95,26 @@ void HttpServer::routes() {
     res.set_content(metrics_.render(sched_.stats(), registry_), "text/plain; version=0.0.4");
   });
   s.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) { handle_models(res); });
-  s.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
-    handle_generation(req, res, Endpoint::kCompletions);
+  // POST bodies are read here, chunk by chunk, so that the whole body has a deadline: a client that trickles its
+  // body (each byte just inside the per-read timeout) is dropped as surely as one that stops.
+  auto post = [this, &s](const char* path, std::function<void(const std::string&, httplib::Response&)> handler) {
+    s.Post(path, [this, handler](const httplib::Request& req, httplib::Response& res,
+                                 const httplib::ContentReader& reader) {
+      std::string body;
+      if (read_body(req, reader, body, res)) handler(body, res);
+    });
+  };
+  post("/v1/completions", [this](const std::string& b, httplib::Response& res) {
+    handle_generation(b, res, Endpoint::kCompletions);
   });
-  s.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
-    handle_generation(req, res, Endpoint::kChat);
+  post("/v1/chat/completions", [this](const std::string& b, httplib::Response& res) {
+    handle_generation(b, res, Endpoint::kChat);
   });
-  s.Post("/generate", [this](const httplib::Request& req, httplib::Response& res) {
-    handle_generation(req, res, Endpoint::kGenerate);
+  post("/generate", [this](const std::string& b, httplib::Response& res) {
+    handle_generation(b, res, Endpoint::kGenerate);
   });
-  s.Post("/load_lora_adapter", [this](const httplib::Request& req, httplib::Response& res) { handle_load(req, res); });
-  s.Post("/unload_lora_adapter",
-         [this](const httplib::Request& req, httplib::Response& res) { handle_unload(req, res); });
+  post("/load_lora_adapter", [this](const std::string& b, httplib::Response& res) { handle_load(b, res); });
+  post("/unload_lora_adapter", [this](const std::string& b, httplib::Response& res) { handle_unload(b, res); });
 }
 
 void HttpServer::handle_models(httplib::Response& res) {
@@ -118,12 +129,34 @@ void HttpServer::handle_models(httplib::Response& res) {
   res.set_content(json{{"object", "list"}, {"data", data}}.dump(), "application/json");
 }
 
-void HttpServer::handle_load(const httplib::Request& req, httplib::Response& res) {
+bool HttpServer::read_body(const httplib::Request& req, const httplib::ContentReader& reader, std::string& body,
+                           httplib::Response& res) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(opt_.body_timeout_s);
+  bool too_big = false, too_late = false;
+  const bool ok = reader([&](const char* data, size_t n) {
+    if (body.size() + n > opt_.max_body_bytes) return !(too_big = true);
+    if (std::chrono::steady_clock::now() > deadline) return !(too_late = true);
+    body.append(data, n);
+    return true;
+  });
+  if (ok && !too_big && !too_late) return true;
+  // httplib refuses a body over its payload limit itself (reader() returns false): say why.
+  too_big = too_big || body.size() >= opt_.max_body_bytes ||
+            std::strtoull(req.get_header_value("Content-Length").c_str(), nullptr, 10) > opt_.max_body_bytes;
+  res.set_header("Connection", "close");
+  if (too_big)
+    send_error(res, 413, "invalid_request_error", "request body is larger than the server's limit (--max-body-bytes)");
+  else
+    send_error(res, 408, "invalid_request_error", "request body did not arrive within --body-timeout");
+  return false;
+}
+
+void HttpServer::handle_load(const std::string& req_body, httplib::Response& res) {
   guarded(res, [&] {
     if (opt_.lora_root.empty())
       throw ApiError(403, "permission_error",
                      "loading adapters over HTTP is disabled: start the server with --lora-root DIR");
-    json body = parse_json_body(req.body);
+    json body = parse_json_body(req_body);
     if (!body.contains("lora_name") || !body["lora_name"].is_string())
       throw bad_request("'lora_name' must be a string", "lora_name");
     if (!body.contains("lora_path") || !body["lora_path"].is_string())
@@ -141,9 +174,9 @@ void HttpServer::handle_load(const httplib::Request& req, httplib::Response& res
   });
 }
 
-void HttpServer::handle_unload(const httplib::Request& req, httplib::Response& res) {
+void HttpServer::handle_unload(const std::string& req_body, httplib::Response& res) {
   guarded(res, [&] {
-    json body = parse_json_body(req.body);
+    json body = parse_json_body(req_body);
     if (!body.contains("lora_name") || !body["lora_name"].is_string())
       throw bad_request("'lora_name' must be a string", "lora_name");
     const std::string name = body["lora_name"].get<std::string>();

@@ -11,6 +11,7 @@
 
 namespace httplib {
 class Server;
+class ContentReader;
 struct Request;
 struct Response;
 }  // namespace httplib
@@ -30,7 +31,7 @@ struct ServerOptions {
   std::string api_key;          // non-empty: every endpoint needs "Authorization: Bearer <key>"
   std::string lora_root;        // empty: /load_lora_adapter is refused
   size_t max_body_bytes = 8u << 20;
-  int body_timeout_s = 10;      // a body that stalls this long is dropped (slow or never-finishing clients)
+  int body_timeout_s = 10;      // a body not complete this long after its headers is dropped (slow clients)
   int threads = 512;            // connections served at once (each streaming client holds one)
 };
 
@@ -45,10 +46,13 @@ class HttpServer {
 
  private:
   void routes();
-  void handle_generation(const httplib::Request& req, httplib::Response& res, Endpoint endpoint);
+  // Reads a POST body within --max-body-bytes and --body-timeout (in total); on failure answers 413/408.
+  bool read_body(const httplib::Request& req, const httplib::ContentReader& reader, std::string& body,
+                 httplib::Response& res);
+  void handle_generation(const std::string& body, httplib::Response& res, Endpoint endpoint);
   void handle_models(httplib::Response& res);
-  void handle_load(const httplib::Request& req, httplib::Response& res);
-  void handle_unload(const httplib::Request& req, httplib::Response& res);
+  void handle_load(const std::string& body, httplib::Response& res);
+  void handle_unload(const std::string& body, httplib::Response& res);
   std::string resolve_model(const std::string& model) const;
 
   scheduler::Scheduler& sched_;
