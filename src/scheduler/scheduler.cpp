@@ -327,6 +327,10 @@ bool Scheduler::step() {
       }
     }
     if (s.cached != static_cast<int64_t>(s.tokens.size())) continue;
+    if (s.req.max_new_tokens <= 0) {  // prompt only (SGLang: max_new_tokens 0 for prompt logprobs)
+      finish(s, FinishReason::kLength);
+      continue;
+    }
     const float* last = rows_begin + (step[i].output == RowOutput::kAll ? (n - 1) * V : 0);
     TokenEvent ev;
     ev.token = sample_token(last, V, s.req.sampling, s.generated, s.req.top_logprobs);

@@ -184,6 +184,15 @@ TEST(Scheduler, PromptLogprobsEqualTheExecutorsRows) {
   ASSERT_EQ(sink->prompt_logprobs.size(), 15u);
   for (int i = 5; i < 20; ++i)
     EXPECT_NEAR(sink->prompt_logprobs[i - 5], log_softmax(all.logits.f32() + (i - 1) * V, V)[p[i]], 1e-4);
+  // max_new_tokens 0: the prompt's logprobs and nothing else.
+  auto only = std::make_shared<RecordingSink>();
+  g = greedy(p, 0, nullptr, only);
+  g.prompt_logprob_start = 0;
+  s.submit(g);
+  s.run_until_idle();
+  EXPECT_TRUE(only->tokens.empty());
+  EXPECT_EQ(only->reason, FinishReason::kLength);
+  EXPECT_EQ(only->prompt_logprobs.size(), 19u);
 }
 
 TEST(Scheduler, CancelOnTheEngineThreadFreesPagesAndSlots) {
