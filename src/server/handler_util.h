@@ -8,7 +8,7 @@
 namespace hylora::server {
 
 inline void send_error(httplib::Response& res, int status, const std::string& type, const std::string& message,
-                const std::string& param = {}) {
+                       const std::string& param = {}) {
   res.status = status;
   res.set_content(error_body(status, type, message, param), "application/json");
 }
