@@ -1,7 +1,8 @@
 // Under load, nothing lost (issue 10 item 6): 64 concurrent streaming clients (the openai package) over 4 adapters
 // and the base model, with 2 adapter slots, on the tiny Qwen3.5 fixture. Every request completes, every greedy
 // result equals the same request run alone; an adapter is loaded and unloaded over and over meanwhile; clients
-// that disconnect mid-stream free their slots and pages (/metrics). Bounded: 64 clients, 24 tokens each, arriving 25 ms apart (so adapters come and go mid-run), < 60 s.
+// that disconnect mid-stream free their slots and pages (/metrics). A 32-page KV cache makes some requests be
+// preempted and recomputed on the way. Bounded: 64 clients, 24 tokens each, arriving 25 ms apart (so adapters come and go mid-run), < 60 s.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
@@ -22,7 +23,7 @@ before(async () => {
     "--lora", `partial=${path.join(CASE, "adapters", "partial")}`,
     "--lora", `peft_tied=${path.join(SPELLINGS, "peft_tied")}`,
     "--max-loras-per-batch", "2", "--max-loaded-loras", "3", "--lora-root", FIXTURES,
-    "--max-batch-tokens", "256", "--prefill-chunk", "32"]);
+    "--max-batch-tokens", "256", "--prefill-chunk", "32", "--kv-cache-tokens", "512"]);
   client = new OpenAI({ baseURL: server.url + "/v1", apiKey: "unused", maxRetries: 0 });
 });
 
