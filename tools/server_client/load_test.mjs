@@ -2,7 +2,8 @@
 // and the base model, with 2 adapter slots, on the tiny Qwen3.5 fixture. Every request completes, every greedy
 // result equals the same request run alone; an adapter is loaded and unloaded over and over meanwhile; clients
 // that disconnect mid-stream free their slots and pages (/metrics). A 32-page KV cache makes some requests be
-// preempted and recomputed on the way. Bounded: 64 clients, 24 tokens each, arriving 25 ms apart (so adapters come and go mid-run), < 60 s.
+// preempted and recomputed on the way. Bounded: 64 clients, 24 tokens each, arriving 25 ms apart (so adapters
+// come and go mid-run), < 60 s.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
