@@ -105,6 +105,27 @@ void parse_sampling(const json& j, ParsedRequest& r, double default_temperature)
 }
 }  // namespace
 
+// Fields this server does not implement are refused when set to anything but their no-op value, so that a client
+// never gets an answer computed differently from what it asked for.
+void refuse_unsupported(const json& j) {
+  auto nonzero = [&](const char* name, double neutral) {
+    const json* v = field(j, name);
+    if (v && !(v->is_number() && v->get<double>() == neutral))
+      throw bad_request(std::string("'") + name + "' is not supported by this server (only " +
+                            std::to_string(neutral).substr(0, 3) + ")",
+                        name);
+  };
+  nonzero("frequency_penalty", 0);
+  nonzero("presence_penalty", 0);
+  nonzero("repetition_penalty", 1);
+  if (const json* v = field(j, "logit_bias"); v && !(v->is_object() && v->empty()))
+    throw bad_request("'logit_bias' is not supported by this server", "logit_bias");
+  if (const json* v = field(j, "echo"); v && !(v->is_boolean() && !v->get<bool>()))
+    throw bad_request("'echo' is not supported by this server", "echo");
+  if (const json* v = field(j, "best_of"); v && !(v->is_number_integer() && v->get<int64_t>() == 1))
+    throw bad_request("'best_of' other than 1 is not supported by this server", "best_of");
+}
+
 ParsedRequest parse_request(const json& body, Endpoint endpoint, const ModelContext& ctx) {
   ParsedRequest r;
   const ServerLimits& L = ctx.limits;
@@ -116,6 +137,7 @@ ParsedRequest parse_request(const json& body, Endpoint endpoint, const ModelCont
     if (sp && !sp->is_object()) throw bad_request("'sampling_params' must be an object", "sampling_params");
     if (!sp) sp = &kEmpty;
   }
+  refuse_unsupported(*sp);
   parse_sampling(*sp, r, 1.0);
 
   std::optional<int64_t> seed;

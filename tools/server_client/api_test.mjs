@@ -36,8 +36,9 @@ after(async () => {
   fs.rmSync(loraRoot, { recursive: true, force: true });
 });
 
-test("listening line and 127.0.0.1 by default", () => {
+test("one listening line on stdout, 127.0.0.1 by default", () => {
   assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/);
+  assert.equal(server.stdout(), `listening on ${url}\n`);
 });
 
 test("/v1/models lists the base model and its adapters with parent", async () => {
@@ -199,6 +200,10 @@ test("bad input gets a clear 4xx and harms nobody else", async () => {
     ["max_tokens too large", () => chat({ model: BASE, messages: [{ role: "user", content: "x" }],
                                           max_tokens: 100001 }), 400],
     ["text and input_ids", () => gen({ text: "a", input_ids: [1] }), 400],
+    ["unsupported sampling field", () => chat({ model: BASE, messages: [{ role: "user", content: "x" }],
+                                                presence_penalty: 0.5 }), 400],
+    ["unsupported sampling field (/generate)", () => gen({ input_ids: [1],
+                                                           sampling_params: { repetition_penalty: 1.2 } }), 400],
     ["broken adapter", () => post(url + "/load_lora_adapter", { lora_name: "b", lora_path: "broken" }, AUTH), 400],
     ["adapter outside --lora-root", () => post(url + "/load_lora_adapter",
                                                { lora_name: "o", lora_path: path.join(CASE, "adapters", "partial") },
