@@ -266,10 +266,12 @@ bool Scheduler::step() {
   plan_running(works, budget);
   admit(works, budget);
   if (works.empty()) {
-    // Nothing fits (every running request needs a page and none is free): free the newest and try again.
-    if (!running_.empty()) preempt_newest();
+    // Nothing fits (every running request needs a page and none is free): free the newest and try again. With
+    // nothing running there is nothing to free: wait for the world to change rather than spin.
+    const bool preempted = !running_.empty();
+    if (preempted) preempt_newest();
     update_gauges();
-    return true;
+    return preempted;
   }
 
   std::vector<SeqWork> step;
