@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The whole test suite: install dependencies, build, run every CTest test (unit, golden HF/PEFT fixtures, text),
-# then the model tests again under other OpenBLAS kernel sets. OpenBLAS picks its kernels (and blocking) by CPU, so
-# float32 rounding differs between machines (issue 9 item 0: Haswell kernels on AMD EPYC). Running under several
-# OPENBLAS_CORETYPE values on one machine checks that no test depends on one CPU's rounding: the golden limits
-# (tests/fixtures/*/limits.json) were measured under each of them.
+# The whole test suite: install dependencies, build, run every CTest test (unit, golden HF/PEFT fixtures, text);
+# then the model tests again under other OpenBLAS kernel sets; then the same tests again in a clang ASan + UBSan
+# build (build-asan), and every fuzz harness for a bounded time (HYLORA_FUZZ_SECONDS each, default 15;
+# HYLORA_SKIP_SANITIZERS=1 skips both).
+# OpenBLAS picks its kernels (and blocking) by CPU, so float32 rounding differs between machines (issue 9 item 0:
+# Haswell kernels on AMD EPYC). Running under several OPENBLAS_CORETYPE values on one machine checks that no test
+# depends on one CPU's rounding: the golden limits (tests/fixtures/*/limits.json) were measured under each of them.
 #   HYLORA_TEST_CORETYPES="Haswell Prescott" (default) - the extra core types; "" to skip.
-#   HYLORA_TEST_MUTATE=1 - then mutation testing (tools/mutate, docs/testing.md): every mutation must be caught.
-#                          CI sets it; it takes about 10-17 minutes on 2 cores.
+#   HYLORA_TEST_MUTATE=1 - at the end, mutation testing (tools/mutate, docs/testing.md): every mutation must be
+#                          caught. CI sets it; it takes about 10-17 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -27,9 +29,20 @@ for core in ${HYLORA_TEST_CORETYPES-Haswell Prescott}; do
   OPENBLAS_CORETYPE=$core ctest --output-on-failure -j"$(nproc)" \
     -E '^(AddedTokens|Bpe|ByteLevel|ChatTemplateReference|HandWrittenTemplate|JinjaEscape|JinjaLoad|JinjaPython|PreTokenizer|Qwen3Reference|Regex|StreamDecoder|TinyTokenizerHf|Tokenizer|Utf8)\.'
 done
+cd ..
+
+if [ "${HYLORA_SKIP_SANITIZERS:-0}" != 1 ]; then
+  # Sanitizer build: every unit/golden/text test under AddressSanitizer + UndefinedBehaviorSanitizer (any report
+  # fails the test), then the fuzzers (which share this build).
+  CC=clang CXX=clang++ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Release -DHYLORA_FUZZ=ON -DHYLORA_NO_CUDA=ON >/dev/null
+  cmake --build build-asan -j"$(nproc)"
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+     ctest --output-on-failure -j"$(nproc)")
+  bash scripts/fuzz.sh "${HYLORA_FUZZ_SECONDS:-15}"
+fi
+
 if [ "${HYLORA_TEST_MUTATE:-0}" = 1 ]; then
   echo "== mutation testing"
-  cd ..
   command -v python3 >/dev/null || { echo "mutation testing needs python3 (apt-get install python3)" >&2; exit 1; }
   python3 tools/mutate/mutate.py --skip-stale --json build/mutate-results.json
 fi

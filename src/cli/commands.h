@@ -2,4 +2,12 @@
 // Subcommands of the hylora binary. argv[0] is the subcommand's own name.
 namespace hylora::cli {
 int run_score_command(int argc, char** argv);
-}
+// `hylora tokenize` and `hylora chat-template`: JSONL on stdin, one JSON object per input line on stdout. A bad
+// input line prints "line N: <reason>" on stderr and {"error": "<reason>"} in its place on stdout (so output lines
+// stay aligned with input lines); processing continues and the exit code is 1 when any line failed. Blank input
+// lines are skipped.
+int run_tokenize_command(int argc, char** argv);
+int run_chat_template_command(int argc, char** argv);
+// `hylora serve`: the HTTP server (docs/server.md).
+int run_serve_command(int argc, char** argv);
+}  // namespace hylora::cli

@@ -1,13 +1,16 @@
 #pragma once
-// The LoRA flags shared by score (and later serve/generate), and the binder that serves them.
+// The LoRA flags shared by score (and serve), and loading the adapters they name into an executor.
 #include <CLI/CLI.hpp>
-#include <memory>
 #include <string>
 #include <vector>
 
+#include "engine/executor.h"
 #include "engine/scorer.h"
 
 namespace hylora::cli {
+
+inline constexpr int64_t kMaxLoraRankLimit = 4096;
+inline constexpr int64_t kMaxLorasPerBatchLimit = 1024;
 
 struct LoraOptions {
   std::vector<std::string> adapters;  // NAME=DIR
@@ -17,7 +20,7 @@ struct LoraOptions {
 
 void add_lora_options(CLI::App& app, LoraOptions& o);
 
-// Loads and validates every --lora adapter; null when none was given.
-std::unique_ptr<LoraStepBinder> make_lora_binder(Model& model, const LoraOptions& o);
+// Loads and validates every --lora adapter (warnings to stderr); refuses an empty or duplicate name.
+AdapterSet load_adapters(const Executor& executor, const LoraOptions& o);
 
 }  // namespace hylora::cli

@@ -2,13 +2,11 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <new>
 #include <string>
 
 #include "cli/commands.h"
 #include "core/error.h"
-#ifdef HYLORA_HAVE_TEXT
-#include "text/text_commands.h"
-#endif
 
 namespace {
 void print_usage() {
@@ -16,10 +14,9 @@ void print_usage() {
                "usage: hylora <command> [options]\n"
                "commands:\n"
                "  score           log-probabilities of token sequences (JSONL in, JSONL out)\n"
-#ifdef HYLORA_HAVE_TEXT
+                "  serve           HTTP server: OpenAI-compatible + native endpoints, LoRA adapters at runtime\n"
                "  tokenize        text <-> token ids with a model's tokenizer.json\n"
                "  chat-template   render chat messages with a model's chat template\n"
-#endif
                "run 'hylora <command> --help' for the options of one command\n");
 }
 }  // namespace
@@ -32,10 +29,13 @@ int main(int argc, char** argv) {
   std::string cmd = argv[1];
   try {
     if (cmd == "score") return hylora::cli::run_score_command(argc - 1, argv + 1);
-#ifdef HYLORA_HAVE_TEXT
-    if (cmd == "tokenize") return run_tokenize_command(argc - 1, argv + 1);
-    if (cmd == "chat-template") return run_chat_template_command(argc - 1, argv + 1);
-#endif
+    if (cmd == "serve") return hylora::cli::run_serve_command(argc - 1, argv + 1);
+    if (cmd == "tokenize") return hylora::cli::run_tokenize_command(argc - 1, argv + 1);
+    if (cmd == "chat-template") return hylora::cli::run_chat_template_command(argc - 1, argv + 1);
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "hylora %s: error: out of memory (an allocation failed; lower the sizes the options ask "
+                 "for)\n", cmd.c_str());
+    return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "hylora %s: error: %s\n", cmd.c_str(), e.what());
     return 1;

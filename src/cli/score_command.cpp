@@ -1,65 +1,101 @@
 // hylora score: JSONL requests in, JSONL log-probabilities out (interface fixed by the engine-core issue).
 #include <CLI/CLI.hpp>
+#include <cmath>
 #include <cstdio>
-#include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/jsonl_io.h"
 #include "cli/lora_options.h"
+#include "cli/score_request.h"
+#include "core/json_limits.h"
+#include "engine/executor.h"
 #include "engine/scorer.h"
-#include "models/model.h"
+#include "text/utf8.h"
 
 namespace hylora::cli {
 
 namespace {
 using json = nlohmann::json;
 
-// Parses one request line; on failure returns a request with an empty id and sets `error`.
-ScoreRequest parse_request(const std::string& line, int64_t line_no, std::string& error) {
-  ScoreRequest r;
-  json j;
-  try {
-    j = json::parse(line);
-  } catch (const std::exception& e) {
-    error = "line " + std::to_string(line_no) + ": not valid JSON (" + e.what() + ")";
-    return r;
-  }
-  if (!j.is_object()) {
-    error = "line " + std::to_string(line_no) + ": expected a JSON object";
-    return r;
-  }
-  if (j.contains("id") && j["id"].is_string())
-    r.id = j["id"].get<std::string>();
-  else if (j.contains("id") && j["id"].is_number_integer())
-    r.id = std::to_string(j["id"].get<int64_t>());
-  else
-    r.id = "line " + std::to_string(line_no);
-  if (!j.contains("input_ids") || !j["input_ids"].is_array()) {
-    error = "request " + r.id + ": field \"input_ids\" must be an array of token ids";
-    return r;
-  }
-  for (auto& t : j["input_ids"]) {
-    if (!t.is_number_integer()) {
-      error = "request " + r.id + ": input_ids must hold integers, found " + t.dump();
-      return r;
-    }
-    int64_t v = t.get<int64_t>();
-    if (v < INT32_MIN || v > INT32_MAX) {
-      error = "request " + r.id + ": token id " + std::to_string(v) + " is out of range";
-      return r;
-    }
-    r.input_ids.push_back(static_cast<int32_t>(v));
-  }
-  if (j.contains("lora") && !j["lora"].is_null()) {
-    if (!j["lora"].is_string()) {
-      error = "request " + r.id + ": field \"lora\" must be an adapter name or null";
-      return r;
-    }
-    r.lora = j["lora"].get<std::string>();
-  }
-  return r;
+// The first non-finite value, or -1: a NaN or Inf log-probability is an error for that request, never "nan" in
+// the output (not JSON) with exit 0.
+int64_t first_non_finite(const std::vector<double>& v) {
+  for (size_t i = 0; i < v.size(); ++i)
+    if (!std::isfinite(v[i])) return static_cast<int64_t>(i);
+  return -1;
 }
+
+// Requests read but not yet answered: scored and written one window at a time, so memory is bounded by the window,
+// not by the input.
+class Window {
+ public:
+  Window(Executor& executor, const AdapterSet& adapters, const ScoreOptions& opts)
+      : executor_(executor), adapters_(adapters), opts_(opts) {}
+  void add(ScoreRequest r, std::string error) {
+    tokens_ += static_cast<int64_t>(r.input_ids.size());
+    requests_.push_back(std::move(r));
+    errors_.push_back(std::move(error));
+  }
+  int64_t size() const { return static_cast<int64_t>(requests_.size()); }
+  int64_t tokens() const { return tokens_; }
+
+  // Scores the valid requests, writes every result in input order, empties the window. Returns false when
+  // writing failed (stop reading). `status` becomes 1 when a request failed.
+  bool flush(int& status) {
+    std::vector<ScoreRequest> valid;
+    std::vector<size_t> valid_index;
+    for (size_t i = 0; i < requests_.size(); ++i)
+      if (errors_[i].empty()) {
+        valid.push_back(std::move(requests_[i]));
+        valid_index.push_back(i);
+      }
+    std::vector<ScoreResult> results(requests_.size());
+    for (size_t i = 0; i < requests_.size(); ++i) results[i] = {requests_[i].id, {}, errors_[i]};
+    if (!valid.empty()) {
+      auto scored = score_requests(executor_, valid, opts_, adapters_);
+      for (size_t k = 0; k < valid.size(); ++k) results[valid_index[k]] = std::move(scored[k]);
+    }
+    requests_.clear();
+    errors_.clear();
+    tokens_ = 0;
+    bool ok = true;
+    for (auto& r : results) {
+      if (r.error.empty())
+        if (int64_t bad = first_non_finite(r.logprobs); bad >= 0)
+          r.error = "request " + r.id + ": log-probability " + std::to_string(bad) + " is not finite (" +
+                    (std::isnan(r.logprobs[bad]) ? "NaN" : "Inf") +
+                    "): the forward pass overflowed float32 (weights or adapter scale too large)";
+      if (!r.error.empty()) {
+        const std::string msg = text::to_valid_utf8(r.error);
+        std::fprintf(stderr, "hylora score: error: %s\n", msg.c_str());
+        status = 1;
+        json out;
+        out["id"] = r.id;
+        out["error"] = msg;
+        ok = write_out(json_line(out)) && ok;
+        continue;
+      }
+      std::string s = "{\"id\":" + json(r.id).dump(-1, ' ', false, json::error_handler_t::replace) + ",\"logprobs\":[";
+      char buf[32];
+      for (size_t i = 0; i < r.logprobs.size(); ++i) {
+        std::snprintf(buf, sizeof buf, "%s%.9g", i ? "," : "", r.logprobs[i]);
+        s += buf;
+      }
+      ok = write_out(s + "]}\n") && ok;
+    }
+    return ok && std::fflush(stdout) == 0;
+  }
+
+ private:
+  Executor& executor_;
+  const AdapterSet& adapters_;
+  const ScoreOptions& opts_;
+  std::vector<ScoreRequest> requests_;
+  std::vector<std::string> errors_;
+  int64_t tokens_ = 0;
+};
 }  // namespace
 
 int run_score_command(int argc, char** argv) {
@@ -70,13 +106,27 @@ int run_score_command(int argc, char** argv) {
   std::string model_dir, device = "cpu", dtype = "float32";
   LoraOptions lora_opts;
   ScoreOptions opts;
+  int64_t max_line_bytes = kDefaultMaxLineBytes, window_requests = 1024, window_tokens = 32768;
   app.add_option("--model", model_dir, "model directory (config.json + safetensors)")->required();
   app.add_option("--device", device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_option("--dtype", dtype, "float32 or bfloat16")->check(CLI::IsMember({"float32", "bfloat16"}));
   add_lora_options(app, lora_opts);
-  app.add_option("--max-batch-tokens", opts.max_batch_tokens, "rows per forward step")->check(CLI::PositiveNumber);
+  app.add_option("--max-batch-tokens", opts.max_batch_tokens, "rows per forward step")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
   app.add_option("--prefill-chunk", opts.prefill_chunk, "max new tokens of one sequence per step (1 = decode)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
+  app.add_option("--max-line-bytes", max_line_bytes, "longest request line; longer lines get an error line")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  app.add_option("--window-requests", window_requests,
+                 "requests read ahead and scored together; memory is bounded by the window, not the input")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  app.add_option("--window-tokens", window_tokens, "tokens read ahead (a longer request is scored alone)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  ExecutorOptions ex_opts;
+  app.add_option("--max-sequences", ex_opts.max_sequences, "sequences scored at once (state slots)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  app.add_option("--kv-cache-tokens", ex_opts.kv_cache_tokens, "KV cache capacity in tokens (0 = default)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 32));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -86,55 +136,44 @@ int run_score_command(int argc, char** argv) {
     fail("--device cuda: the CUDA backend is not available in this build yet; use --device cpu");
   if (dtype != "float32") fail("--dtype ", dtype, ": the CPU reference backend computes in float32 only");
 
-  auto model = load_model(model_dir);
-  auto binder = make_lora_binder(*model, lora_opts);
+  require_directory("--model", model_dir);
+  ex_opts.max_lora_rank = lora_opts.max_lora_rank;
+  ex_opts.max_loras_per_batch = lora_opts.max_loras_per_batch;
+  ex_opts.max_batch_tokens = opts.max_batch_tokens;
+  Executor executor(model_dir, ex_opts);
+  const AdapterSet adapters = load_adapters(executor, lora_opts);
+  const int64_t max_positions = executor.info().max_position_embeddings;
 
-  std::vector<ScoreRequest> requests;
-  std::vector<std::string> parse_errors;
+  // Malformed requests are reported in place; the others of a window are scored together.
+  Window window(executor, adapters, opts);
+  LineReader reader(stdin, max_line_bytes);
+  const JsonLimits line_limits{static_cast<size_t>(max_line_bytes), json_limits::kMaxDepth};
   std::string line;
-  int64_t line_no = 0;
-  while (std::getline(std::cin, line)) {
-    ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    std::string err;
-    requests.push_back(parse_request(line, line_no, err));
-    parse_errors.push_back(err);
-  }
-  if (requests.empty()) fail("no requests on standard input (expected one JSON object per line)");
-
-  // Malformed requests are reported in place; the others are scored together.
-  std::vector<ScoreRequest> valid;
-  std::vector<size_t> valid_index;
-  for (size_t i = 0; i < requests.size(); ++i)
-    if (parse_errors[i].empty()) {
-      valid.push_back(requests[i]);
-      valid_index.push_back(i);
-    }
-  auto scored = score_requests(*model, valid, opts, binder.get());
-  std::vector<ScoreResult> results(requests.size());
-  for (size_t i = 0; i < requests.size(); ++i) results[i] = {requests[i].id, {}, parse_errors[i]};
-  for (size_t k = 0; k < valid.size(); ++k) results[valid_index[k]] = scored[k];
-
+  bool too_long = false, any = false, writing = true;
+  int64_t length = 0;
   int status = 0;
-  for (auto& r : results) {
-    json out;
-    out["id"] = r.id;
-    if (!r.error.empty()) {
-      out["error"] = r.error;
-      std::fprintf(stderr, "hylora score: error: %s\n", r.error.c_str());
-      status = 1;
+  while (writing && reader.next(line, too_long, length)) {
+    const int64_t line_no = reader.line_no();
+    if (!too_long && line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    any = true;
+    std::string err;
+    ScoreRequest r;
+    if (too_long) {
+      r.id = "line " + std::to_string(line_no);
+      err = reader.too_long_error(length);
     } else {
-      std::string s = "{\"id\":" + json(r.id).dump() + ",\"logprobs\":[";
-      char buf[32];
-      for (size_t i = 0; i < r.logprobs.size(); ++i) {
-        std::snprintf(buf, sizeof buf, "%s%.9g", i ? "," : "", r.logprobs[i]);
-        s += buf;
-      }
-      std::cout << s << "]}\n";
-      continue;
+      r = parse_score_request(line, line_no, err, line_limits);
     }
-    std::cout << out.dump() << "\n";
+    if (err.empty() && max_positions > 0 && static_cast<int64_t>(r.input_ids.size()) > max_positions)
+      err = "request " + r.id + ": " + std::to_string(r.input_ids.size()) +
+            " tokens is over the model's max_position_embeddings (" + std::to_string(max_positions) + ")";
+    if (!err.empty()) r.input_ids.clear();
+    window.add(std::move(r), std::move(err));
+    if (window.size() >= window_requests || window.tokens() >= window_tokens) writing = window.flush(status);
   }
+  if (writing && window.size() > 0) writing = window.flush(status);
+  if (!finish_output("score")) return 1;
+  if (!any) fail("no requests on standard input (expected one JSON object per line)");
   return status;
 }
 

@@ -4,68 +4,243 @@
 #include <map>
 #include <set>
 
-#include "engine/forward_batch.h"
+#include "batch/step_batch.h"
+#include "core/exec_ctx.h"
+#include "kv/cache_pools.h"
 #include "lora/adapter_loader.h"
-#include "lora/lora_applier.h"
-#include "lora/lora_batch.h"
 #include "lora/lora_pool.h"
 #include "models/model.h"
 
 namespace hylora {
 
 namespace {
-constexpr int64_t kDefaultCpuKvTokens = 1 << 20;  // per attention layer; tiny models on the CPU reference
-}
+constexpr int64_t kDefaultCpuKvTokens = 65536;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+}  // namespace
 
 struct Executor::Impl {
-  Impl(std::unique_ptr<Model> m, const ExecutorOptions& o)
-      : options(o),
-        model(std::move(m)),
-        targets(*model),
-        pool(model->lora_targets(), o.max_loras_per_batch, o.max_lora_rank) {
+  struct Sequence {
+    int32_t state_slot = -1;     // recurrent state slot (models with GDN / Mamba2 layers)
+    std::vector<int32_t> pages;  // KV pages in order (models with attention layers)
+    int64_t length = 0;          // tokens cached
+  };
+
+  Impl(std::unique_ptr<Model> owned_model, Model& m, const ExecutorOptions& o)
+      : options(o), owned(std::move(owned_model)), model(&m), targets(*model), lora(model->lora_targets(), check_slots(o), o.max_lora_rank),
+        pools(model->cache_specs(), ceil_div(o.kv_cache_tokens > 0 ? o.kv_cache_tokens : kDefaultCpuKvTokens,
+                                             o.page_size),
+              o.page_size, o.max_sequences) {
     HYLORA_CHECK(o.device == Device::CPU, "--device cuda: the CUDA backend is not available in this build yet");
     HYLORA_CHECK(o.dtype == DType::F32, "--dtype ", dtype_name(o.dtype),
                  ": the CPU reference backend computes in float32 only");
     HYLORA_CHECK(o.max_batch_tokens > 0, "max_batch_tokens must be positive, got ", o.max_batch_tokens);
-    HYLORA_CHECK(o.max_sequences > 0, "max_sequences must be positive, got ", o.max_sequences);
-    HYLORA_CHECK(o.page_size > 0, "page_size must be positive, got ", o.page_size);
-    const int64_t kv_tokens = o.kv_cache_tokens > 0 ? o.kv_cache_tokens : kDefaultCpuKvTokens;
-    pages_total = (kv_tokens + o.page_size - 1) / o.page_size;
     info.architecture = model->architecture();
     info.vocab_size = model->vocab_size();
     info.hidden_size = model->hidden_size();
     info.num_layers = model->num_layers();
     info.max_position_embeddings = model->max_position_embeddings();
   }
+  static int64_t check_slots(const ExecutorOptions& o) {
+    HYLORA_CHECK(o.max_sequences > 0, "max_sequences must be positive, got ", o.max_sequences);
+    HYLORA_CHECK(o.page_size > 0, "page_size must be positive, got ", o.page_size);
+    return o.max_loras_per_batch;
+  }
 
-  struct Sequence {
-    SequenceCache cache;
-    int64_t pages = 0;
-  };
-
-  int64_t pages_for(int64_t tokens) const { return (tokens + options.page_size - 1) / options.page_size; }
   Sequence& seq(SeqId id) {
     auto it = seqs.find(id);
     HYLORA_CHECK(it != seqs.end(), "sequence ", id, " is not open");
     return it->second;
   }
+  int64_t pages_needed(const Sequence& s, int64_t new_tokens) const {
+    if (!pools.has_paged_layers()) return 0;
+    return std::max<int64_t>(0, ceil_div(s.length + new_tokens, options.page_size) - static_cast<int64_t>(s.pages.size()));
+  }
+
+  void validate(const std::vector<SeqWork>& works);
+  StepBatch build(const std::vector<SeqWork>& works);
 
   ExecutorOptions options;
-  std::unique_ptr<Model> model;
+  std::unique_ptr<Model> owned;  // null when the caller owns the model
+  Model* model;
   lora::TargetIndex targets;
-  lora::LoraPool pool;
+  lora::LoraPool lora;
+  CachePools pools;
+  ExecCtx ctx;
   ModelInfo info;
   std::map<SeqId, Sequence> seqs;
   SeqId next_id = 0;
-  int64_t pages_total = 0;
-  int64_t pages_used = 0;
 };
+
+void Executor::Impl::validate(const std::vector<SeqWork>& works) {
+  const int64_t vocab = info.vocab_size;
+  int64_t rows = 0, pages = 0;
+  std::set<SeqId> seen;
+  std::set<const lora::NormalizedAdapter*> adapters;
+  for (const SeqWork& w : works) {
+    const Sequence& s = seq(w.seq);
+    HYLORA_CHECK(seen.insert(w.seq).second, "sequence ", w.seq, " appears twice in one step");
+    HYLORA_CHECK(!w.tokens.empty(), "sequence ", w.seq, ": a step must append at least one token");
+    for (int32_t t : w.tokens)
+      HYLORA_CHECK(t >= 0 && t < vocab, "token id ", t, " is outside the vocabulary [0, ", vocab, ")");
+    const int64_t len = s.length + static_cast<int64_t>(w.tokens.size());
+    HYLORA_CHECK(info.max_position_embeddings == 0 || len <= info.max_position_embeddings, "sequence of ", len,
+                 " tokens is longer than the model's max_position_embeddings (", info.max_position_embeddings, ")");
+    rows += static_cast<int64_t>(w.tokens.size());
+    pages += pages_needed(s, static_cast<int64_t>(w.tokens.size()));
+    if (w.adapter) adapters.insert(w.adapter.get());
+  }
+  if (rows > options.max_batch_tokens)
+    throw PoolExhausted(PoolExhausted::Kind::kBatchTokens, "a step of " + std::to_string(rows) +
+                                                               " tokens exceeds max_batch_tokens " +
+                                                               std::to_string(options.max_batch_tokens));
+  if (pages > pools.pages().available())
+    throw PoolExhausted(PoolExhausted::Kind::kKvPages, "the step needs " + std::to_string(pages) + " KV pages, " +
+                                                           std::to_string(pools.pages().available()) + " are free");
+  // Pinned adapters used by the step hold their own slots; the others share the unpinned slots.
+  int64_t pinned_used = 0;
+  for (const auto* a : adapters) {
+    const int32_t slot = lora.slot_of(*a);
+    pinned_used += slot >= 0 && lora.pinned(slot);
+  }
+  const int64_t free_slots = lora.num_slots() - lora.num_pinned();
+  if (static_cast<int64_t>(adapters.size()) - pinned_used > free_slots)
+    throw PoolExhausted(PoolExhausted::Kind::kAdapterSlots,
+                        "the step uses " + std::to_string(adapters.size()) + " adapters, " +
+                            std::to_string(free_slots) + " unpinned slots are available");
+}
+
+StepBatch Executor::Impl::build(const std::vector<SeqWork>& works) {
+  StepBatch b;
+  const int64_t S = static_cast<int64_t>(works.size());
+  int64_t T = 0, R = 0;
+  for (const SeqWork& w : works) {
+    T += static_cast<int64_t>(w.tokens.size());
+    R += w.output == RowOutput::kAll ? static_cast<int64_t>(w.tokens.size()) : w.output == RowOutput::kLast;
+  }
+  // Pages and adapter slots first (validate() guaranteed they fit).
+  std::vector<int32_t> slot_of_work(S, -1);
+  std::set<int32_t> in_use;
+  int64_t max_pages = 1;
+  for (int64_t i = 0; i < S; ++i) {
+    const SeqWork& w = works[i];
+    Sequence& s = seq(w.seq);
+    const int64_t need = pages_needed(s, static_cast<int64_t>(w.tokens.size()));
+    if (need > 0) {
+      auto got = pools.pages().take(need, PoolExhausted::Kind::kKvPages, "KV pages");
+      s.pages.insert(s.pages.end(), got.begin(), got.end());
+    }
+    max_pages = std::max<int64_t>(max_pages, static_cast<int64_t>(s.pages.size()));
+    if (w.adapter) {
+      slot_of_work[i] = lora.acquire(w.adapter, in_use);
+      in_use.insert(slot_of_work[i]);
+    }
+  }
+  b.num_tokens = T;
+  b.num_seqs = S;
+  b.padded_tokens = T;  // the CPU runs unpadded; the CUDA graph path pads to bucket_size()
+  b.padded_seqs = S;
+  b.max_pages = max_pages;
+  b.page_size = options.page_size;
+  b.num_logit_rows = R;
+  // Lay the fields out in one buffer.
+  int64_t off = 0;
+  auto field = [&](StepBatch::Field& f, int64_t n) {
+    f.offset = off;
+    f.size = n;
+    off += n;
+  };
+  int64_t lora_rows = 0, lora_logit_rows = 0;
+  for (int64_t i = 0; i < S; ++i)
+    if (slot_of_work[i] >= 0) {
+      lora_rows += static_cast<int64_t>(works[i].tokens.size());
+      lora_logit_rows += works[i].output == RowOutput::kAll ? static_cast<int64_t>(works[i].tokens.size())
+                                                            : works[i].output == RowOutput::kLast;
+    }
+  const int64_t G = static_cast<int64_t>(in_use.size());
+  int64_t G_logit = 0;
+  {
+    std::set<int32_t> logit_slots;
+    for (int64_t i = 0; i < S; ++i)
+      if (slot_of_work[i] >= 0 && works[i].output != RowOutput::kNone) logit_slots.insert(slot_of_work[i]);
+    G_logit = static_cast<int64_t>(logit_slots.size());
+  }
+  field(b.token_ids, T);
+  field(b.positions, T);
+  field(b.kv_slots, T);
+  field(b.row_slot, T);
+  field(b.cu_seqlens, S + 1);
+  field(b.context_lens, S);
+  field(b.state_slots, S);
+  field(b.page_table, S * max_pages);
+  field(b.logit_rows, R);
+  field(b.lora_perm, lora_rows);
+  field(b.lora_indptr, G + 1);
+  field(b.lora_slot, G);
+  field(b.logit_lora_perm, lora_logit_rows);
+  field(b.logit_lora_indptr, G_logit + 1);
+  field(b.logit_lora_slot, G_logit);
+  b.data.assign(off, -1);
+  b.num_lora_rows = lora_rows;
+  b.num_lora_segments = G;
+  b.num_logit_lora_rows = lora_logit_rows;
+  b.num_logit_lora_segments = G_logit;
+
+  int64_t row = 0, lrow = 0;
+  b.at(b.cu_seqlens)[0] = 0;
+  std::vector<int32_t> logit_row_slot;  // slot of each logit row
+  for (int64_t i = 0; i < S; ++i) {
+    const SeqWork& w = works[i];
+    const Sequence& s = seq(w.seq);
+    const int64_t n = static_cast<int64_t>(w.tokens.size());
+    for (int64_t j = 0; j < n; ++j, ++row) {
+      const int64_t pos = s.length + j;
+      b.at(b.token_ids)[row] = w.tokens[j];
+      b.at(b.positions)[row] = static_cast<int32_t>(pos);
+      b.at(b.kv_slots)[row] =
+          s.pages.empty() ? -1 : static_cast<int32_t>(s.pages[pos / options.page_size] * options.page_size +
+                                                      pos % options.page_size);
+      b.at(b.row_slot)[row] = slot_of_work[i];
+      const bool logit = w.output == RowOutput::kAll || (w.output == RowOutput::kLast && j == n - 1);
+      if (logit) {
+        b.at(b.logit_rows)[lrow++] = static_cast<int32_t>(row);
+        logit_row_slot.push_back(slot_of_work[i]);
+      }
+    }
+    b.at(b.cu_seqlens)[i + 1] = static_cast<int32_t>(row);
+    b.at(b.context_lens)[i] = static_cast<int32_t>(s.length + n);
+    b.at(b.state_slots)[i] = s.state_slot;
+    for (size_t p = 0; p < s.pages.size(); ++p) b.at(b.page_table)[i * max_pages + p] = s.pages[p];
+  }
+  // Rows grouped by slot (ascending), row order kept inside a segment; base rows belong to no segment.
+  auto group = [&](const std::vector<int32_t>& row_slot, const StepBatch::Field& perm, const StepBatch::Field& indptr,
+                   const StepBatch::Field& slot) {
+    std::set<int32_t> slots(row_slot.begin(), row_slot.end());
+    slots.erase(-1);
+    int64_t k = 0, g = 0;
+    b.at(indptr)[0] = 0;
+    for (int32_t sl : slots) {
+      for (size_t r = 0; r < row_slot.size(); ++r)
+        if (row_slot[r] == sl) b.at(perm)[k++] = static_cast<int32_t>(r);
+      b.at(slot)[g] = sl;
+      b.at(indptr)[++g] = static_cast<int32_t>(k);
+    }
+  };
+  group(std::vector<int32_t>(b.at(b.row_slot), b.at(b.row_slot) + T), b.lora_perm, b.lora_indptr, b.lora_slot);
+  group(logit_row_slot, b.logit_lora_perm, b.logit_lora_indptr, b.logit_lora_slot);
+  return b;
+}
 
 Executor::Executor(const std::string& model_dir, const ExecutorOptions& options)
     : Executor(load_model(model_dir), options) {}
 
-Executor::Executor(std::unique_ptr<Model> model, const ExecutorOptions& options)
-    : impl_(std::make_unique<Impl>(std::move(model), options)) {}
+Executor::Executor(std::unique_ptr<Model> model, const ExecutorOptions& options) {
+  Model& m = *model;
+  impl_ = std::make_unique<Impl>(std::move(model), m, options);
+}
+
+Executor::Executor(Model& model, const ExecutorOptions& options)
+    : impl_(std::make_unique<Impl>(nullptr, model, options)) {}
 
 Executor::~Executor() = default;
 
@@ -78,121 +253,57 @@ std::shared_ptr<const lora::NormalizedAdapter> Executor::load_adapter(const std:
   return lora::load_adapter(name, dir, impl_->targets, impl_->options.max_lora_rank);
 }
 
-int64_t Executor::max_adapters_per_step() const { return impl_->pool.num_slots() - impl_->pool.num_pinned(); }
-
-void Executor::pin_adapter(const std::shared_ptr<const lora::NormalizedAdapter>& adapter) { impl_->pool.pin(adapter); }
-void Executor::unpin_adapter(const lora::NormalizedAdapter& adapter) { impl_->pool.unpin(adapter.name); }
-void Executor::evict_adapter(const lora::NormalizedAdapter& adapter) {
-  if (impl_->pool.slot_of(adapter.name) >= 0 && impl_->pool.occupant(impl_->pool.slot_of(adapter.name)) == &adapter)
-    impl_->pool.evict(adapter.name);
-}
-int64_t Executor::adapter_slot_loads() const { return impl_->pool.loads(); }
+int64_t Executor::max_adapters_per_step() const { return impl_->lora.num_slots() - impl_->lora.num_pinned(); }
+void Executor::pin_adapter(const std::shared_ptr<const lora::NormalizedAdapter>& adapter) { impl_->lora.pin(adapter); }
+void Executor::unpin_adapter(const lora::NormalizedAdapter& adapter) { impl_->lora.unpin(adapter); }
+void Executor::evict_adapter(const lora::NormalizedAdapter& adapter) { impl_->lora.evict(adapter); }
+int64_t Executor::adapter_slot_loads() const { return impl_->lora.loads(); }
+int32_t Executor::adapter_slot(const lora::NormalizedAdapter& adapter) const { return impl_->lora.slot_of(adapter); }
+const LoraWeights& Executor::lora_weights() const { return impl_->lora.weights(); }
 
 SeqId Executor::open_sequence() {
-  if (static_cast<int64_t>(impl_->seqs.size()) >= impl_->options.max_sequences)
-    throw PoolExhausted(PoolExhausted::Kind::kStateSlots,
-                        "all " + std::to_string(impl_->options.max_sequences) + " sequence slots are in use");
-  const SeqId id = impl_->next_id++;
-  impl_->seqs[id].cache = impl_->model->new_cache();
+  Impl& m = *impl_;
+  Impl::Sequence s;
+  // Every sequence holds a slot (its recurrent states live there), so max_sequences bounds live sequences whatever
+  // the model's layers are.
+  s.state_slot = m.pools.slots().take(1, PoolExhausted::Kind::kStateSlots, "sequence slots").at(0);
+  m.pools.clear_slot(s.state_slot);
+  const SeqId id = m.next_id++;
+  m.seqs.emplace(id, std::move(s));
   return id;
 }
 
 void Executor::release_sequence(SeqId seq) {
-  auto& s = impl_->seq(seq);
-  impl_->pages_used -= s.pages;
-  impl_->seqs.erase(seq);
+  Impl& m = *impl_;
+  Impl::Sequence& s = m.seq(seq);
+  m.pools.pages().give_back(s.pages);
+  if (s.state_slot >= 0) m.pools.slots().give_back({s.state_slot});
+  m.seqs.erase(seq);
 }
 
-int64_t Executor::sequence_length(SeqId seq) const { return impl_->seq(seq).cache.length; }
-int64_t Executor::free_sequences() const {
-  return impl_->options.max_sequences - static_cast<int64_t>(impl_->seqs.size());
-}
-int64_t Executor::free_kv_pages() const { return impl_->pages_total - impl_->pages_used; }
-int64_t Executor::kv_pages_total() const { return impl_->pages_total; }
+int64_t Executor::sequence_length(SeqId seq) const { return impl_->seq(seq).length; }
+int64_t Executor::free_sequences() const { return impl_->pools.slots().available(); }
+int64_t Executor::free_kv_pages() const { return impl_->pools.pages().available(); }
+int64_t Executor::kv_pages_total() const { return impl_->pools.pages().total(); }
 int64_t Executor::kv_pages_needed(SeqId seq, int64_t new_tokens) const {
-  const auto& s = impl_->seq(seq);
-  return std::max<int64_t>(0, impl_->pages_for(s.cache.length + new_tokens) - s.pages);
+  return impl_->pages_needed(impl_->seq(seq), new_tokens);
 }
 
 StepOutput Executor::execute(const std::vector<SeqWork>& works) {
   Impl& m = *impl_;
-  const int64_t vocab = m.info.vocab_size;
-  // Validation first: nothing changes when a work is wrong.
-  int64_t rows = 0, pages = 0;
-  std::set<SeqId> seen;
-  std::set<const lora::NormalizedAdapter*> adapters;
-  for (const SeqWork& w : works) {
-    Impl::Sequence& s = m.seq(w.seq);
-    HYLORA_CHECK(seen.insert(w.seq).second, "sequence ", w.seq, " appears twice in one step");
-    HYLORA_CHECK(!w.tokens.empty(), "sequence ", w.seq, ": a step must append at least one token");
-    for (int32_t t : w.tokens)
-      HYLORA_CHECK(t >= 0 && t < vocab, "token id ", t, " is outside the vocabulary [0, ", vocab, ")");
-    const int64_t len = s.cache.length + static_cast<int64_t>(w.tokens.size());
-    HYLORA_CHECK(m.info.max_position_embeddings == 0 || len <= m.info.max_position_embeddings, "sequence of ", len,
-                 " tokens is longer than the model's max_position_embeddings (", m.info.max_position_embeddings, ")");
-    rows += static_cast<int64_t>(w.tokens.size());
-    pages += kv_pages_needed(w.seq, static_cast<int64_t>(w.tokens.size()));
-    if (w.adapter) adapters.insert(w.adapter.get());
-  }
-  if (rows > m.options.max_batch_tokens)
-    throw PoolExhausted(PoolExhausted::Kind::kBatchTokens, "a step of " + std::to_string(rows) +
-                                                               " tokens exceeds max_batch_tokens " +
-                                                               std::to_string(m.options.max_batch_tokens));
-  if (pages > free_kv_pages())
-    throw PoolExhausted(PoolExhausted::Kind::kKvPages, "the step needs " + std::to_string(pages) +
-                                                           " KV pages, " + std::to_string(free_kv_pages()) + " are free");
-  if (static_cast<int64_t>(adapters.size()) > max_adapters_per_step())
-    throw PoolExhausted(PoolExhausted::Kind::kAdapterSlots,
-                        "the step uses " + std::to_string(adapters.size()) + " adapters, " +
-                            std::to_string(max_adapters_per_step()) + " slots are available");
-
-  ForwardBatch batch;
-  std::vector<int32_t> row_slot;
-  std::set<int32_t> in_use;
-  for (const SeqWork& w : works) {
-    Impl::Sequence& s = m.seq(w.seq);
-    SeqSpan span;
-    span.row_begin = batch.num_tokens();
-    span.n_tokens = static_cast<int64_t>(w.tokens.size());
-    span.past_len = s.cache.length;
-    span.cache = &s.cache;
-    int32_t slot = -1;
-    if (w.adapter) {
-      slot = m.pool.acquire(w.adapter, in_use);
-      in_use.insert(slot);
-    }
-    for (int64_t j = 0; j < span.n_tokens; ++j) {
-      batch.tokens.push_back(w.tokens[j]);
-      batch.positions.push_back(span.past_len + j);
-      row_slot.push_back(slot);
-    }
-    batch.seqs.push_back(span);
-  }
-  std::unique_ptr<lora::MultiLoraApplier> applier;
-  if (!in_use.empty()) applier = std::make_unique<lora::MultiLoraApplier>(m.pool, lora::make_lora_batch(row_slot));
-  batch.lora = applier.get();
-  Tensor logits = m.model->forward(batch);  // [N, V]
-
+  m.validate(works);  // nothing changes when a work is wrong or the step does not fit
+  const StepBatch batch = m.build(works);
+  const StepTensors step = host_views(batch);
+  m.ctx.scratch.reset();
   StepOutput out;
-  int64_t wanted = 0;
-  for (const SeqWork& w : works)
-    wanted += w.output == RowOutput::kAll ? static_cast<int64_t>(w.tokens.size()) : w.output == RowOutput::kLast;
-  out.logits = Tensor::empty({wanted, vocab});
+  out.logits = Tensor::empty({batch.num_logit_rows, m.info.vocab_size});
+  ForwardArgs args{m.ctx, step, m.pools.layers(), &m.lora.weights()};
+  m.model->forward(args, out.logits);
   int64_t r = 0;
-  for (size_t i = 0; i < works.size(); ++i) {
-    const SeqWork& w = works[i];
-    const SeqSpan& span = batch.seqs[i];
+  for (const SeqWork& w : works) {
     out.first_row.push_back(r);
-    int64_t from = span.row_begin, n = 0;
-    if (w.output == RowOutput::kAll) n = span.n_tokens;
-    if (w.output == RowOutput::kLast) from += span.n_tokens - 1, n = 1;
-    std::copy_n(logits.f32() + from * vocab, n * vocab, out.logits.f32() + r * vocab);
-    r += n;
-    Impl::Sequence& s = m.seq(w.seq);
-    const int64_t need = kv_pages_needed(w.seq, span.n_tokens);
-    s.pages += need;
-    m.pages_used += need;
-    s.cache.length += span.n_tokens;
+    r += w.output == RowOutput::kAll ? static_cast<int64_t>(w.tokens.size()) : w.output == RowOutput::kLast;
+    m.seq(w.seq).length += static_cast<int64_t>(w.tokens.size());
   }
   return out;
 }

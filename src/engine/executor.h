@@ -18,10 +18,12 @@
 
 #include "core/error.h"
 #include "core/tensor.h"
+#include "kv/pool_exhausted.h"
 
 namespace hylora {
 
 class Model;
+struct LoraWeights;
 namespace lora {
 struct NormalizedAdapter;
 }
@@ -33,7 +35,7 @@ struct ExecutorOptions {
   int64_t max_loras_per_batch = 8;   // adapter slots: distinct adapters one step may use
   int64_t max_batch_tokens = 4096;   // rows (new tokens) one step may hold
   int64_t max_sequences = 256;       // live sequences at once (one recurrent state slot each)
-  int64_t kv_cache_tokens = 0;       // KV capacity in tokens shared by all sequences; 0 = a default per device
+  int64_t kv_cache_tokens = 0;       // KV capacity in tokens shared by all sequences; 0 = 65536 on the CPU
   int64_t page_size = 16;            // tokens per KV page
 };
 
@@ -69,23 +71,13 @@ struct StepOutput {
   std::vector<int64_t> first_row;  // [works] first row of work i in `logits` (it has 0, 1 or tokens.size() rows)
 };
 
-// A step needs more than the pools have left. Nothing was changed; the caller may retry with less.
-class PoolExhausted : public Error {
- public:
-  enum class Kind { kKvPages, kStateSlots, kAdapterSlots, kBatchTokens };
-  PoolExhausted(Kind kind, const std::string& msg) : Error(msg), kind_(kind) {}
-  Kind kind() const { return kind_; }
-
- private:
-  Kind kind_;
-};
-
 class Executor {
  public:
   // Loads <model_dir> (config.json + safetensors) onto options.device.
   Executor(const std::string& model_dir, const ExecutorOptions& options);
-  // Runs an already built model (tests use small synthetic ones).
+  // Runs an already built model (tests use small synthetic ones); the second form does not own it.
   Executor(std::unique_ptr<Model> model, const ExecutorOptions& options);
+  Executor(Model& model, const ExecutorOptions& options);
   ~Executor();
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
@@ -107,6 +99,9 @@ class Executor {
   void evict_adapter(const lora::NormalizedAdapter& adapter);
   // Times an adapter was copied into a slot (for metrics and tests of slot reuse).
   int64_t adapter_slot_loads() const;
+  // The slot holding `adapter`, or -1; and the slot buffers themselves (metrics, tests of slot hygiene).
+  int32_t adapter_slot(const lora::NormalizedAdapter& adapter) const;
+  const LoraWeights& lora_weights() const;
 
   // --- sequences and capacity -------------------------------------------------------------------------------
   SeqId open_sequence();                   // throws PoolExhausted(kStateSlots) when every slot is taken

@@ -1,12 +1,15 @@
 #pragma once
-// Scoring: log P(token[i+1] | tokens[0..i]) for whole sequences, run through the same step loop the server's
-// scheduler uses: sequences are packed into steps of at most `max_batch_tokens` rows, each sequence advancing by
-// at most `prefill_chunk` tokens per step (chunk = 1 is token-by-token decoding).
+// Scoring: log P(token[i+1] | tokens[0..i]) for whole sequences, as a client of the Executor: sequences are admitted
+// while the executor has sequence slots and KV pages for their whole length, and packed into steps of at most
+// `max_batch_tokens` rows, each sequence advancing by at most `prefill_chunk` tokens per step (chunk = 1 is
+// token-by-token decoding). Each step mixes prefill chunks of different sequences and adapters.
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "models/model.h"
+#include "engine/executor.h"
 
 namespace hylora {
 
@@ -27,19 +30,10 @@ struct ScoreOptions {
   int64_t prefill_chunk = 512;
 };
 
-// Binds the requests of one step to adapters; implemented by lora/. Returns the applier for a step whose spans
-// belong to `requests` (index per span), or null when the step has no adapter rows.
-class LoraStepBinder {
- public:
-  virtual ~LoraStepBinder() = default;
-  // Checks a request's adapter name; returns an error message, or "" when it can be served.
-  virtual std::string check(const std::optional<std::string>& lora) const = 0;
-  // Max distinct adapters in one step (requests wait for a later step beyond that).
-  virtual int64_t max_adapters_per_step() const = 0;
-  virtual const LoraApplier* bind(const ForwardBatch& batch, const std::vector<std::optional<std::string>>& span_lora) = 0;
-};
+// Adapters by the names requests use.
+using AdapterSet = std::map<std::string, std::shared_ptr<const lora::NormalizedAdapter>>;
 
-std::vector<ScoreResult> score_requests(Model& model, const std::vector<ScoreRequest>& requests,
-                                        const ScoreOptions& options, LoraStepBinder* lora = nullptr);
+std::vector<ScoreResult> score_requests(Executor& executor, const std::vector<ScoreRequest>& requests,
+                                        const ScoreOptions& options, const AdapterSet& adapters = {});
 
 }  // namespace hylora

@@ -1,18 +1,9 @@
 #include "io/config.h"
 
-#include <filesystem>
-#include <fstream>
+#include "core/json_limits.h"
 
 namespace hylora {
 
-json read_json_file(const std::string& path) {
-  if (!std::filesystem::exists(path)) fail(path, ": file not found");
-  std::ifstream in(path);
-  try {
-    return json::parse(in);
-  } catch (const std::exception& e) {
-    fail(path, ": not valid JSON (", e.what(), ")");
-  }
-}
+json read_json_file(const std::string& path) { return read_json_file_bounded<json>(path, json_limits::kConfig); }
 
 }  // namespace hylora

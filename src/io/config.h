@@ -1,9 +1,12 @@
 #pragma once
 // Typed access to config.json fields with errors that name the file and the field.
 #include <nlohmann/json.hpp>
+#include <limits>
 #include <string>
+#include <type_traits>
 
 #include "core/error.h"
+#include "core/json_limits.h"
 
 namespace hylora {
 
@@ -14,8 +17,13 @@ inline void config_require(bool ok, const std::string& where, const std::string&
   if (!ok) fail(where, ": ", what);
 }
 
-// Reads and parses <dir>/config.json.
+// Reads and parses a config file (config.json, an index) under json_limits::kConfig.
 json read_json_file(const std::string& path);
+
+// Largest integer a config field may hold: every size (vocab, widths, experts, layers, positions) is far below it,
+// and a product of two such sizes cannot overflow int64, so an absurd value is refused before anything is sized
+// from it.
+inline constexpr int64_t kMaxConfigInt = int64_t{1} << 31;
 
 class ConfigReader {
  public:
@@ -41,6 +49,20 @@ class ConfigReader {
  private:
   template <typename T>
   T convert(const std::string& key) const {
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+      // nlohmann converts 64.5 to 64 and wraps 2^64-1 to -1; a config size must be an exact, sane integer.
+      int64_t v = 0;
+      if (!json_int_in_range(j_.at(key), -kMaxConfigInt, kMaxConfigInt, v))
+        fail(where_, ": field \"", key, "\" must be an integer in [", -kMaxConfigInt, ", ", kMaxConfigInt, "], found ",
+             j_.at(key).dump());
+      if (v < static_cast<int64_t>(std::numeric_limits<T>::min()) ||
+          v > static_cast<int64_t>(std::numeric_limits<T>::max()))
+        fail(where_, ": field \"", key, "\" is out of range, found ", v);
+      return static_cast<T>(v);
+    } else if constexpr (std::is_floating_point_v<T>) {
+      if (!j_.at(key).is_number())
+        fail(where_, ": field \"", key, "\" must be a number, found ", j_.at(key).dump());
+    }
     try {
       return j_.at(key).get<T>();
     } catch (const json::exception&) {

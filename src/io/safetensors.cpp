@@ -5,10 +5,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <tuple>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+
+#include "core/json_limits.h"
 
 namespace hylora {
 namespace fs = std::filesystem;
@@ -20,7 +24,8 @@ DType parse_dtype(const std::string& s, const std::string& tensor, const std::st
   if (s == "F32") return DType::F32;
   if (s == "BF16") return DType::BF16;
   if (s == "F16") return DType::F16;
-  fail(file, ": tensor ", tensor, " has dtype ", s, "; supported dtypes are F32, BF16 and F16");
+  if (s == "F64") return DType::F64;  // adapters saved from float64 training runs; converted like the others
+  fail(file, ": tensor ", tensor, " has dtype ", s, "; supported dtypes are F32, F64, BF16 and F16");
 }
 
 std::shared_ptr<void> map_file(const std::string& path, size_t& size) {
@@ -47,45 +52,77 @@ std::shared_ptr<void> map_file(const std::string& path, size_t& size) {
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   size_t size = 0;
   mapping_ = map_file(path, size);
-  const auto* base = static_cast<const uint8_t*>(mapping_.get());
+  tensors_ = parse_safetensors(static_cast<const uint8_t*>(mapping_.get()), size, path, mapping_);
+}
+
+std::map<std::string, TensorInfo> parse_safetensors(const uint8_t* base, size_t size, const std::string& path,
+                                                    const std::shared_ptr<void>& mapping) {
+  std::map<std::string, TensorInfo> tensors_;
   if (size < 8) fail(path, ": truncated safetensors file (", size, " bytes, shorter than the 8-byte header length)");
   uint64_t header_len = 0;
   std::memcpy(&header_len, base, 8);
+  const JsonLimits& limits = json_limits::kSafetensorsHeader;
+  if (header_len > limits.max_bytes)
+    fail(path, ": safetensors header length ", header_len, " is over the limit of ", limits.max_bytes,
+         " bytes (not a safetensors file?)");
   if (header_len > size - 8)
     fail(path, ": truncated or not a safetensors file (header claims ", header_len, " bytes, file has ", size, ")");
-  json header;
-  try {
-    header = json::parse(base + 8, base + 8 + header_len);
-  } catch (const std::exception& e) {
-    fail(path, ": safetensors header is not valid JSON (", e.what(), ")");
-  }
+  json header = parse_json_bounded<json>(
+      std::string_view(reinterpret_cast<const char*>(base + 8), header_len), limits, path + ": safetensors header");
   if (!header.is_object()) fail(path, ": safetensors header must be a JSON object");
   const uint8_t* data_start = base + 8 + header_len;
-  size_t data_size = size - 8 - header_len;
-  for (auto& [name, entry] : header.items()) {
+  const uint64_t data_size = size - 8 - header_len;
+  // (begin, end, name): checked below to tile the data section exactly, as upstream safetensors requires.
+  std::vector<std::tuple<uint64_t, uint64_t, std::string>> ranges;
+  for (auto& item : header.items()) {
+    const std::string name = item.key();
+    const json& entry = item.value();
     if (name == "__metadata__") continue;
-    try {
-      TensorInfo info;
-      info.name = name;
-      info.file = path;
-      info.dtype = parse_dtype(entry.at("dtype").get<std::string>(), name, path);
-      info.shape = entry.at("shape").get<Shape>();
-      auto offsets = entry.at("data_offsets").get<std::vector<uint64_t>>();
-      if (offsets.size() != 2 || offsets[0] > offsets[1]) fail(path, ": tensor ", name, " has bad data_offsets");
-      uint64_t expected = shape_numel(info.shape) * dtype_size(info.dtype);
-      if (offsets[1] - offsets[0] != expected)
-        fail(path, ": tensor ", name, " has ", offsets[1] - offsets[0], " bytes, expected ", expected, " for shape ",
-             shape_str(info.shape));
-      if (offsets[1] > data_size)
-        fail(path, ": truncated safetensors file: tensor ", name, " ends at byte ", offsets[1],
-             " of the data section but the file holds only ", data_size);
-      info.data = data_start + offsets[0];
-      info.mapping = mapping_;
-      tensors_.emplace(name, std::move(info));
-    } catch (const json::exception& e) {
-      fail(path, ": malformed header entry for tensor ", name, " (", e.what(), ")");
+    const auto bad = [&](const auto&... what) { fail(path, ": tensor ", name, ": ", what...); };
+    if (!entry.is_object()) bad("header entry must be an object, found ", entry.dump());
+    if (!entry.contains("dtype") || !entry["dtype"].is_string()) bad("\"dtype\" must be a string");
+    TensorInfo info;
+    info.name = name;
+    info.file = path;
+    info.dtype = parse_dtype(entry["dtype"].get<std::string>(), name, path);
+    if (!entry.contains("shape") || !entry["shape"].is_array()) bad("\"shape\" must be a list of integers");
+    // Bytes the shape needs, bounded by the data section before anything is multiplied out further.
+    uint64_t expected = dtype_size(info.dtype);
+    for (auto& d : entry["shape"]) {
+      int64_t v = 0;
+      if (!json_int_in_range(d, 0, INT64_MAX, v)) bad("shape ", entry["shape"].dump(), " must hold integers >= 0");
+      info.shape.push_back(v);
+      if (v != 0 && expected > data_size / static_cast<uint64_t>(v))
+        bad("shape ", entry["shape"].dump(), " needs more bytes than the data section holds (", data_size, ")");
+      expected *= static_cast<uint64_t>(v);
     }
+    const json& off = entry.contains("data_offsets") ? entry["data_offsets"] : json();
+    int64_t b = 0, e = 0;
+    if (!off.is_array() || off.size() != 2 || !json_int_in_range(off[0], 0, INT64_MAX, b) ||
+        !json_int_in_range(off[1], b, INT64_MAX, e))
+      bad("\"data_offsets\" must be [begin, end] with 0 <= begin <= end, found ", off.dump());
+    if (static_cast<uint64_t>(e - b) != expected)
+      bad("has ", e - b, " bytes, expected ", expected, " for dtype ", entry["dtype"].get<std::string>(),
+          " and shape ", shape_str(info.shape));
+    if (static_cast<uint64_t>(e) > data_size)
+      fail(path, ": truncated safetensors file: tensor ", name, " ends at byte ", e,
+           " of the data section but the file holds only ", data_size);
+    info.data = data_start + b;
+    info.mapping = mapping;
+    ranges.emplace_back(b, e, name);
+    tensors_.emplace(name, std::move(info));
   }
+  std::sort(ranges.begin(), ranges.end());
+  uint64_t at = 0;
+  for (auto& [b, e, name] : ranges) {
+    if (b != at)
+      fail(path, ": tensor ", name, " starts at byte ", b, " of the data section, expected ", at,
+           b < at ? " (it overlaps the tensor before it)" : " (a gap: tensors must be contiguous)");
+    at = e;
+  }
+  if (at != data_size)
+    fail(path, ": ", data_size - at, " bytes after the last tensor (trailing data: not a valid safetensors file)");
+  return tensors_;
 }
 
 Checkpoint Checkpoint::open_file(const std::string& path) {
@@ -108,20 +145,18 @@ Checkpoint Checkpoint::open_dir(const std::string& dir) {
   if (!fs::exists(index))
     fail(dir, ": no model.safetensors or model.safetensors.index.json found (only safetensors checkpoints are "
               "supported)");
-  json idx;
-  try {
-    std::ifstream in(index);
-    idx = json::parse(in);
-  } catch (const std::exception& e) {
-    fail(index.string(), ": not valid JSON (", e.what(), ")");
-  }
+  json idx = read_json_file_bounded<json>(index.string(), json_limits::kConfig);
   if (!idx.contains("weight_map") || !idx["weight_map"].is_object())
     fail(index.string(), ": expected an object field \"weight_map\"");
   Checkpoint c;
   c.where_ = dir;
   std::map<std::string, std::shared_ptr<SafetensorsFile>> opened;
   for (auto& [name, file] : idx["weight_map"].items()) {
+    if (!file.is_string())
+      fail(index.string(), ": weight_map[\"", name, "\"] must be a shard file name, found ", file.dump());
     std::string fname = file.get<std::string>();
+    if (fname.empty() || fname.find('/') != std::string::npos || fname == "." || fname == "..")
+      fail(index.string(), ": weight_map[\"", name, "\"] = \"", fname, "\" must be a file name in ", dir);
     if (!opened.count(fname)) {
       fs::path p = fs::path(dir) / fname;
       if (!fs::exists(p)) fail(index.string(), ": shard ", fname, " (holding ", name, ") is missing");
@@ -150,16 +185,28 @@ Tensor tensor_to_f32(const TensorInfo& t) {
     case DType::F32:
       std::memcpy(dst, t.data, n * 4);
       break;
-    case DType::BF16: {
-      const auto* src = static_cast<const uint16_t*>(t.data);
-      for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(src[i]);
-      break;
-    }
+    // Offsets need not be 2-byte aligned (safetensors does not require it): read through memcpy, not uint16_t*.
+    case DType::BF16:
     case DType::F16: {
-      const auto* src = static_cast<const uint16_t*>(t.data);
-      for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(src[i]);
+      const auto* src = static_cast<const uint8_t*>(t.data);
+      const bool bf16 = t.dtype == DType::BF16;
+      for (int64_t i = 0; i < n; ++i) {
+        uint16_t v;
+        std::memcpy(&v, src + 2 * i, 2);
+        dst[i] = bf16 ? bf16_to_f32(v) : f16_to_f32(v);
+      }
       break;
     }
+    case DType::F64: {
+      double v;
+      for (int64_t i = 0; i < n; ++i) {
+        std::memcpy(&v, static_cast<const char*>(t.data) + i * 8, 8);  // file offsets need not be 8-aligned
+        dst[i] = static_cast<float>(v);
+      }
+      break;
+    }
+    case DType::I32:
+      fail("internal: int32 tensors are not checkpoint weights");
   }
   return out;
 }

@@ -2,6 +2,7 @@
 // Safetensors checkpoints: one file or a sharded set with model.safetensors.index.json, memory-mapped.
 // Format: [u64 little-endian header length N][N bytes JSON header][raw tensor bytes]; the header maps each tensor
 // name to {dtype, shape, data_offsets [begin, end)} relative to the end of the header.
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
@@ -19,6 +20,13 @@ struct TensorInfo {
   const void* data;  // inside the mmap
   std::shared_ptr<void> mapping;
 };
+
+// Validates a whole safetensors image in memory and lists its tensors (pointing into it; `mapping` keeps it alive):
+// header length and JSON bounded, entries well-typed, every shape's byte count equal to its range, ranges tiling the
+// data section exactly (no overlap, gap or trailing bytes), no duplicated name. Nothing is allocated from the
+// header's numbers before they are checked against the file's size.
+std::map<std::string, TensorInfo> parse_safetensors(const uint8_t* data, size_t size, const std::string& path,
+                                                    const std::shared_ptr<void>& mapping);
 
 // One mmap'd .safetensors file.
 class SafetensorsFile {

@@ -23,14 +23,11 @@ Tensor WeightLoader::get(const std::string& name, const Shape& expected) {
     fail(ckpt_.where(), ": tensor ", name, " is missing from the checkpoint (maybe the wrong base model, or a config "
                        "that does not match the weights?)");
   const TensorInfo& info = ckpt_.info(it->second);
-  // Conv weights are stored [C, 1, K]; callers may ask for [C, K]: accept a squeezed match of equal element count.
-  bool same = info.shape == expected;
-  if (!same) {
-    Shape a, b;
-    for (auto d : info.shape) if (d != 1) a.push_back(d);
-    for (auto d : expected) if (d != 1) b.push_back(d);
-    same = a == b;
-  }
+  // Conv weights are stored [C, 1, K] and asked for as [C, K]; that is the only reshape accepted (a [64, 1] tensor
+  // for a [64] norm is the wrong tensor, not a spelling of the right one).
+  const bool same = info.shape == expected ||
+                    (expected.size() == 2 && info.shape.size() == 3 && info.shape[1] == 1 &&
+                     info.shape[0] == expected[0] && info.shape[2] == expected[1]);
   if (!same)
     fail(info.file, ": tensor ", it->second, " has shape ", shape_str(info.shape), ", expected ",
          shape_str(expected), " from config.json (maybe the wrong base model?)");

@@ -167,6 +167,9 @@ class Loader {
            " model (maybe the wrong base model?)");
     }
     for (auto& [_, p] : pairs_) {
+      if (const std::string why = cfg_.why_not_selected(p.raw); !why.empty())
+        fail(who(), ": tensor ", p.a_key.empty() ? p.b_key : p.a_key, " is for a module its adapter_config.json "
+             "does not select: ", why);
       if (p.a_key.empty())
         fail(who(), ": tensor ", p.b_key, " has no matching lora_A (", p.embedding ? "lora_embedding_A" : "lora_A",
              " of module ", p.raw, " is missing)");
@@ -208,6 +211,16 @@ class Loader {
   void scale(Tensor& B, double s) {
     float* p = B.f32();
     for (int64_t i = 0; i < B.numel(); ++i) p[i] = static_cast<float>(p[i] * s);
+    require_finite(B, s);
+  }
+  // A finite lora_B times a finite scaling can still overflow float32 (lora_alpha 1e308): refused at load, since
+  // it would only show as NaN log-probabilities later.
+  void require_finite(const Tensor& B, double s) {
+    const float* p = B.f32();
+    for (int64_t i = 0; i < B.numel(); ++i)
+      if (!std::isfinite(p[i]))
+        fail(who(), ": lora_B × scaling (", s, ") is not finite in float32 (flat index ", i,
+             "); lora_alpha / rank in adapter_config.json is too large for these weights");
   }
 
   // Rows [from, from + n) of a 2-D tensor, copied.
@@ -323,6 +336,7 @@ class Loader {
         for (int64_t j = 0; j < r; ++j)
           Be.f32()[(e * out + o) * r + j] = s * B.f32()[o * B.dim(1) + (b_per_expert ? j * E + e : j)];
     }
+    require_finite(Be, s);
     for (int32_t k = 0; k < static_cast<int32_t>(el.slices.size()); ++k) {
       const auto& sl = el.slices[k];
       Tensor Bk = Tensor::empty({E, sl.out_size, r});  // [E, out_size, r]

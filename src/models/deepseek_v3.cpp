@@ -9,7 +9,9 @@
 #include "io/safetensors.h"
 #include "io/weight_loader.h"
 #include "models/deepseek_v3.h"
+#include "models/linear_forward.h"
 #include "models/projection_loading.h"
+#include "models/shared_layers.h"
 #include "models/model_factories.h"
 #include "ops/elementwise.h"
 
@@ -76,16 +78,29 @@ class DeepseekV3Model : public Model {
     return out;
   }
 
-  Tensor forward(const ForwardBatch& batch) override {
-    Tensor x = ops::embed(emb_, batch);  // [N, H] residual stream
+  std::vector<LayerCacheSpec> cache_specs() const override {
+    // MLA caches the compressed latent (kv_a_layernorm'd, Ckv) and the roped shared key (Dr) per token.
+    return std::vector<LayerCacheSpec>(c_.num_layers, LayerCacheSpec::latent(c_.kv_lora_rank + c_.qk_rope_head_dim));
+  }
+
+  void forward(const ForwardArgs& a, Tensor& logits) override {
+    const int64_t T = a.step.num_tokens(), H = c_.hidden_size;
+    Tensor x = a.tmp({T, H});  // residual stream
+    embed(a, emb_, x);
+    Tensor h = a.tmp({T, H}), y = a.tmp({T, H});
     for (int64_t i = 0; i < c_.num_layers; ++i) {
       const Layer& l = layers_[i];
-      Tensor h = ops::rms_norm(x, l.input_norm, c_.eps, ops::NormKind::kPlain);
-      ops::add_inplace(x, mla_forward(c_, consts_, l.attn, h, batch, i));
-      h = ops::rms_norm(x, l.post_norm, c_.eps, ops::NormKind::kPlain);
-      ops::add_inplace(x, l.moe ? moe_forward(c_, l.experts, h, batch) : gated_mlp_forward(l.mlp, h, batch));
+      ops::rms_norm(a.ctx, x, l.input_norm, H, c_.eps, ops::NormKind::kPlain, h);
+      mla_forward(a, c_, consts_, l.attn, i, h, y);
+      ops::add(a.ctx, y, x);
+      ops::rms_norm(a.ctx, x, l.post_norm, H, c_.eps, ops::NormKind::kPlain, h);
+      if (l.moe)
+        moe_forward(a, c_, l.experts, h, y);
+      else
+        gated_mlp_forward(a, l.mlp, h, y);
+      ops::add(a.ctx, y, x);
     }
-    return ops::linear(lm_head_, ops::rms_norm(x, norm_, c_.eps, ops::NormKind::kPlain), batch);  // [N, V]
+    logits_head(a, x, norm_, c_.eps, ops::NormKind::kPlain, lm_head_, logits);
   }
 
  private:

@@ -5,7 +5,6 @@
 // Ckv = kv_lora_rank, Dn/Dr/Dv = qk_nope/qk_rope/v head dims, Dqk = Dn + Dr, I/Ie/Is = dense/expert/shared width.
 #include <vector>
 
-#include "engine/forward_batch.h"
 #include "models/deepseek_v3_config.h"
 #include "models/model.h"
 
@@ -49,12 +48,12 @@ struct AttentionConsts {
   float scale = 1.0f;
 };
 
-// Each returns the block output [N, H] for the normed input h [N, H] of the whole packed batch. MLA appends each
-// sequence's per-head keys [Dqk] and values [Dv] to LayerCache::k/v of `layer` (a compressed-latent cache is a
-// CUDA-side optimisation).
-Tensor mla_forward(const Config& c, const AttentionConsts& k, const Attention& a, const Tensor& h,
-                   const ForwardBatch& batch, int64_t layer);
-Tensor gated_mlp_forward(const GatedMlp& m, const Tensor& h, const ForwardBatch& batch);
-Tensor moe_forward(const Config& c, const Moe& m, const Tensor& h, const ForwardBatch& batch);
+// Each writes the block output [T, H] for the normed input h [T, H] of the whole step into `out`. MLA stores each
+// token's compressed latent and rope key in layer `layer`'s paged latent cache and attends in the weight-absorbed
+// form (ops/mla.h).
+void mla_forward(const ForwardArgs& a, const Config& c, const AttentionConsts& k, const Attention& at, int64_t layer,
+                 const Tensor& h, Tensor& out);
+void gated_mlp_forward(const ForwardArgs& a, const GatedMlp& m, const Tensor& h, Tensor& out);
+void moe_forward(const ForwardArgs& a, const Config& c, const Moe& m, const Tensor& h, Tensor& out);
 
 }  // namespace hylora::deepseek_v3

@@ -1,11 +1,15 @@
-// DeepSeek-V3 blocks over a packed batch (hf:models/deepseek_v3/modeling_deepseek_v3.py). Projections run once over
-// all rows through ops::linear (which applies LoRA); only the attention itself loops over the sequences.
+// DeepSeek-V3 blocks over a packed step (hf:models/deepseek_v3/modeling_deepseek_v3.py): MLA over the paged latent
+// cache in the weight-absorbed form, the dense gated MLP, and the grouped-sigmoid MoE with shared experts.
 #include <cstring>
 
 #include "models/deepseek_v3.h"
-#include "models/packed_rows.h"
+#include "models/linear_forward.h"
+#include "models/shared_layers.h"
 #include "ops/attention.h"
 #include "ops/elementwise.h"
+#include "ops/linear.h"
+#include "ops/mla.h"
+#include "ops/moe.h"
 #include "ops/rope.h"
 #include "ops/rope_interleave.h"
 
@@ -16,76 +20,96 @@ namespace {
 // HF builds q_a_layernorm / kv_a_layernorm as DeepseekV3RMSNorm(dim) with the class default eps, NOT rms_norm_eps.
 constexpr float kLatentNormEps = 1e-6f;
 
-void apply_rope(const Config& c, const AttentionConsts& k, Tensor& x, const std::vector<int64_t>& positions,
+void apply_rope(const ForwardArgs& a, const Config& c, const AttentionConsts& k, Tensor& x, int64_t head_dim,
                 int64_t offset) {
+  const Tensor& pos = a.step.layout.positions;
   if (c.rope_interleave)
-    ops::rope_interleaved_inplace(x, positions, k.rope.inv_freq, c.qk_rope_head_dim, offset, k.rope.attention_scaling);
+    ops::rope_interleaved(a.ctx, x, head_dim, pos, k.rope.inv_freq, c.qk_rope_head_dim, offset,
+                          k.rope.attention_scaling);
   else
-    ops::rope_neox_inplace(x, positions, k.rope.inv_freq, c.qk_rope_head_dim, offset, k.rope.attention_scaling);
+    ops::rope_neox(a.ctx, x, head_dim, pos, k.rope.inv_freq, c.qk_rope_head_dim, offset, k.rope.attention_scaling);
+}
+
+// The kv_b_proj weight each row attends with: the base weight (index 0) for base rows and rows whose adapter leaves
+// kv_b_proj alone, else W + B·A (+ a modules_to_save delta) of the row's slot. kvb_of_row [T] int32.
+std::vector<Tensor> kv_b_weights(const ForwardArgs& a, const Linear& kv_b, Tensor& kvb_of_row) {
+  std::vector<Tensor> kvb{kv_b.weight};
+  std::fill(kvb_of_row.i32(), kvb_of_row.i32() + kvb_of_row.numel(), 0);
+  if (!a.lora_active() || kv_b.lora_id < 0) return kvb;
+  const LoraTargetWeights& tw = a.lora->linears.at(kv_b.lora_id);
+  const ops::LoraSliceBuffers& sl = tw.slices.at(0);  // kv_b_proj is one slice over all its rows
+  const ops::LoraSegments& seg = a.step.lora;
+  const int64_t out = kv_b.out_features(), in = kv_b.in_features(), r = a.lora->max_rank;
+  for (int64_t g = 0; g < seg.num_segments; ++g) {
+    const int32_t slot = seg.group.i32()[g];
+    const Tensor* delta = slot < static_cast<int32_t>(tw.dense_delta.size()) && tw.dense_delta[slot][0].defined()
+                              ? &tw.dense_delta[slot][0]
+                              : nullptr;
+    if (sl.rank.i32()[slot] == 0 && !delta) continue;
+    Tensor w = a.tmp({out, in});
+    std::memcpy(w.raw(), kv_b.weight.raw(), w.nbytes());
+    Tensor A = Tensor::view_of(sl.A.f32() + slot * r * in, {r, in}, DType::F32, nullptr);    // [max_r, Ckv]
+    Tensor B = Tensor::view_of(sl.B.f32() + slot * out * r, {out, r}, DType::F32, nullptr);  // [out, max_r]
+    ops::matmul_nn(a.ctx, B, A, w, /*accumulate=*/true);
+    if (delta) ops::add(a.ctx, *delta, w);
+    for (int32_t i = seg.indptr.i32()[g]; i < seg.indptr.i32()[g + 1]; ++i)
+      kvb_of_row.i32()[seg.perm.i32()[i]] = static_cast<int32_t>(kvb.size());
+    kvb.push_back(w);
+  }
+  return kvb;
 }
 
 }  // namespace
 
-Tensor mla_forward(const Config& c, const AttentionConsts& k, const Attention& a, const Tensor& h,
-                   const ForwardBatch& batch, int64_t layer) {
-  const int64_t N = h.dim(0), nH = c.num_heads, Dn = c.qk_nope_head_dim, Dr = c.qk_rope_head_dim;
+void mla_forward(const ForwardArgs& a, const Config& c, const AttentionConsts& k, const Attention& at, int64_t layer,
+                 const Tensor& h, Tensor& out) {
+  const int64_t T = h.dim(0), nH = c.num_heads, Dn = c.qk_nope_head_dim, Dr = c.qk_rope_head_dim;
   const int64_t Dv = c.v_head_dim, Dqk = c.qk_head_dim(), Ckv = c.kv_lora_rank;
   const int64_t Qa = c.q_lora_rank > 0 ? c.q_lora_rank : c.q_width();
-  Tensor qkv_a = ops::linear(a.fused_qkv_a, h, batch);  // [N, Qa + Ckv + Dr]
+  Tensor qkv_a = linear(a, at.fused_qkv_a, h);  // [T, Qa + Ckv + Dr]
 
-  Tensor q;  // [N, nH·Dqk], per head [q_nope | q_rope]
-  if (c.q_lora_rank > 0)
-    q = ops::linear(a.q_b_proj, ops::rms_norm(copy_cols(qkv_a, 0, Qa), a.q_a_norm, kLatentNormEps, ops::NormKind::kPlain),
-                    batch);
-  else
-    q = copy_cols(qkv_a, 0, Qa);
-  Tensor kv_lat = ops::rms_norm(copy_cols(qkv_a, Qa, Ckv), a.kv_a_norm, kLatentNormEps, ops::NormKind::kPlain);  // [N, Ckv]
-  Tensor kv = ops::linear(a.kv_b_proj, kv_lat, batch);  // [N, nH·(Dn + Dv)], per head [k_nope | v]
-  Tensor k_rope = copy_cols(qkv_a, Qa + Ckv, Dr);             // [N, Dr], one key rope part shared by all heads
-
-  q = q.reshape({N, nH, Dqk});
-  apply_rope(c, k, q, batch.positions, Dn);
-  k_rope = k_rope.reshape({N, 1, Dr});
-  apply_rope(c, k, k_rope, batch.positions, 0);
-
-  Tensor o = Tensor::empty({N, nH * Dv});
-  for (const SeqSpan& s : batch.seqs) {
-    if (s.n_tokens == 0) continue;
-    LayerCache& lc = attention_cache(s, layer, nH * Dqk);
-    // Append per head k = [k_nope | k_rope] [Dqk] and v [Dv].
-    lc.k.resize((s.past_len + s.n_tokens) * nH * Dqk);
-    lc.v.resize((s.past_len + s.n_tokens) * nH * Dv);
-    for (int64_t t = 0; t < s.n_tokens; ++t) {
-      const int64_t row = s.row_begin + t;
-      const float* kvr = kv.f32() + row * nH * (Dn + Dv);
-      const float* kr = k_rope.f32() + row * Dr;
-      float* kd = lc.k.data() + (s.past_len + t) * nH * Dqk;
-      float* vd = lc.v.data() + (s.past_len + t) * nH * Dv;
-      for (int64_t hh = 0; hh < nH; ++hh) {
-        std::memcpy(kd + hh * Dqk, kvr + hh * (Dn + Dv), Dn * sizeof(float));
-        std::memcpy(kd + hh * Dqk + Dn, kr, Dr * sizeof(float));
-        std::memcpy(vd + hh * Dv, kvr + hh * (Dn + Dv) + Dn, Dv * sizeof(float));
-      }
-    }
-    Tensor qs = q.rows(s.row_begin, s.row_begin + s.n_tokens);  // [n, nH, Dqk]
-    Tensor os = ops::causal_attention(qs, lc.k.data(), lc.v.data(), nH, Dv, s.past_len, k.scale);  // [n, nH·Dv]
-    std::memcpy(o.f32() + s.row_begin * nH * Dv, os.f32(), os.numel() * sizeof(float));
+  Tensor q;  // [T, nH·Dqk], per head [q_nope | q_rope]
+  if (c.q_lora_rank > 0) {
+    Tensor qa = a.tmp({T, Qa});
+    ops::rms_norm(a.ctx, qkv_a.cols(0, Qa), at.q_a_norm, Qa, kLatentNormEps, ops::NormKind::kPlain, qa);
+    q = linear(a, at.q_b_proj, qa);
+  } else {
+    q = qkv_a.cols(0, Qa);
   }
-  return ops::linear(a.o_proj, o, batch);
+  apply_rope(a, c, k, q, Dqk, Dn);
+  // The cache entry of each token: [kv_a_layernorm(c_kv) (Ckv) | roped k_rope (Dr)].
+  Tensor latent = a.tmp({T, Ckv + Dr});
+  Tensor lc = latent.cols(0, Ckv), kr = latent.cols(Ckv, Dr);
+  ops::rms_norm(a.ctx, qkv_a.cols(Qa, Ckv), at.kv_a_norm, Ckv, kLatentNormEps, ops::NormKind::kPlain, lc);
+  copy_into(qkv_a.cols(Qa + Ckv, Dr), kr);
+  apply_rope(a, c, k, kr, Dr, 0);
+  LayerCache& cache = a.caches.at(layer);
+  ops::paged_store(a.ctx, latent, a.step.layout, cache.latent);
+
+  Tensor kvb_of_row = a.tmp({T}, DType::I32);
+  const std::vector<Tensor> kvb = kv_b_weights(a, at.kv_b_proj, kvb_of_row);
+  Tensor o = a.tmp({T, nH * Dv});
+  ops::mla_attention(a.ctx, q, cache.latent, a.step.layout, kvb, kvb_of_row, nH, Dn, Dv, k.scale, o);
+  linear(a, at.o_proj, o, out);
 }
 
-Tensor gated_mlp_forward(const GatedMlp& m, const Tensor& h, const ForwardBatch& batch) {
-  return ops::linear(m.down, ops::silu_gate_halves(ops::linear(m.gate_up, h, batch)), batch);  // gate_up [N, 2W]
+void gated_mlp_forward(const ForwardArgs& a, const GatedMlp& m, const Tensor& h, Tensor& out) {
+  Tensor gu = linear(a, m.gate_up, h);  // [T, 2W]
+  Tensor act = a.tmp({h.dim(0), gu.dim(1) / 2});
+  ops::silu_mul_halves(a.ctx, gu, act);
+  linear(a, m.down, act, out);
 }
 
-Tensor moe_forward(const Config& c, const Moe& m, const Tensor& h, const ForwardBatch& batch) {
-  Tensor logits = ops::linear(m.gate, h, batch);  // [N, E], fp32 like HF's router
-  ops::Routing routing = ops::route_sigmoid_grouped(logits, m.score_bias, c.n_group, c.topk_group,
-                                                    c.num_experts_per_tok, c.norm_topk_prob,
-                                                    c.routed_scaling_factor);
-  Tensor out = ops::moe_experts(h, routing, m.gate_up, m.down, ops::ExpertActivation::kSiluGated, batch);  // [N, H]
-  ops::add_inplace(out, gated_mlp_forward(m.shared, h, batch));
-  return out;
+void moe_forward(const ForwardArgs& a, const Config& c, const Moe& m, const Tensor& h, Tensor& out) {
+  const int64_t T = h.dim(0), k = c.num_experts_per_tok;
+  Tensor logits = linear(a, m.gate, h);  // [T, E], fp32 like HF's router
+  Tensor ids = a.tmp({T, k}, DType::I32), weights = a.tmp({T, k});
+  ops::route_sigmoid_grouped(a.ctx, logits, m.score_bias, c.n_group, c.topk_group, k, c.norm_topk_prob,
+                             c.routed_scaling_factor, ids, weights);
+  moe_experts(a, h, ids, weights, m.gate_up, m.down, ExpertActivation::kSiluGated, out);
+  Tensor shared = a.tmp({T, h.dim(1)});
+  gated_mlp_forward(a, m.shared, h, shared);
+  ops::add(a.ctx, shared, out);
 }
 
 }  // namespace hylora::deepseek_v3

@@ -7,18 +7,11 @@
 #include <vector>
 
 #include "core/tensor.h"
-#include "engine/forward_batch.h"
-#include "ops/linear.h"
-#include "ops/moe.h"
+#include "kv/cache_spec.h"
+#include "models/forward_args.h"
+#include "models/linear.h"
 
 namespace hylora {
-
-// The token embedding table and its LoRA identity (PEFT module "model.embed_tokens").
-struct Embedding {
-  std::string module;  // PEFT module path, e.g. "model.embed_tokens"
-  Tensor table;        // [V, H]
-  int lora_id = -1;
-};
 
 // Every module of a model that can take LoRA, for lora/ to map PEFT keys onto.
 struct LoraTargets {
@@ -38,16 +31,12 @@ class Model {
   int64_t max_position_embeddings() const { return max_position_embeddings_; }
   void set_max_position_embeddings(int64_t n) { max_position_embeddings_ = n; }
 
-  // Runs one step over the packed batch (see ForwardBatch) and returns logits [N, vocab] for every row. Appends
-  // the new tokens to each sequence's cache (the caller advances SequenceCache::length afterwards).
-  virtual Tensor forward(const ForwardBatch& batch) = 0;
+  // What each layer keeps between steps (one entry per layer), for the engine's cache pools.
+  virtual std::vector<LayerCacheSpec> cache_specs() const = 0;
 
-  // A cache with one empty LayerCache per layer, for a new sequence.
-  SequenceCache new_cache() const {
-    SequenceCache c;
-    c.layers.resize(num_layers());
-    return c;
-  }
+  // Runs one step over the packed rows of a.step, reading and extending the caches through the step's page tables
+  // and state slots, and writes logits [R, vocab] of the step's logit rows (R = a.step.logit_rows).
+  virtual void forward(const ForwardArgs& a, Tensor& logits) = 0;
 
   const LoraTargets& lora_targets() const { return lora_targets_; }
 
@@ -86,7 +75,3 @@ std::string supported_architectures();
 
 }  // namespace hylora
 
-namespace hylora::ops {
-// x[N, H] = table[batch.tokens] (+ embedding LoRA of the rows bound to an adapter).
-Tensor embed(const Embedding& emb, const ForwardBatch& batch);
-}  // namespace hylora::ops

@@ -8,7 +8,9 @@
 #include "io/safetensors.h"
 #include "io/weight_loader.h"
 #include "models/model_factories.h"
+#include "models/linear_forward.h"
 #include "models/projection_loading.h"
+#include "models/shared_layers.h"
 #include "models/nemotron_h.h"
 #include "ops/elementwise.h"
 
@@ -50,22 +52,38 @@ class NemotronHModel : public Model {
   }
   std::vector<std::string> unserved_prefixes() const override { return {"mtp."}; }
 
-  Tensor forward(const ForwardBatch& batch) override {
-    Tensor x = ops::embed(emb_, batch);  // [N, H] residual stream
+  std::vector<LayerCacheSpec> cache_specs() const override {
+    std::vector<LayerCacheSpec> specs;
+    for (const Block& b : blocks_) {
+      if (b.type == BlockType::kMamba)
+        specs.push_back(LayerCacheSpec::recurrent({c_.conv_dim(), c_.conv_kernel - 1},
+                                                  {c_.mamba_num_heads, c_.mamba_head_dim, c_.ssm_state_size}));
+      else if (b.type == BlockType::kAttention)
+        specs.push_back(LayerCacheSpec::attention(c_.num_kv_heads, c_.head_dim, c_.head_dim));
+      else
+        specs.push_back({});
+    }
+    return specs;
+  }
+
+  void forward(const ForwardArgs& a, Tensor& logits) override {
+    const int64_t T = a.step.num_tokens(), H = c_.hidden_size;
+    Tensor x = a.tmp({T, H});  // residual stream
+    embed(a, emb_, x);
+    Tensor h = a.tmp({T, H}), y = a.tmp({T, H});
     for (size_t i = 0; i < blocks_.size(); ++i) {
       const Block& b = blocks_[i];
-      Tensor h = ops::rms_norm(x, b.norm_w, c_.eps, ops::NormKind::kPlain);
       const int64_t layer = static_cast<int64_t>(i);
-      Tensor out;
+      ops::rms_norm(a.ctx, x, b.norm_w, H, c_.eps, ops::NormKind::kPlain, h);
       switch (b.type) {
-        case BlockType::kMamba: out = mamba_forward(c_, b.mamba, h, batch, layer); break;
-        case BlockType::kAttention: out = attention_forward(c_, b.attn, h, batch, layer); break;
-        case BlockType::kMlp: out = mlp_forward(b.mlp, h, batch); break;
-        case BlockType::kMoe: out = moe_forward(c_, b.moe, h, batch); break;
+        case BlockType::kMamba: mamba_forward(a, c_, b.mamba, layer, h, y); break;
+        case BlockType::kAttention: attention_forward(a, c_, b.attn, layer, h, y); break;
+        case BlockType::kMlp: mlp_forward(a, b.mlp, h, y); break;
+        case BlockType::kMoe: moe_forward(a, c_, b.moe, h, y); break;
       }
-      ops::add_inplace(x, out);
+      ops::add(a.ctx, y, x);
     }
-    return ops::linear(lm_head_, ops::rms_norm(x, norm_f_, c_.eps, ops::NormKind::kPlain), batch);  // [N, V]
+    logits_head(a, x, norm_f_, c_.eps, ops::NormKind::kPlain, lm_head_, logits);
   }
 
  private:

@@ -4,7 +4,6 @@
 // nemotron_h_config.h (H hidden, I = nh·hd Mamba inner, N state, G groups, K conv kernel, E experts, L = latent or H).
 #include <vector>
 
-#include "engine/forward_batch.h"
 #include "models/model.h"
 #include "models/nemotron_h_config.h"
 
@@ -50,12 +49,13 @@ struct Block {
   MoeMixer moe;
 };
 
-// Each returns the mixer output [N, H] for the normed input h [N, H] of the whole packed batch; recurrent and
-// attention mixers read and extend the per-sequence LayerCache of `layer`.
-Tensor mamba_forward(const Config& c, const MambaMixer& m, const Tensor& h, const ForwardBatch& batch, int64_t layer);
-Tensor attention_forward(const Config& c, const AttentionMixer& m, const Tensor& h, const ForwardBatch& batch,
-                         int64_t layer);
-Tensor mlp_forward(const MlpMixer& m, const Tensor& h, const ForwardBatch& batch);
-Tensor moe_forward(const Config& c, const MoeMixer& m, const Tensor& h, const ForwardBatch& batch);
+// Each writes the mixer output [T, H] for the normed input h [T, H] of the whole step into `out`; recurrent and
+// attention mixers read and extend layer `layer`'s cache.
+void mamba_forward(const ForwardArgs& a, const Config& c, const MambaMixer& m, int64_t layer, const Tensor& h,
+                   Tensor& out);
+void attention_forward(const ForwardArgs& a, const Config& c, const AttentionMixer& m, int64_t layer, const Tensor& h,
+                       Tensor& out);
+void mlp_forward(const ForwardArgs& a, const MlpMixer& m, const Tensor& h, Tensor& out);
+void moe_forward(const ForwardArgs& a, const Config& c, const MoeMixer& m, const Tensor& h, Tensor& out);
 
 }  // namespace hylora::nemotron_h

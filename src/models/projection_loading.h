@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "io/weight_loader.h"
-#include "ops/linear.h"
+#include "models/linear.h"
 
 namespace hylora {
 

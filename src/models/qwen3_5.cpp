@@ -10,9 +10,11 @@
 #include "io/safetensors.h"
 #include "io/weight_loader.h"
 #include "models/model_factories.h"
+#include "models/linear_forward.h"
 #include "models/projection_loading.h"
 #include "models/qwen3_5.h"
 #include "models/qwen3_config.h"
+#include "models/shared_layers.h"
 #include "ops/elementwise.h"
 #include "ops/rope.h"
 
@@ -76,18 +78,40 @@ class Qwen35Model : public Model {
   }
   std::vector<std::string> unserved_prefixes() const override { return {"model.visual.", "mtp."}; }
 
-  Tensor forward(const ForwardBatch& batch) override {
-    Tensor x = ops::embed(emb_, batch);  // [N, H] residual stream
+  std::vector<LayerCacheSpec> cache_specs() const override {
+    std::vector<LayerCacheSpec> specs;
+    for (const Layer& l : layers_) {
+      if (l.type == LayerType::kLinearAttention)
+        specs.push_back(LayerCacheSpec::recurrent({c_.conv_dim(), c_.conv_kernel - 1},
+                                                  {c_.num_value_heads, c_.key_head_dim, c_.value_head_dim}));
+      else
+        specs.push_back(LayerCacheSpec::attention(c_.num_kv_heads, c_.head_dim, c_.head_dim));
+    }
+    return specs;
+  }
+
+  void forward(const ForwardArgs& a, Tensor& logits) override {
+    const int64_t T = a.step.num_tokens(), H = c_.hidden_size;
+    Tensor x = a.tmp({T, H});  // residual stream
+    embed(a, emb_, x);
+    Tensor h = a.tmp({T, H}), y = a.tmp({T, H});
     for (size_t i = 0; i < layers_.size(); ++i) {
       const Layer& l = layers_[i];
       const int64_t layer = static_cast<int64_t>(i);
-      Tensor h = ops::rms_norm(x, l.input_norm, c_.eps, c_.norm);
-      ops::add_inplace(x, l.type == LayerType::kLinearAttention ? gdn_forward(c_, l.gdn, h, batch, layer)
-                                                                 : attention_forward(c_, rope_, l.attn, h, batch, layer));
-      h = ops::rms_norm(x, l.post_norm, c_.eps, c_.norm);
-      ops::add_inplace(x, c_.moe_at(i) ? moe_forward(c_, l.moe, h, batch) : mlp_forward(l.mlp, h, batch));
+      ops::rms_norm(a.ctx, x, l.input_norm, H, c_.eps, c_.norm, h);
+      if (l.type == LayerType::kLinearAttention)
+        gdn_forward(a, c_, l.gdn, layer, h, y);
+      else
+        attention_forward(a, c_, rope_, l.attn, layer, h, y);
+      ops::add(a.ctx, y, x);
+      ops::rms_norm(a.ctx, x, l.post_norm, H, c_.eps, c_.norm, h);
+      if (c_.moe_at(i))
+        moe_forward(a, c_, l.moe, h, y);
+      else
+        mlp_forward(a, l.mlp, h, y);
+      ops::add(a.ctx, y, x);
     }
-    return ops::linear(lm_head_, ops::rms_norm(x, norm_, c_.eps, c_.norm), batch);  // [N, V]
+    logits_head(a, x, norm_, c_.eps, c_.norm, lm_head_, logits);
   }
 
  private:

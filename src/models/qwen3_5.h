@@ -6,7 +6,6 @@
 // C = conv_dim = 2·Hk·Dk + Hv·Dv, K conv kernel, I MLP width, E experts, Ie expert width, Is shared-expert width).
 #include <vector>
 
-#include "engine/forward_batch.h"
 #include "models/model.h"
 #include "models/qwen3_5_config.h"
 
@@ -58,12 +57,12 @@ struct Rope {
   std::vector<float> inv_freq;  // [rot/2]
 };
 
-// Each returns the output [N, H] for the normed input h [N, H] of the whole packed batch; the mixers read and extend
-// the per-sequence LayerCache of `layer`.
-Tensor gdn_forward(const Config& c, const GdnMixer& m, const Tensor& h, const ForwardBatch& batch, int64_t layer);
-Tensor attention_forward(const Config& c, const Rope& rope, const AttentionMixer& m, const Tensor& h,
-                         const ForwardBatch& batch, int64_t layer);
-Tensor mlp_forward(const Mlp& m, const Tensor& h, const ForwardBatch& batch);
-Tensor moe_forward(const Config& c, const MoeBlock& m, const Tensor& h, const ForwardBatch& batch);
+// Each writes the block output [T, H] for the normed input h [T, H] of the whole step into `out`; the mixers read
+// and extend layer `layer`'s cache (paged K/V, or the GDN conv + recurrent state slots).
+void gdn_forward(const ForwardArgs& a, const Config& c, const GdnMixer& m, int64_t layer, const Tensor& h, Tensor& out);
+void attention_forward(const ForwardArgs& a, const Config& c, const Rope& rope, const AttentionMixer& m, int64_t layer,
+                       const Tensor& h, Tensor& out);
+void mlp_forward(const ForwardArgs& a, const Mlp& m, const Tensor& h, Tensor& out);
+void moe_forward(const ForwardArgs& a, const Config& c, const MoeBlock& m, const Tensor& h, Tensor& out);
 
 }  // namespace hylora::qwen3_5

@@ -1,16 +1,20 @@
 #pragma once
-// Causal softmax attention of one sequence's new tokens against its cache.
-#include <vector>
-
-#include "core/tensor.h"
+// Causal softmax attention of a step's new rows against a paged KV cache (GQA), and the store of the new K/V rows.
+// Cache layout per layer: K [pages, page_size, nKV, Dk], V [pages, page_size, nKV, Dv]; a token at cache slot
+// p·page_size + o of a sequence lives in page p (= page_table[s][position / page_size]), offset o.
+#include "core/exec_ctx.h"
+#include "ops/varlen.h"
 
 namespace hylora::ops {
 
-// q [n, nH, Dqk] for the tokens at positions past_len .. past_len+n-1; k_cache [L, nKV, Dqk] and
-// v_cache [L, nKV, Dv] hold ALL L = past_len + n tokens (the new ones already appended). GQA: query head h reads KV
-// head h / (nH / nKV). Returns o [n, nH * Dv] (head-major).
-//   o[t,h] = Σ_j softmax_j(q[t,h]·k[j,kv(h)] * scale) v[j,kv(h)],  j ≤ past_len + t
-Tensor causal_attention(const Tensor& q, const float* k_cache, const float* v_cache, int64_t n_kv_heads,
-                        int64_t dv, int64_t past_len, float scale);
+// cache[kv_slots[t]] = x[t] for every row t with kv_slots[t] ≥ 0. x [T, W] (ld), cache [pages, page_size, W'] with
+// W' = W (a K or V pool viewed per token).
+void paged_store(ExecCtx& ctx, const Tensor& x, const SeqLayout& layout, Tensor& cache);
+
+// q [T, nH·Dk] (ld); caches as above, already holding this step's rows. For row t of sequence s at position p:
+//   o[t, h] = Σ_{j ≤ p} softmax_j(q[t,h] · K[s, j, kv(h)] · scale) · V[s, j, kv(h)],   kv(h) = h / (nH / nKV)
+// o [T, nH·Dv].
+void paged_attention(ExecCtx& ctx, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                     const SeqLayout& layout, int64_t num_heads, float scale, Tensor& o);
 
 }  // namespace hylora::ops

@@ -1,55 +1,43 @@
 #pragma once
-// Mixture-of-experts: routing (which experts, with which weights) and the expert MLPs.
-#include <string>
-#include <vector>
+// Mixture-of-experts as tensor ops: routing produces top-k ids and weights; a permutation sorts the (token, choice)
+// pairs by expert and, inside an expert, by the token's adapter slot, so that expert GEMMs and expert LoRA both run
+// over contiguous row ranges; a combine scatters the weighted expert outputs back to tokens.
+#include <cstdint>
 
-#include "core/tensor.h"
-#include "ops/linear.h"
+#include "core/exec_ctx.h"
+#include "ops/lora.h"
 
-namespace hylora {
-
-struct ForwardBatch;
-
-// One projection of all experts: weight [E, out, in] (HF in-memory layout, (E, out, in)). LoRA slices are per-expert
-// (a slice covers output rows [out_offset, out_offset+out_size) of every expert's matrix).
-struct ExpertLinear {
-  std::string name;
-  Tensor weight;  // [E, out, in]
-  std::vector<LoraSlice> slices;
-  int lora_id = -1;
-  int64_t num_experts() const { return weight.dim(0); }
-  int64_t out_features() const { return weight.dim(1); }
-  int64_t in_features() const { return weight.dim(2); }
-};
-
-namespace ops {
-
-// Top-k choice per token: ids [N, k] and weights [N, k] (row-major).
-struct Routing {
-  int64_t k = 0;
-  std::vector<int32_t> ids;
-  std::vector<float> weights;
-};
+namespace hylora::ops {
 
 // Qwen3.5-MoE / Qwen3-MoE: p = softmax(logits) (fp32); top-k by p; weights = p of the chosen experts, renormalised
-// to sum 1 when `normalize` (Qwen3.5 always; Qwen3-MoE's norm_topk_prob).   logits [N, E]
-Routing route_softmax_topk(const Tensor& logits, int64_t k, bool normalize);
+// to sum 1 when `normalize`. logits [T, E] (ld) -> ids [T, k] int32, weights [T, k] fp32.
+void route_softmax_topk(ExecCtx& ctx, const Tensor& logits, int64_t k, bool normalize, Tensor& ids, Tensor& weights);
 
 // DeepSeek-V3 / Nemotron-H: s = sigmoid(logits); selection by s + bias within the best `topk_group` of `n_group`
 // contiguous groups (group score = sum of the group's top-2 of s + bias); weights = s of the chosen experts,
-// optionally renormalised (÷ (sum + 1e-20)), times `scale`.   logits [N, E], bias [E]
-Routing route_sigmoid_grouped(const Tensor& logits, const Tensor& bias, int64_t n_group, int64_t topk_group,
-                              int64_t k, bool normalize, float scale);
+// optionally renormalised (÷ (sum + 1e-20)), times `scale`. logits [T, E], bias [E].
+void route_sigmoid_grouped(ExecCtx& ctx, const Tensor& logits, const Tensor& bias, int64_t n_group,
+                           int64_t topk_group, int64_t k, bool normalize, float scale, Tensor& ids, Tensor& weights);
 
-enum class ExpertActivation {
-  kSiluGated,  // up is [gate | up] (2I rows): h = silu(gate) * up
-  kRelu2,      // up is I rows: h = relu(up)²
+// The pairs (t, j) of a routing, sorted by (expert, slot of token t, t).
+struct MoePermutation {
+  int64_t num_pairs = 0;  // P = T · k
+  Tensor pair;            // [P] int32: sorted position -> pair index t·k + j
+  Tensor expert_offsets;  // [E + 1] int32: expert e owns sorted rows [off[e], off[e+1])
+  LoraSegments lora;      // sorted rows of tokens bound to an adapter, one segment per (expert, slot); group =
+                          // slot · E + expert; perm indexes sorted rows
 };
 
-// out[N, H] = Σ_j w[t,j] · down_e( act( up_e(x_t) ) ), e = ids[t,j]; LoRA deltas (lora.md §4) added to the up and
-// down outputs of each expert before the activation / routing weight. x [N, in].
-Tensor moe_experts(const Tensor& x, const Routing& routing, const ExpertLinear& up, const ExpertLinear& down,
-                   ExpertActivation act, const ForwardBatch& batch);
+// ids [T, k]; row_slot [T] int32 (-1 = base model). Fills every tensor of `out` (allocated from ctx.scratch).
+void moe_permute(ExecCtx& ctx, const Tensor& ids, const Tensor& row_slot, int64_t num_experts, MoePermutation& out);
 
-}  // namespace ops
-}  // namespace hylora
+// xs[i] = x[pair[i] / k] (the token row of each sorted pair). x [T, in], xs [P, in].
+void moe_gather(ExecCtx& ctx, const Tensor& x, const MoePermutation& perm, int64_t k, Tensor& xs);
+
+// ys[rows of expert e] = xs[rows of expert e] · W[e]ᵀ. W [E, out, in], xs [P, in], ys [P, out].
+void moe_expert_gemm(ExecCtx& ctx, const Tensor& xs, const Tensor& w, const MoePermutation& perm, Tensor& ys);
+
+// out[t] = Σ_j weights[t, j] · ys[sorted row of pair (t, j)]. ys [P, H], out [T, H] (overwritten).
+void moe_combine(ExecCtx& ctx, const Tensor& ys, const MoePermutation& perm, const Tensor& weights, Tensor& out);
+
+}  // namespace hylora::ops

@@ -1,5 +1,8 @@
 #include "text/added_vocabulary.h"
 
+#include "core/json_limits.h"
+#include "text/bpe_model.h"
+
 #include <algorithm>
 
 #include "core/error.h"
@@ -41,7 +44,11 @@ AddedVocabulary::AddedVocabulary(const nlohmann::json& added_tokens, bool split_
   if (added_tokens.is_null()) return;
   for (const auto& t : added_tokens) {
     AddedToken a;
-    a.id = t.at("id").get<int32_t>();
+    int64_t id = 0;
+    if (!hylora::json_int_in_range(t.at("id"), 0, kMaxTokenId, id))
+      hylora::fail("tokenizer.json: added_tokens: id ", t.at("id").dump(), " is not an integer in [0, ", kMaxTokenId,
+                   "]");
+    a.id = static_cast<int32_t>(id);
     a.content = t.at("content").get<std::string>();
     a.special = t.value("special", false);
     a.lstrip = t.value("lstrip", false);

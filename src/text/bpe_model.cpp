@@ -2,10 +2,12 @@
 // candidate pairs ordered by (merge rank, position), so the lowest-ranked, leftmost pair is merged first.
 #include "text/bpe_model.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <queue>
 
 #include "core/error.h"
+#include "core/json_limits.h"
 
 namespace hylora::text {
 namespace {
@@ -39,8 +41,15 @@ BpeModel::BpeModel(const nlohmann::json& model) {
   if (!vocab.is_object()) hylora::fail("tokenizer.json: model.vocab: expected an object token -> id");
   vocab_.reserve(vocab.size());
   for (const auto& [token, id_json] : vocab.items()) {
-    auto id = id_json.get<int32_t>();
-    if (id < 0) hylora::fail("tokenizer.json: model.vocab: negative id ", id, " for token '", token, "'");
+    // Ids index a table: a dense vocabulary with bounded gaps, not whatever number the file says (1e8 would cost
+    // gigabytes, 2^40 would wrap to 0).
+    int64_t id64 = 0;
+    const auto limit = std::min<int64_t>(kMaxTokenId, static_cast<int64_t>(vocab.size()) + kMaxVocabGap);
+    if (!hylora::json_int_in_range(id_json, 0, limit, id64))
+      hylora::fail("tokenizer.json: model.vocab: id ", id_json.dump(), " for token '", token,
+                   "' is not an integer in [0, ", limit, "] (", vocab.size(), " entries; ids may leave at most ",
+                   kMaxVocabGap, " unused)");
+    const auto id = static_cast<int32_t>(id64);
     vocab_[token] = id;
     if (static_cast<std::size_t>(id) >= id_to_token_.size()) id_to_token_.resize(id + 1);
     id_to_token_[id] = token;

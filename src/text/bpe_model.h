@@ -13,6 +13,11 @@
 
 namespace hylora::text {
 
+// Largest token id accepted anywhere in tokenizer.json, and the largest gap of unused ids in model.vocab.
+inline constexpr int64_t kMaxTokenId = (int64_t{1} << 24) - 1;
+inline constexpr int64_t kMaxVocabGap = 65536;
+
+
 class BpeModel {
  public:
   explicit BpeModel(const nlohmann::json& model);

@@ -1,16 +1,24 @@
 #include "text/chat_template.h"
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json_limits.h"
 
 namespace hylora::text {
 namespace {
 
+// Template sources of real models are < 100 KB; tokenizer_config.json can also hold a large added-token table.
+constexpr std::uintmax_t kMaxFileBytes = hylora::json_limits::kTokenizerConfig.max_bytes;
+
 std::optional<std::string> read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return std::nullopt;
+  std::error_code ec;
+  if (const auto size = std::filesystem::file_size(path, ec); !ec && size > kMaxFileBytes)
+    hylora::fail(path, ": ", size, " bytes is over the size limit of ", kMaxFileBytes, " bytes");
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
@@ -47,12 +55,8 @@ std::unique_ptr<ChatTemplate> ChatTemplate::from_directory(const std::string& di
   std::string config_path = dir + "/tokenizer_config.json";
   auto config_text = read_file(config_path);
   if (!config_text) hylora::fail(config_path, ": cannot open file");
-  nlohmann::json config;
-  try {
-    config = nlohmann::json::parse(*config_text);
-  } catch (const nlohmann::json::exception& e) {
-    hylora::fail(config_path, ": invalid JSON: ", e.what());
-  }
+  nlohmann::json config =
+      hylora::parse_json_bounded<nlohmann::json>(*config_text, hylora::json_limits::kTokenizerConfig, config_path);
   // Newer checkpoints keep the template in its own file, which transformers prefers.
   std::string jinja_path = dir + "/chat_template.jinja";
   if (auto source = read_file(jinja_path)) return std::make_unique<ChatTemplate>(*source, config, jinja_path);

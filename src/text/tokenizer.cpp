@@ -3,23 +3,11 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "core/json_limits.h"
 #include "text/byte_level.h"
 #include "text/utf8.h"
 
 namespace hylora::text {
-namespace {
-
-nlohmann::json read_json_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) hylora::fail(path, ": cannot open file");
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    hylora::fail(path, ": invalid JSON: ", e.what());
-  }
-}
-
-}  // namespace
 
 Tokenizer::Tokenizer(const nlohmann::json& j, bool split_special_tokens) {
   try {
@@ -40,11 +28,12 @@ Tokenizer::Tokenizer(const nlohmann::json& j, bool split_special_tokens) {
 }
 
 std::unique_ptr<Tokenizer> Tokenizer::from_directory(const std::string& dir) {
-  auto j = read_json_file(dir + "/tokenizer.json");
+  auto j = hylora::read_json_file_bounded<nlohmann::json>(dir + "/tokenizer.json", hylora::json_limits::kTokenizer);
   bool split_special = false;
   std::ifstream probe(dir + "/tokenizer_config.json");
   if (probe) {
-    auto config = read_json_file(dir + "/tokenizer_config.json");
+    auto config = hylora::read_json_file_bounded<nlohmann::json>(dir + "/tokenizer_config.json",
+                                                                 hylora::json_limits::kTokenizerConfig);
     if (config.contains("split_special_tokens") && config["split_special_tokens"].is_boolean())
       split_special = config["split_special_tokens"].get<bool>();
   }

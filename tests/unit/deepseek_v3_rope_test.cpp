@@ -3,6 +3,8 @@
 // the interleaved RoPE (HF apply_rotary_pos_emb_interleave) against its direct pairwise definition.
 #include <gtest/gtest.h>
 
+#include "test_support.h"
+
 #include <cmath>
 #include <random>
 
@@ -114,7 +116,7 @@ TEST(DeepseekV3Yarn, SoftmaxScaleUsesMscaleAllDimSquared) {
 TEST(DeepseekV3Rope, PairsToHalvesPermutation) {
   Tensor x = Tensor::empty({1, 2, 10});  // 2 heads, D 10: rope on dims [4, 10) (rot 6)
   for (int64_t i = 0; i < 20; ++i) x.f32()[i] = static_cast<float>(i);
-  ops::rope_pairs_to_halves_inplace(x, 6, 4);
+  test_support::rope_pairs_to_halves_inplace(x, 6, 4);
   const float want[20] = {0, 1, 2, 3, 4, 6, 8, 5, 7, 9, 10, 11, 12, 13, 14, 16, 18, 15, 17, 19};
   for (int i = 0; i < 20; ++i) EXPECT_EQ(x.f32()[i], want[i]) << i;
 }
@@ -128,7 +130,7 @@ TEST(DeepseekV3Rope, InterleavedMatchesPairwiseDefinition) {
   Tensor orig = x.clone();
   const std::vector<int64_t> pos = {0, 5, 300};
   auto inv = rope_tables(yarn(10000, 40, 32, 1, 0.707, 1), rot);
-  ops::rope_interleaved_inplace(x, pos, inv.inv_freq, rot, off, inv.attention_scaling);
+  test_support::rope_interleaved_inplace(x, pos, inv.inv_freq, rot, off, inv.attention_scaling);
   for (int64_t t = 0; t < n; ++t)
     for (int64_t h = 0; h < heads; ++h) {
       const float* a = orig.f32() + (t * heads + h) * D;

@@ -109,9 +109,10 @@ class UniformModel : public Model {
   int64_t vocab_size() const override { return 10; }
   int64_t hidden_size() const override { return 1; }
   int64_t num_layers() const override { return 1; }
-  Tensor forward(const ForwardBatch& b) override {
+  std::vector<LayerCacheSpec> cache_specs() const override { return {LayerCacheSpec{}}; }
+  void forward(const ForwardArgs&, Tensor& logits) override {
     steps++;
-    return Tensor::zeros({b.num_tokens(), 10});
+    std::fill(logits.f32(), logits.f32() + logits.numel(), 0.0f);
   }
   int steps = 0;
 };
@@ -126,7 +127,7 @@ TEST(ScoreRequests, BadRequestsFailAloneOthersAreScored) {
       {"adapter", {1, 2}, std::string("nope")},
       {"single", {4}, std::nullopt},
   };
-  auto res = score_requests(m, reqs, {});
+  auto res = test_support::score_requests(m, reqs, {});
   ASSERT_EQ(res.size(), 5u);
   EXPECT_TRUE(res[0].error.empty());
   ASSERT_EQ(res[0].logprobs.size(), 2u);
@@ -145,7 +146,7 @@ TEST(ScoreRequests, TokenBudgetSplitsWorkIntoSteps) {
   ScoreOptions o;
   o.max_batch_tokens = 4;
   o.prefill_chunk = 3;
-  auto res = score_requests(m, reqs, o);
+  auto res = test_support::score_requests(m, reqs, o);
   EXPECT_EQ(res[0].logprobs.size(), 9u);
   EXPECT_EQ(res[1].logprobs.size(), 4u);
   EXPECT_GE(m.steps, 4);  // 15 tokens at ≤ 4 rows per step

@@ -9,7 +9,6 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "lora/lora_manager.h"
 #include "models/model.h"
 
 using namespace hylora;
@@ -55,8 +54,8 @@ std::optional<FixtureCase> load_case(const std::string& name) {
   return c;
 }
 
-std::unique_ptr<lora::LoraManager> manager(Model& m, const FixtureCase& c, int64_t slots) {
-  auto mgr = std::make_unique<lora::LoraManager>(m, c.max_rank, slots);
+std::unique_ptr<test_support::LoraHarness> manager(Model& m, const FixtureCase& c, int64_t slots) {
+  auto mgr = std::make_unique<test_support::LoraHarness>(m, c.max_rank, slots);
   for (auto& [name, path] : c.config["adapters"].items()) mgr->load(name, (c.dir / path.get<std::string>()).string());
   return mgr;
 }
@@ -89,12 +88,12 @@ TEST_P(LoraModel, OneSlotEvictsOnEveryAdapterChangeAndStaysExact) {
   ASSERT_TRUE(c) << GetParam().name << " fixture (or its limits.json) missing (fixtures are committed)";
   auto model = load_model((c->dir / "model").string());
   auto mgr = manager(*model, *c, 1);
-  auto got = score_requests(*model, c->requests, {256, 64}, mgr.get());
+  auto got = test_support::score_requests(*model, c->requests, {256, 64}, mgr.get());
   for (size_t i = 0; i < got.size(); ++i) {
     ASSERT_TRUE(got[i].error.empty()) << got[i].error;
     EXPECT_LE(diff(got[i].logprobs, c->expected[i]), c->limit) << c->name << " " << got[i].id;
   }
-  EXPECT_GE(mgr->pool().loads(), static_cast<int64_t>(c->config["adapters"].size()));
+  EXPECT_GE(mgr->ex.adapter_slot_loads(), static_cast<int64_t>(c->config["adapters"].size()));
 }
 
 TEST_P(LoraModel, SameRequestAloneAndInDifferentMixes) {
@@ -102,15 +101,15 @@ TEST_P(LoraModel, SameRequestAloneAndInDifferentMixes) {
   ASSERT_TRUE(c) << GetParam().name << " fixture (or its limits.json) missing (fixtures are committed)";
   auto model = load_model((c->dir / "model").string());
   auto mgr = manager(*model, *c, 4);
-  auto mixed = score_requests(*model, c->requests, {}, mgr.get());
+  auto mixed = test_support::score_requests(*model, c->requests, {}, mgr.get());
   std::vector<ScoreRequest> reversed(c->requests.rbegin(), c->requests.rend());
-  auto rev = score_requests(*model, reversed, {96, 40}, mgr.get());
+  auto rev = test_support::score_requests(*model, reversed, {96, 40}, mgr.get());
   // fp32 rounding differs with the GEMM row count and chunking, and the tiny random Qwen fixtures amplify it to
   // ~5e-5 (their base model alone is 2e-4 from HF); a request bound to the wrong rows or slot would be off by O(1).
   const double tol = 1e-4;
   const size_t n = c->requests.size();
   for (size_t i = 0; i < n; ++i) {
-    auto alone = score_requests(*model, {c->requests[i]}, {}, mgr.get());
+    auto alone = test_support::score_requests(*model, {c->requests[i]}, {}, mgr.get());
     ASSERT_TRUE(alone[0].error.empty()) << alone[0].error;
     EXPECT_LE(diff(alone[0].logprobs, mixed[i].logprobs), tol) << c->name << " " << c->requests[i].id;
     EXPECT_LE(diff(alone[0].logprobs, rev[n - 1 - i].logprobs), tol) << c->name << " " << c->requests[i].id;
@@ -124,10 +123,10 @@ TEST_P(LoraModel, BaseRowsAreUntouchedByAdapterRows) {
   ASSERT_TRUE(c) << GetParam().name << " fixture (or its limits.json) missing (fixtures are committed)";
   auto model = load_model((c->dir / "model").string());
   auto mgr = manager(*model, *c, 8);
-  auto with = score_requests(*model, c->requests, {}, mgr.get());
+  auto with = test_support::score_requests(*model, c->requests, {}, mgr.get());
   std::vector<ScoreRequest> plain = c->requests;
   for (auto& r : plain) r.lora.reset();
-  auto without = score_requests(*model, plain, {});
+  auto without = test_support::score_requests(*model, plain, {});
   bool any_base = false;
   for (size_t i = 0; i < plain.size(); ++i)
     if (!c->requests[i].lora) {

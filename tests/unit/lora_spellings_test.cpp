@@ -17,15 +17,15 @@ struct Outcome {
 
 Outcome serve_and_compare(TinyModel& ref, const fs::path& dir, int64_t max_rank = 16) {
   TinyModel model(kSeed);
-  lora::LoraManager mgr(model, max_rank, 4);
+  test_support::LoraHarness mgr(model, max_rank, 4);
   mgr.load("a", dir.string());
   Outcome o;
   o.warnings = mgr.find("a")->warnings;
   auto reqs = requests_for({"a", "a", "a"}, 5);
-  auto got = score_requests(model, reqs, {}, &mgr);
+  auto got = test_support::score_requests(model, reqs, {}, &mgr);
   for (auto& r : reqs) r.lora.reset();
-  auto want = score_requests(ref, reqs, {});
-  auto base = score_requests(model, reqs, {});
+  auto want = test_support::score_requests(ref, reqs, {});
+  auto base = test_support::score_requests(model, reqs, {});
   for (size_t i = 0; i < reqs.size(); ++i) {
     o.diff = std::max(o.diff, max_diff(got[i], want[i]));
     o.effect = std::max(o.effect, max_diff(got[i], base[i]));

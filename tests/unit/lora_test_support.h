@@ -21,7 +21,8 @@
 #include "test_support.h"
 #include "engine/scorer.h"
 #include "io/safetensors_writer.h"
-#include "lora/lora_manager.h"
+#include "models/linear_forward.h"
+#include "models/shared_layers.h"
 #include "models/model.h"
 #include "ops/elementwise.h"
 #include "ops/linear.h"
@@ -108,28 +109,38 @@ class TinyModel : public Model {
   }
   std::vector<std::string> unserved_prefixes() const override { return {"model.visual.", "mtp."}; }
 
+  std::vector<LayerCacheSpec> cache_specs() const override { return {LayerCacheSpec{}}; }
+
   // Per-token (no mixing across positions), so any batching must give the same numbers.
-  Tensor forward(const ForwardBatch& b) override {
-    Tensor x = ops::embed(emb_, b);  // [N, H]
-    Tensor ones = Tensor::empty({H});
+  void forward(const ForwardArgs& a, Tensor& logits) override {
+    const int64_t T = a.step.num_tokens();
+    Tensor x = a.tmp({T, H});
+    embed(a, emb_, x);
+    Tensor ones = a.tmp({H});
     std::fill(ones.f32(), ones.f32() + H, 1.0f);
-    auto norm = [&](const Tensor& t) { return ops::rms_norm(t, ones, 1e-6f, ops::NormKind::kPlain); };
+    auto norm = [&](const Tensor& t) {
+      Tensor y = a.tmp({t.dim(0), t.dim(1)});
+      ops::rms_norm(a.ctx, t, ones, t.dim(1), 1e-6f, ops::NormKind::kPlain, y);
+      return y;
+    };
     auto act = [](Tensor t) {
-      for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = std::tanh(t.f32()[i]);
+      for (int64_t r = 0; r < t.dim(0); ++r)
+        for (int64_t c = 0; c < t.dim(1); ++c) t.f32()[r * t.ld() + c] = std::tanh(t.f32()[r * t.ld() + c]);
       return t;
     };
-    ops::add_inplace(x, ops::linear(o_, act(ops::linear(qkv_, norm(x), b)), b));
-    ops::add_inplace(x, ops::linear(out_proj_, act(ops::linear(in_proj_, norm(x), b)), b));
-    Tensor gu = ops::linear(gate_up_, norm(x), b);  // [N, 2I]
-    Tensor a = Tensor::empty({x.dim(0), I});
-    for (int64_t r = 0; r < x.dim(0); ++r)
-      for (int64_t c = 0; c < I; ++c)
-        a.f32()[r * I + c] = ops::silu(gu.f32()[r * 2 * I + c]) * gu.f32()[r * 2 * I + I + c];
-    ops::add_inplace(x, ops::linear(down_, a, b));
+    ops::add(a.ctx, linear(a, o_, act(linear(a, qkv_, norm(x)))), x);
+    ops::add(a.ctx, linear(a, out_proj_, act(linear(a, in_proj_, norm(x)))), x);
+    Tensor gu = linear(a, gate_up_, norm(x));  // [T, 2I]
+    Tensor act_gu = a.tmp({T, I});
+    ops::silu_mul_halves(a.ctx, gu, act_gu);
+    ops::add(a.ctx, linear(a, down_, act_gu), x);
     Tensor h = norm(x);
-    auto routing = ops::route_softmax_topk(ops::linear(router_, h, b), TOPK, /*normalize=*/true);
-    ops::add_inplace(x, ops::moe_experts(h, routing, ex_gate_up_, ex_down_, ops::ExpertActivation::kSiluGated, b));
-    return ops::linear(lm_head_, norm(x), b);  // [N, V]
+    Tensor ids = a.tmp({T, TOPK}, DType::I32), weights = a.tmp({T, TOPK});
+    ops::route_softmax_topk(a.ctx, linear(a, router_, h), TOPK, /*normalize=*/true, ids, weights);
+    Tensor moe = a.tmp({T, H});
+    moe_experts(a, h, ids, weights, ex_gate_up_, ex_down_, ExpertActivation::kSiluGated, moe);
+    ops::add(a.ctx, moe, x);
+    logits_head(a, x, ones, 1e-6f, ops::NormKind::kPlain, lm_head_, logits);
   }
 
   // Reference merge: W[slice rows] += B·A (scaling already in B).
@@ -137,7 +148,7 @@ class TinyModel : public Model {
     for (Linear* l : lora_targets_.linears)
       for (auto& s : l->slices)
         if (s.module == module) {
-          Tensor d = ops::matmul_nt(B, transpose(A));  // [out_size, in]
+          Tensor d = test_support::matmul_nt(B, transpose(A));  // [out_size, in]
           ASSERT_EQ(d.dim(0), s.out_size) << module;
           for (int64_t i = 0; i < d.numel(); ++i) l->weight.f32()[s.out_offset * l->in_features() + i] += d.f32()[i];
           return;
@@ -148,7 +159,7 @@ class TinyModel : public Model {
     for (ExpertLinear* l : lora_targets_.experts)
       for (auto& s : l->slices)
         if (s.module == slice_module) {
-          Tensor d = ops::matmul_nt(B, transpose(A));  // [out_size, in]
+          Tensor d = test_support::matmul_nt(B, transpose(A));  // [out_size, in]
           float* w = l->weight.f32() + (e * l->out_features() + s.out_offset) * l->in_features();
           for (int64_t i = 0; i < d.numel(); ++i) w[i] += d.f32()[i];
           return;
@@ -156,7 +167,7 @@ class TinyModel : public Model {
     FAIL() << "no expert slice " << slice_module;
   }
   void merge_embedding(const Tensor& A /*[r, V]*/, const Tensor& B /*[H, r]*/) {
-    Tensor d = ops::matmul_nt(transpose(A), B);  // [V, H]
+    Tensor d = test_support::matmul_nt(transpose(A), B);  // [V, H]
     for (int64_t i = 0; i < d.numel(); ++i) emb_.table.f32()[i] += d.f32()[i];
   }
   Linear& lm_head() { return lm_head_; }

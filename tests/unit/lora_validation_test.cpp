@@ -22,7 +22,7 @@ std::string load_error(const AdapterFiles& f, const std::string& tag, int64_t ma
   auto dir = temp_dir("bad_" + tag);
   f.write(dir);
   TinyModel model(1);
-  lora::LoraManager mgr(model, max_rank, 2);
+  test_support::LoraHarness mgr(model, max_rank, 2);
   return error_of([&] { mgr.load(tag, dir.string()); });
 }
 
@@ -59,12 +59,12 @@ TEST(LoraValidation, BadAdapterFixturesAreRefusedClearly) {
       ADD_FAILURE() << "committed fixture missing: " << root / name;
       continue;
     }
-    lora::LoraManager mgr(*model, 16, 2);
+    test_support::LoraHarness mgr(*model, 16, 2);
     std::string msg = error_of([&] { mgr.load(name, (root / name).string()); });
     EXPECT_NE(msg.find("adapter \"" + name + "\""), std::string::npos) << msg;
     for (const char* p : parts) EXPECT_NE(msg.find(p), std::string::npos) << name << ": missing \"" << p << "\" in: " << msg;
   }
-  lora::LoraManager mgr(*model, 16, 2);
+  test_support::LoraHarness mgr(*model, 16, 2);
   EXPECT_EQ(error_of([&] { mgr.load("good_control", (root / "good_control").string()); }), "(no error)");
 }
 
@@ -72,7 +72,7 @@ TEST(LoraValidation, MissingWeightsFileAndMissingDirectory) {
   auto dir = temp_dir("no_weights");
   std::ofstream(dir / "adapter_config.json") << R"({"peft_type": "LORA", "r": 4, "lora_alpha": 8})";
   TinyModel model(1);
-  lora::LoraManager mgr(model, 16, 2);
+  test_support::LoraHarness mgr(model, 16, 2);
   expect_all(error_of([&] { mgr.load("w", dir.string()); }), {"adapter \"w\"", "adapter_model.safetensors", "missing"});
   expect_all(error_of([&] { mgr.load("d", (dir / "nope").string()); }), {"adapter \"d\"", "does not exist"});
 }
@@ -174,16 +174,16 @@ TEST(LoraValidation, DuplicateNameAndUnknownAdapterInARequest) {
   auto dir = temp_dir("dup");
   good().write(dir);
   TinyModel model(1);
-  lora::LoraManager mgr(model, 16, 2);
+  test_support::LoraHarness mgr(model, 16, 2);
   mgr.load("a", dir.string());
   expect_all(error_of([&] { mgr.load("a", dir.string()); }), {"adapter \"a\"", "already loaded"});
   auto reqs = requests_for({"a", "zzz", std::nullopt}, 1);
-  auto res = score_requests(model, reqs, {}, &mgr);
+  auto res = test_support::score_requests(model, reqs, {}, &mgr);
   EXPECT_TRUE(res[0].error.empty());
   EXPECT_TRUE(res[2].error.empty());
   expect_all(res[1].error, {"request r1", "adapter \"zzz\"", "unknown adapter", "loaded: a"});
   // Without any adapter loaded, a request naming one fails alone too.
-  auto res2 = score_requests(model, reqs, {});
+  auto res2 = test_support::score_requests(model, reqs, {});
   expect_all(res2[0].error, {"adapter \"a\"", "--lora"});
   EXPECT_TRUE(res2[2].error.empty());
 }

@@ -2,6 +2,8 @@
 // chunked continuation through the state, and the Δ clamp at time_step_min. Also ops::rms_norm_gated.
 #include <gtest/gtest.h>
 
+#include "test_support.h"
+
 #include <cmath>
 #include <random>
 #include <vector>
@@ -82,7 +84,7 @@ TEST(NemotronHSsmScan, MatchesNaiveDoubleRecurrence) {
     std::vector<double> S(nh * 8 * 16, 0.0);
     auto want = naive(in, 0.001f, S);
     Tensor state = Tensor::zeros({nh, 8, 16});
-    Tensor y = ops::ssm_scan(in.x, in.dt, in.B, in.C, in.A, in.D, in.dt_bias, 0.001f, state);
+    Tensor y = test_support::ssm_scan(in.x, in.dt, in.B, in.C, in.A, in.D, in.dt_bias, 0.001f, state);
     EXPECT_LT(max_rel(y, want), 2e-6) << "nh " << nh << " G " << G;
     std::vector<double> got_state(state.f32(), state.f32() + state.numel());
     double err = 0, scale = 0;
@@ -101,7 +103,7 @@ TEST(NemotronHSsmScan, ClampsDeltaAtTimeStepMin) {
   std::vector<double> S(4 * 4 * 8, 0.0);
   auto want = naive(in, 0.01f, S);
   Tensor state = Tensor::zeros({4, 4, 8});
-  Tensor y = ops::ssm_scan(in.x, in.dt, in.B, in.C, in.A, in.D, in.dt_bias, 0.01f, state);
+  Tensor y = test_support::ssm_scan(in.x, in.dt, in.B, in.C, in.A, in.D, in.dt_bias, 0.01f, state);
   EXPECT_LT(max_rel(y, want), 2e-6);
   // Without the clamp the result is visibly different (the test can fail).
   std::vector<double> S2(4 * 4 * 8, 0.0);
@@ -113,12 +115,12 @@ TEST(NemotronHSsmScan, ChunkedContinuationEqualsOneCall) {
   std::mt19937 rng(11);
   Inputs in = make_inputs(25, 8, 8, 2, 16, rng, 0.0f);
   Tensor s_one = Tensor::zeros({8, 8, 16});
-  Tensor y_one = ops::ssm_scan(in.x, in.dt, in.B, in.C, in.A, in.D, in.dt_bias, 0.001f, s_one);
+  Tensor y_one = test_support::ssm_scan(in.x, in.dt, in.B, in.C, in.A, in.D, in.dt_bias, 0.001f, s_one);
   for (int64_t split : {1, 10, 24}) {
     Tensor s = Tensor::zeros({8, 8, 16});
-    Tensor y1 = ops::ssm_scan(rows(in.x, 0, split), rows(in.dt, 0, split), rows(in.B, 0, split),
+    Tensor y1 = test_support::ssm_scan(rows(in.x, 0, split), rows(in.dt, 0, split), rows(in.B, 0, split),
                               rows(in.C, 0, split), in.A, in.D, in.dt_bias, 0.001f, s);
-    Tensor y2 = ops::ssm_scan(rows(in.x, split, 25), rows(in.dt, split, 25), rows(in.B, split, 25),
+    Tensor y2 = test_support::ssm_scan(rows(in.x, split, 25), rows(in.dt, split, 25), rows(in.B, split, 25),
                               rows(in.C, split, 25), in.A, in.D, in.dt_bias, 0.001f, s);
     for (int64_t i = 0; i < y1.numel(); ++i) ASSERT_EQ(y1.f32()[i], y_one.f32()[i]);
     for (int64_t i = 0; i < y2.numel(); ++i) ASSERT_EQ(y2.f32()[i], y_one.f32()[y1.numel() + i]) << "split " << split;
@@ -130,7 +132,7 @@ TEST(NemotronHGatedNorm, GateBeforeNormOverGroups) {
   std::mt19937 rng(5);
   const int64_t n = 3, D = 12, group = 4;
   Tensor y = randn({n, D}, rng), z = randn({n, D}, rng), w = randn({D}, rng, 0.3f, 1.0f);
-  Tensor out = ops::rms_norm_gated(y, z, w, group, 1e-5f, ops::GateOrder::kGateBeforeNorm);
+  Tensor out = test_support::rms_norm_gated(y, z, w, group, 1e-5f, ops::GateOrder::kGateBeforeNorm);
   for (int64_t r = 0; r < n; ++r)
     for (int64_t g = 0; g < D / group; ++g) {
       std::vector<double> u(group);

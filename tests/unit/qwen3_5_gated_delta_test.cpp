@@ -3,6 +3,8 @@
 // decay; plus chunked continuation (the state carried over two calls equals one call).
 #include <gtest/gtest.h>
 
+#include "test_support.h"
+
 #include <cmath>
 #include <random>
 #include <vector>
@@ -99,7 +101,7 @@ TEST(GatedDeltaRule, MatchesNaiveFloat64WithHeadMappingAndStrongDecay) {
     std::vector<double> S(in.Hv * in.Dk * in.Dv, 0.0);
     auto want = naive(in, S);
     Tensor state = Tensor::zeros({in.Hv, in.Dk, in.Dv});
-    Tensor got = ops::gated_delta_rule(in.q, in.k, in.v, in.g, in.beta, state);
+    Tensor got = test_support::gated_delta_rule(in.q, in.k, in.v, in.g, in.beta, state);
     ASSERT_EQ(got.shape(), (Shape{70, 4 * 24}));
     const double scale = max_abs_value(want);
     EXPECT_GT(scale, 0.1);
@@ -114,7 +116,7 @@ TEST(GatedDeltaRule, TiledHeadMappingWouldBeWrong) {
   // Guards the repeat_interleave mapping: with Hv/Hk = 2, value head 1 must read key head 0 (not 1 = 1 % Hk).
   Inputs in = make_inputs(8, 2, 4, 8, 8, 0.0, 11);
   Tensor state = Tensor::zeros({4, 8, 8});
-  Tensor a = ops::gated_delta_rule(in.q, in.k, in.v, in.g, in.beta, state);
+  Tensor a = test_support::gated_delta_rule(in.q, in.k, in.v, in.g, in.beta, state);
   // Swap key head 1's q/k with key head 0's: value heads 0 and 1 (both on key head 0) must change, and only
   // through key head 0.
   Tensor q2 = in.q.clone(), k2 = in.k.clone();
@@ -124,7 +126,7 @@ TEST(GatedDeltaRule, TiledHeadMappingWouldBeWrong) {
       k2.f32()[t * 16 + 8 + d] = -0.25f;
     }
   Tensor state2 = Tensor::zeros({4, 8, 8});
-  Tensor b = ops::gated_delta_rule(q2, k2, in.v, in.g, in.beta, state2);
+  Tensor b = test_support::gated_delta_rule(q2, k2, in.v, in.g, in.beta, state2);
   for (int64_t t = 0; t < 8; ++t)
     for (int64_t j = 0; j < 2 * 8; ++j) EXPECT_EQ(a.f32()[t * 32 + j], b.f32()[t * 32 + j]);  // heads 0, 1
   EXPECT_NE(a.f32()[2 * 8], b.f32()[2 * 8]);                                                  // head 2
@@ -133,11 +135,11 @@ TEST(GatedDeltaRule, TiledHeadMappingWouldBeWrong) {
 TEST(GatedDeltaRule, ChunkedContinuationEqualsOneCall) {
   Inputs in = make_inputs(70, 2, 4, 16, 24, 0.2, 3);
   Tensor s_all = Tensor::zeros({4, 16, 24});
-  Tensor all = ops::gated_delta_rule(in.q, in.k, in.v, in.g, in.beta, s_all);
+  Tensor all = test_support::gated_delta_rule(in.q, in.k, in.v, in.g, in.beta, s_all);
   Tensor s = Tensor::zeros({4, 16, 24});
   int64_t done = 0;
   for (int64_t len : {1, 29, 1, 39}) {  // includes single-token decode steps
-    Tensor o = ops::gated_delta_rule(in.q.rows(done, done + len).clone(), in.k.rows(done, done + len).clone(),
+    Tensor o = test_support::gated_delta_rule(in.q.rows(done, done + len).clone(), in.k.rows(done, done + len).clone(),
                                      in.v.rows(done, done + len).clone(), in.g.rows(done, done + len).clone(),
                                      in.beta.rows(done, done + len).clone(), s);
     for (int64_t i = 0; i < o.numel(); ++i) ASSERT_EQ(o.f32()[i], all.f32()[done * 96 + i]) << "row " << done;
@@ -150,5 +152,5 @@ TEST(GatedDeltaRule, ChunkedContinuationEqualsOneCall) {
 TEST(GatedDeltaRule, RejectsMismatchedShapes) {
   Tensor q = Tensor::zeros({3, 2 * 8}), v = Tensor::zeros({3, 3 * 8}), g = Tensor::zeros({3, 3});
   Tensor state = Tensor::zeros({3, 8, 8});  // Hv = 3 is not a multiple of Hk = 2
-  EXPECT_THROW(ops::gated_delta_rule(q, q, v, g, g, state), Error);
+  EXPECT_THROW(test_support::gated_delta_rule(q, q, v, g, g, state), Error);
 }

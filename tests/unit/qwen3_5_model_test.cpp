@@ -11,6 +11,7 @@
 #include <set>
 
 #include "engine/scorer.h"
+#include "test_support.h"
 #include "io/config.h"
 #include "io/safetensors.h"
 #include "io/safetensors_writer.h"
@@ -36,7 +37,7 @@ std::vector<ScoreRequest> requests(int64_t vocab) {
   return r;
 }
 
-std::vector<ScoreResult> score(Model& m) { return score_requests(m, requests(m.vocab_size()), ScoreOptions{}); }
+std::vector<ScoreResult> score(Model& m) { return hylora::test_support::score_requests(m, requests(m.vocab_size()), ScoreOptions{}); }
 
 // Rewrites the per-expert ConditionalGeneration MoE fixture as a flat Qwen3_5MoeForCausalLM checkpoint with fused
 // experts (gate_up_proj = cat(gate, up) along rows, down_proj stacked), dropping the vision tower.

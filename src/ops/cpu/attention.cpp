@@ -1,53 +1,92 @@
+// CPU reference of paged causal attention (ops/attention.h): one (row, head) per task, exact softmax in two passes.
 #include "ops/attention.h"
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+
+#include <omp.h>
 
 namespace hylora::ops {
 
-Tensor causal_attention(const Tensor& q, const float* k_cache, const float* v_cache, int64_t n_kv_heads, int64_t dv,
-                        int64_t past_len, float scale) {
-  const int64_t n = q.dim(0), nh = q.dim(1), dqk = q.dim(2);
-  HYLORA_CHECK(nh % n_kv_heads == 0, "internal: attention heads ", nh, " not a multiple of KV heads ", n_kv_heads);
-  const int64_t group = nh / n_kv_heads;
-  Tensor out = Tensor::zeros({n, nh * dv});
-  const float* qp = q.f32();
-  float* op = out.f32();
-  // Single-token decode of a few heads is too little work to wake a thread team for.
-#pragma omp parallel if (n * nh * (past_len + n) > 4096)
+namespace {
+// Cache slot (page·page_size + offset) of position j of sequence s.
+int64_t cache_slot(const SeqLayout& l, int64_t s, int64_t j) {
+  const int32_t page = l.page_table.i32()[s * l.max_pages + j / l.page_size];
+  return static_cast<int64_t>(page) * l.page_size + j % l.page_size;
+}
+}  // namespace
+
+void paged_store(ExecCtx&, const Tensor& x, const SeqLayout& layout, Tensor& cache) {
+  const int64_t T = x.dim(0), W = x.dim(1);
+  const int64_t slots = cache.dim(0) * cache.dim(1);
+  HYLORA_CHECK(cache.ndim() >= 3 && cache.row_size() / cache.dim(1) == W && layout.kv_slots.numel() >= T,
+               "internal: paged_store of ", shape_str(x.shape()), " into ", shape_str(cache.shape()));
+  float* c = cache.f32();
+  for (int64_t t = 0; t < T; ++t) {
+    const int32_t slot = layout.kv_slots.i32()[t];
+    if (slot < 0) continue;
+    HYLORA_CHECK(slot < slots, "internal: KV slot ", slot, " outside the pool of ", slots);
+    std::memcpy(c + static_cast<int64_t>(slot) * W, x.f32() + t * x.ld(), W * sizeof(float));
+  }
+}
+
+void paged_attention(ExecCtx& ctx, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                     const SeqLayout& layout, int64_t nH, float scale, Tensor& o) {
+  const int64_t T = q.dim(0), nKV = k_cache.dim(2), Dk = k_cache.dim(3), Dv = v_cache.dim(3);
+  HYLORA_CHECK(nKV > 0 && nH % nKV == 0 && q.dim(1) == nH * Dk && o.dim(0) == T && o.dim(1) == nH * Dv,
+               "internal: attention q ", shape_str(q.shape()), " K ", shape_str(k_cache.shape()), " o ",
+               shape_str(o.shape()));
+  const int64_t group = nH / nKV, kstride = nKV * Dk, vstride = nKV * Dv;
+  // Row -> sequence, and the longest context, to size per-thread score buffers from the scratch arena.
+  Tensor row_seq = ctx.scratch.tensor({T}, DType::I32);
+  int64_t max_ctx = 1;
+  for (int64_t s = 0; s < layout.num_seqs; ++s) {
+    for (int32_t t = layout.cu_seqlens.i32()[s]; t < layout.cu_seqlens.i32()[s + 1]; ++t) row_seq.i32()[t] = s;
+    max_ctx = std::max<int64_t>(max_ctx, layout.context_lens.i32()[s]);
+  }
+  const int64_t work = T * nH * max_ctx;
+  const int threads = work > 4096 ? omp_get_max_threads() : 1;  // a decode of a few heads: no thread team
+  Tensor scores = ctx.scratch.tensor({threads, max_ctx});
+  const float* kc = k_cache.f32();
+  const float* vc = v_cache.f32();
+#pragma omp parallel num_threads(threads)
   {
-    std::vector<float> scores(past_len + n);
+    float* sc = scores.f32() + omp_get_thread_num() * max_ctx;
 #pragma omp for collapse(2) schedule(dynamic)
-    for (int64_t t = 0; t < n; ++t) {
-      for (int64_t h = 0; h < nh; ++h) {
+    for (int64_t t = 0; t < T; ++t) {
+      for (int64_t h = 0; h < nH; ++h) {
+        const int64_t s = row_seq.i32()[t];
+        const int64_t n_new = layout.cu_seqlens.i32()[s + 1] - layout.cu_seqlens.i32()[s];
+        const int64_t past = layout.context_lens.i32()[s] - n_new;
+        const int64_t len = past + (t - layout.cu_seqlens.i32()[s]) + 1;  // causal: keys 0 .. own position
         const int64_t kvh = h / group;
-        const int64_t len = past_len + t + 1;
-        const float* qv = qp + (t * nh + h) * dqk;
+        const float* qv = q.f32() + t * q.ld() + h * Dk;
         float mx = -INFINITY;
         for (int64_t j = 0; j < len; ++j) {
-          const float* kv = k_cache + (j * n_kv_heads + kvh) * dqk;
-          float s = 0.0f;
-          for (int64_t d = 0; d < dqk; ++d) s += qv[d] * kv[d];
-          s *= scale;
-          scores[j] = s;
-          mx = std::max(mx, s);
+          const float* kv = kc + cache_slot(layout, s, j) * kstride + kvh * Dk;
+          float acc = 0.0f;
+          for (int64_t d = 0; d < Dk; ++d) acc += qv[d] * kv[d];
+          acc *= scale;
+          sc[j] = acc;
+          mx = std::max(mx, acc);
         }
         double sum = 0.0;
         for (int64_t j = 0; j < len; ++j) {
-          scores[j] = std::exp(scores[j] - mx);
-          sum += scores[j];
+          sc[j] = std::exp(sc[j] - mx);
+          sum += sc[j];
         }
         const float inv = static_cast<float>(1.0 / sum);
-        float* o = op + t * nh * dv + h * dv;
+        float* out = o.f32() + t * o.ld() + h * Dv;
+        std::fill(out, out + Dv, 0.0f);
         for (int64_t j = 0; j < len; ++j) {
-          const float p = scores[j] * inv;
-          const float* vv = v_cache + (j * n_kv_heads + kvh) * dv;
-          for (int64_t d = 0; d < dv; ++d) o[d] += p * vv[d];
+          const float p = sc[j] * inv;
+          const float* vv = vc + cache_slot(layout, s, j) * vstride + kvh * Dv;
+          for (int64_t d = 0; d < Dv; ++d) out[d] += p * vv[d];
         }
       }
     }
   }
-  return out;
 }
 
 }  // namespace hylora::ops

@@ -31,6 +31,7 @@ struct Expr {
   };
   Kind kind;
   int line = 0;
+  int depth = 1;  // height of this subtree (the parser bounds it: evaluation and destruction recurse over it)
   Value value;
   std::string name;  // variable / attribute / filter / test name, or operator
   bool negated = false;

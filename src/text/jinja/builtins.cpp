@@ -151,6 +151,7 @@ std::string replace_all(const std::string& s, const std::string& from, const std
         out += to;
         ++n;
       }
+      check_string_size(out.size(), "replace");
       if (i < u.size()) out += u32_to_utf8(u.substr(i, 1));
     }
     return out;
@@ -162,6 +163,7 @@ std::string replace_all(const std::string& s, const std::string& from, const std
     if (p == std::string::npos) break;
     out.append(s, start, p - start);
     out += to;
+    check_string_size(out.size(), "replace");
     start = p + from.size();
     ++n;
   }
@@ -318,16 +320,34 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
   }
   if (op == "*" && ((a.is_string() && b.is_int()) || (a.is_int() && b.is_string()))) {
     const Value& s = a.is_string() ? a : b;
+    const int64_t n = (a.is_int() ? a : b).as_int();
+    if (n > 0 && !s.as_string().empty())
+      check_string_size(n > static_cast<int64_t>(limits::kMaxString) ? limits::kMaxString + 1 : s.as_string().size() * n,
+                        "string repetition");
     std::string out;
-    for (int64_t i = 0; i < (a.is_int() ? a : b).as_int(); ++i) out += s.as_string();
+    for (int64_t i = 0; i < n; ++i) out += s.as_string();
     return Value(out);
   }
   if (!nums)
     hylora::fail("unsupported operand types for ", op, ": '", a.type_name(), "' and '", b.type_name(), "'");
   bool ints = !a.is_float() && !b.is_float();
-  if (op == "+") return ints ? Value(a.as_int() + b.as_int()) : Value(a.as_double() + b.as_double());
-  if (op == "-") return ints ? Value(a.as_int() - b.as_int()) : Value(a.as_double() - b.as_double());
-  if (op == "*") return ints ? Value(a.as_int() * b.as_int()) : Value(a.as_double() * b.as_double());
+  // Python integers do not overflow; ours are 64-bit, so an overflow is an error instead of a wrapped number.
+  const auto overflow = [&]() -> Value {
+    hylora::fail("integer overflow in ", a.as_int(), " ", op, " ", b.as_int(), " (template integers are 64-bit)");
+  };
+  int64_t r = 0;
+  if (op == "+") {
+    if (!ints) return Value(a.as_double() + b.as_double());
+    return __builtin_add_overflow(a.as_int(), b.as_int(), &r) ? overflow() : Value(r);
+  }
+  if (op == "-") {
+    if (!ints) return Value(a.as_double() - b.as_double());
+    return __builtin_sub_overflow(a.as_int(), b.as_int(), &r) ? overflow() : Value(r);
+  }
+  if (op == "*") {
+    if (!ints) return Value(a.as_double() * b.as_double());
+    return __builtin_mul_overflow(a.as_int(), b.as_int(), &r) ? overflow() : Value(r);
+  }
   if (op == "/") {
     if (b.as_double() == 0) hylora::fail("division by zero");
     return Value(a.as_double() / b.as_double());
@@ -335,6 +355,11 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
   if (op == "//" || op == "%") {
     if (b.as_double() == 0) hylora::fail("integer division or modulo by zero");
     if (ints) {
+      // INT64_MIN // -1 does not fit (and traps on x86); INT64_MIN % -1 is 0.
+      if (b.as_int() == -1) {
+        if (op == "%") return Value(int64_t{0});
+        if (a.as_int() == INT64_MIN) return overflow();
+      }
       int64_t q = a.as_int() / b.as_int(), r = a.as_int() % b.as_int();
       if (r != 0 && ((r < 0) != (b.as_int() < 0))) {
         --q;
@@ -347,9 +372,13 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
   }
   if (op == "**") {
     if (ints && b.as_int() >= 0) {
-      int64_t r = 1;
-      for (int64_t i = 0; i < b.as_int(); ++i) r *= a.as_int();
-      return Value(r);
+      // Square-and-multiply: 64 steps at most, each checked (a loop of b multiplications would run 2^63 times).
+      int64_t result = 1, base = a.as_int();
+      for (int64_t e = b.as_int(); e > 0; e >>= 1) {
+        if ((e & 1) && __builtin_mul_overflow(result, base, &result)) return overflow();
+        if (e > 1 && __builtin_mul_overflow(base, base, &base)) return overflow();
+      }
+      return Value(result);
     }
     return Value(std::pow(a.as_double(), b.as_double()));
   }
@@ -373,6 +402,8 @@ Value apply_filter(const std::string& name, const Value& v, CallArgs& args) {
   if (name == "wordcount") return Value(static_cast<int64_t>(split(v.str(), Value::none(), -1, false).as_array().size()));
   if (name == "tojson") {
     Value indent = arg(args, 0, "indent");
+    if (indent.is_int() && (indent.as_int() < 0 || indent.as_int() > 64))
+      hylora::fail("tojson: indent ", indent.as_int(), " is outside [0, 64]");
     return Value(v.to_json(indent.is_int() ? static_cast<int>(indent.as_int()) : -1));
   }
   if (name == "default" || name == "d") {
@@ -391,6 +422,7 @@ Value apply_filter(const std::string& name, const Value& v, CallArgs& args) {
     bool first = true;
     for (const auto& x : v.iterate()) {
       out += (first ? "" : sep) + (attr.is_undefined() ? x : attribute_path(x, attr.str())).str();
+      check_string_size(out.size(), "join");
       first = false;
     }
     return Value(out);
@@ -474,7 +506,12 @@ Value apply_filter(const std::string& name, const Value& v, CallArgs& args) {
   if (name == "attr") return get_attr(v, need_string(arg(args, 0, "name"), "attr name"));
   if (name == "int") {
     if (v.is_int() || v.is_bool()) return Value(v.as_int());
-    if (v.is_float()) return Value(static_cast<int64_t>(v.as_double()));
+    if (v.is_float()) {
+      const double d = std::trunc(v.as_double());
+      if (!(d >= -9.2233720368547758e18 && d < 9.2233720368547758e18))
+        hylora::fail("int: ", python_float_repr(v.as_double()), " is outside the 64-bit range of template integers");
+      return Value(static_cast<int64_t>(d));
+    }
     try {
       return Value(static_cast<int64_t>(std::stoll(strip(v.str(), Value(), true, true))));
     } catch (const std::exception&) {
@@ -489,16 +526,20 @@ Value apply_filter(const std::string& name, const Value& v, CallArgs& args) {
       return arg(args, 0, "default", Value(0.0));
     }
   }
-  if (name == "abs") return v.is_int() ? Value(v.as_int() < 0 ? -v.as_int() : v.as_int()) : Value(std::fabs(v.as_double()));
+  if (name == "abs") {
+    if (v.is_int() && v.as_int() == INT64_MIN) hylora::fail("integer overflow in abs(", v.as_int(), ")");
+    return v.is_int() ? Value(v.as_int() < 0 ? -v.as_int() : v.as_int()) : Value(std::fabs(v.as_double()));
+  }
   if (name == "round") {
     int64_t precision = arg(args, 0, "precision", Value(static_cast<int64_t>(0))).as_int();
     double scale = std::pow(10.0, static_cast<double>(precision));
     return Value(std::round(v.as_double() * scale) / scale);
   }
   if (name == "indent") {
-    std::string pad = arg(args, 0, "width", Value(static_cast<int64_t>(4))).is_string()
-                          ? arg(args, 0, "width").as_string()
-                          : std::string(static_cast<std::size_t>(arg(args, 0, "width", Value(static_cast<int64_t>(4))).as_int()), ' ');
+    const Value width = arg(args, 0, "width", Value(static_cast<int64_t>(4)));
+    if (!width.is_string()) check_string_size(static_cast<std::size_t>(std::max<int64_t>(0, width.as_int())), "indent");
+    std::string pad = width.is_string() ? width.as_string()
+                                        : std::string(static_cast<std::size_t>(std::max<int64_t>(0, width.as_int())), ' ');
     bool first = arg(args, 1, "first", Value(false)).truthy(), blank = arg(args, 2, "blank", Value(false)).truthy();
     std::string s = v.str(), out;
     std::size_t start = 0;
@@ -616,6 +657,7 @@ Value call_method(const Value& obj, const std::string& name, CallArgs& args) {
       bool first = true;
       for (const auto& x : arg(args, 0, "iterable").iterate()) {
         out += (first ? "" : s) + need_string(x, "join() item");
+        check_string_size(out.size(), "join()");
         first = false;
       }
       return Value(out);
@@ -689,6 +731,8 @@ Value make_global(const std::string& name) {
   if (name == "range")
     return Value::function([](CallArgs& a) {
       int64_t start = 0, stop, step = 1;
+      for (const auto& p : a.positional)
+        if (!p.is_int() && !p.is_bool()) hylora::fail("range() expects integers, found '", p.type_name(), "'");
       if (a.positional.size() == 1) {
         stop = a.positional[0].as_int();
       } else if (a.positional.size() >= 2) {
@@ -699,8 +743,14 @@ Value make_global(const std::string& name) {
         hylora::fail("range() expects 1 to 3 integer arguments");
       }
       if (step == 0) hylora::fail("range() step must not be zero");
+      // Item count without overflow: as transformers' sandbox, more than 100,000 items is refused.
+      const __int128 span = step > 0 ? static_cast<__int128>(stop) - start : static_cast<__int128>(start) - stop;
+      const __int128 astep = step > 0 ? step : -static_cast<__int128>(step);
+      const __int128 count = span <= 0 ? 0 : (span + astep - 1) / astep;
+      if (count > limits::kMaxRange)
+        hylora::fail("range() of ", static_cast<int64_t>(count), " items is over the limit of ", limits::kMaxRange);
       Array out;
-      for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) out.emplace_back(i);
+      for (int64_t k = 0; k < static_cast<int64_t>(count); ++k) out.emplace_back(static_cast<int64_t>(start + k * step));
       return Value::array(std::move(out));
     });
   if (name == "strftime_now")

@@ -2,6 +2,9 @@
 // ternary < or < and < not < comparisons/in/is < + - < ~ < * / // % < ** < unary - < postfix . [] () < | filters.
 #include "text/jinja/parser.h"
 
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
 #include <set>
 
 #include "core/error.h"
@@ -60,6 +63,38 @@ class Parser {
   }
   std::string peek_block_name() const { return peek().kind == TK::BlockBegin ? peek(1).text : describe(peek()); }
 
+  // Parser recursion (nested parentheses, unary operators, blocks) and expression-tree height are both bounded by
+  // limits::kMaxNesting: a 10k-deep expression or a 50k-term sum is an error, not a stack overflow.
+  struct NestGuard {
+    NestGuard(Parser& p) : p_(p) {
+      if (++p_.nest_ > limits::kMaxNesting) p_.error("nesting deeper than " + std::to_string(limits::kMaxNesting) + " levels");
+    }
+    ~NestGuard() { --p_.nest_; }
+    Parser& p_;
+  };
+  ExprPtr sized(ExprPtr e) {
+    int d = 0;
+    for (const Expr* c : {e->a.get(), e->b.get(), e->c.get()})
+      if (c) d = std::max(d, c->depth);
+    for (const auto& c : e->args)
+      if (c) d = std::max(d, c->depth);
+    for (const auto& c : e->keys)
+      if (c) d = std::max(d, c->depth);
+    for (const auto& [k, c] : e->kwargs)
+      if (c) d = std::max(d, c->depth);
+    e->depth = d + 1;
+    if (e->depth > limits::kMaxNesting)
+      error("expression nested deeper than " + std::to_string(limits::kMaxNesting) + " levels");
+    return e;
+  }
+  Value int_literal(const std::string& text) const {
+    int64_t v = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc() || end != text.data() + text.size())
+      error("integer literal " + text + " is out of range (template integers are 64-bit)");
+    return Value(v);
+  }
+
   ExprPtr make(Expr::Kind k) {
     auto e = std::make_unique<Expr>();
     e->kind = k;
@@ -103,6 +138,7 @@ class Parser {
   }
 
   StmtPtr parse_statement() {
+    NestGuard guard(*this);
     int line = peek().line;
     std::string kw = take_name();
     auto s = std::make_unique<Stmt>();
@@ -244,6 +280,7 @@ class Parser {
   }
 
   ExprPtr parse_expr(bool allow_ternary = true) {
+    NestGuard guard(*this);
     auto e = parse_or();
     while (allow_ternary && is_name("if")) {
       ++pos_;
@@ -254,7 +291,7 @@ class Parser {
         ++pos_;
         t->c = parse_expr();
       }
-      e = std::move(t);
+      e = sized(std::move(t));
     }
     return e;
   }
@@ -264,7 +301,7 @@ class Parser {
     e->name = op;
     e->a = std::move(l);
     e->b = std::move(r);
-    return e;
+    return sized(std::move(e));
   }
 
   ExprPtr parse_or() {
@@ -346,6 +383,7 @@ class Parser {
     return e;
   }
   ExprPtr parse_unary(bool with_filter) {
+    NestGuard guard(*this);
     ExprPtr e;
     if (is_op("-") || is_op("+")) {
       auto u = make(Expr::Kind::Unary);
@@ -356,7 +394,7 @@ class Parser {
       e = parse_postfix(parse_primary());
     }
     if (with_filter) e = parse_filter_and_test(std::move(e));
-    return e;
+    return sized(std::move(e));
   }
 
   ExprPtr parse_primary() {
@@ -383,7 +421,7 @@ class Parser {
     if (t.kind == TK::Int || t.kind == TK::Float) {
       auto e = make(Expr::Kind::Literal);
       ++pos_;
-      e->value = t.kind == TK::Int ? Value(static_cast<int64_t>(std::stoll(t.text))) : Value(std::stod(t.text));
+      e->value = t.kind == TK::Int ? int_literal(t.text) : Value(std::strtod(t.text.c_str(), nullptr));
       return e;
     }
     if (is_op("(")) {
@@ -449,13 +487,14 @@ class Parser {
 
   ExprPtr parse_postfix(ExprPtr e) {
     while (true) {
+      e = sized(std::move(e));
       if (is_op(".")) {
         ++pos_;
         auto g = make(Expr::Kind::GetAttr);
         if (peek().kind == TK::Int) {  // foo.0 is foo[0]
           g->kind = Expr::Kind::GetItem;
           g->b = make(Expr::Kind::Literal);
-          g->b->value = Value(static_cast<int64_t>(std::stoll(next().text)));
+          g->b->value = int_literal(next().text);
         } else {
           g->name = take_name();
         }
@@ -510,6 +549,7 @@ class Parser {
 
   ExprPtr parse_filter_and_test(ExprPtr e) {
     while (true) {
+      e = sized(std::move(e));
       if (is_op("|")) {
         ++pos_;
         e = parse_postfix(parse_filter(std::move(e)));
@@ -566,6 +606,7 @@ class Parser {
   std::vector<Token> t_;
   std::size_t pos_ = 0;
   int loop_depth_ = 0;
+  int nest_ = 0;
   std::set<std::string> macros_;
 };
 

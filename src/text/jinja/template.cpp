@@ -2,6 +2,7 @@
 // their own scope (a `set` inside a loop does not leak out, hence namespace()), `if` bodies do not.
 #include "text/jinja/template.h"
 
+#include <set>
 #include <unordered_map>
 
 #include "core/error.h"
@@ -56,9 +57,39 @@ class Renderer {
     for (std::size_t i = 0; i < targets.size(); ++i) frames_.back()[targets[i]] = items[i];
   }
 
+  // Counts evaluation depth (statements, expressions, macro calls) against limits::kMaxCallDepth.
+  struct DepthGuard {
+    explicit DepthGuard(int& d) : d_(d) {
+      if (++d_ > limits::kMaxCallDepth) {
+        --d_;
+        hylora::fail("template recursion deeper than ", limits::kMaxCallDepth, " levels (macro calls or nesting)");
+      }
+    }
+    ~DepthGuard() { --d_; }
+    int& d_;
+  };
+
+  static void check_output(const std::string& out) { check_string_size(out.size(), "template output"); }
+
+  // A namespace attribute may not hold a namespace: no cycles (ns.x = ns), and value depth stays as computed.
+  static bool holds_namespace(const Value& v, std::set<const void*>& seen) {
+    if (v.is_namespace()) return true;
+    if (v.is_array() && seen.insert(&v.as_array()).second) {
+      for (const auto& x : v.as_array())
+        if (holds_namespace(x, seen)) return true;
+    } else if (v.is_object() && seen.insert(&v.as_object()).second) {
+      for (const auto& [k, x] : v.as_object().items)
+        if (holds_namespace(x, seen)) return true;
+    }
+    return false;
+  }
+
   Flow exec(const Stmt& s, std::string& out) {
     try {
-      return exec_unchecked(s, out);
+      DepthGuard guard(depth_);
+      Flow f = exec_unchecked(s, out);
+      check_output(out);
+      return f;
     } catch (const hylora::Error& e) {
       std::string msg = e.what();
       if (msg.rfind("chat template line", 0) == 0) throw;  // already located
@@ -92,6 +123,9 @@ class Renderer {
         if (!s.attr.empty()) {
           Value ns = lookup(s.targets[0]);
           if (!ns.is_namespace()) fail_at(s.line, "cannot set attribute of '" + s.targets[0] + "': not a namespace");
+          std::set<const void*> seen;
+          if (holds_namespace(v, seen))
+            fail_at(s.line, "cannot store a namespace inside namespace '" + s.targets[0] + "' (not supported)");
           ns.as_object().set(s.attr, v);
         } else {
           assign(s.targets, v, s.line);
@@ -123,6 +157,8 @@ class Renderer {
     if (s.cond) {  // `for x in xs if cond`: filter first, so loop.* counts only kept items
       Array kept;
       for (const auto& item : items) {
+        if (++iterations_ > limits::kMaxLoopIterations)
+          fail_at(s.line, "more than " + std::to_string(limits::kMaxLoopIterations) + " loop iterations in one render");
         frames_.emplace_back();
         assign(s.targets, item, s.line);
         bool keep = eval(*s.cond).truthy();
@@ -134,6 +170,8 @@ class Renderer {
     if (items.empty()) return exec(s.else_body, out);
     auto n = static_cast<int64_t>(items.size());
     for (int64_t i = 0; i < n; ++i) {
+      if (++iterations_ > limits::kMaxLoopIterations)
+        fail_at(s.line, "more than " + std::to_string(limits::kMaxLoopIterations) + " loop iterations in one render");
       frames_.emplace_back();
       Object loop;
       loop.set("index", Value(i + 1));
@@ -200,6 +238,25 @@ class Renderer {
   }
 
   Value eval(const Expr& e) {
+    DepthGuard guard(depth_);
+    Value v = eval_unchecked(e);
+    // One unit ~ 8 bytes copied: a string counts its bytes / 8, a list or dict item (a Value, ~128 bytes) 16.
+    work_ += 1;
+    if (v.is_string()) {
+      check_string_size(v.as_string().size(), "expression");
+      work_ += static_cast<int64_t>(v.as_string().size() / 8);
+    } else if (v.is_array()) {
+      work_ += 16 * static_cast<int64_t>(v.as_array().size());
+    } else if (v.is_object()) {
+      work_ += 16 * static_cast<int64_t>(v.as_object().items.size());
+    }
+    if (work_ > limits::kMaxWork)
+      hylora::fail("template work over the limit of ", limits::kMaxWork,
+                   " (about 8 bytes copied per unit: evaluated expressions, the strings and lists they produced)");
+    return v;
+  }
+
+  Value eval_unchecked(const Expr& e) {
     switch (e.kind) {
       case Expr::Kind::Literal:
         return e.value;
@@ -240,6 +297,8 @@ class Renderer {
         if (e.name == "not") return Value(!v.truthy());
         if (!v.is_number() && !v.is_bool()) hylora::fail("bad operand type for unary ", e.name, ": '", v.type_name(), "'");
         if (e.name == "+") return v;
+        if (!v.is_float() && v.as_int() == INT64_MIN)
+          hylora::fail("integer overflow in -(", v.as_int(), ") (template integers are 64-bit)");
         return v.is_float() ? Value(-v.as_double()) : Value(-v.as_int());
       }
       case Expr::Kind::Binary: {
@@ -272,6 +331,9 @@ class Renderer {
   }
 
   std::vector<Frame> frames_;
+  int depth_ = 0;
+  int64_t iterations_ = 0;
+  int64_t work_ = 0;
 };
 
 }  // namespace

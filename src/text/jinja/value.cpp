@@ -1,5 +1,6 @@
 #include "text/jinja/value.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -38,14 +39,37 @@ Value::Value(bool b) : kind_(Kind::Bool), b_(b) {}
 Value::Value(int64_t i) : kind_(Kind::Int), i_(i) {}
 Value::Value(double f) : kind_(Kind::Float), f_(f) {}
 Value::Value(std::string s) : kind_(Kind::String), s_(std::move(s)) {}
+void check_string_size(std::size_t bytes, const char* what) {
+  if (bytes > limits::kMaxString)
+    hylora::fail(what, ": a string of ", bytes, " bytes is over the limit of ", limits::kMaxString, " bytes");
+}
+
+namespace {
+// A container's depth from its items; refused past the limit so that printing, comparing and freeing it stay
+// within the stack.
+int container_depth(int deepest_item) {
+  if (deepest_item + 1 > limits::kMaxNesting)
+    hylora::fail("values nested deeper than ", limits::kMaxNesting, " levels");
+  return deepest_item + 1;
+}
+}  // namespace
+
 Value Value::array(Array items) {
+  if (items.size() > limits::kMaxItems)
+    hylora::fail("a list of ", items.size(), " items is over the limit of ", limits::kMaxItems);
+  int deepest = 0;
+  for (const auto& x : items) deepest = std::max(deepest, x.depth_);
   Value v;
+  v.depth_ = container_depth(deepest);
   v.kind_ = Kind::Array;
   v.arr_ = std::make_shared<Array>(std::move(items));
   return v;
 }
 Value Value::object(Object o, bool is_namespace) {
+  int deepest = 0;
+  for (const auto& [k, x] : o.items) deepest = std::max(deepest, x.depth());
   Value v;
+  v.depth_ = container_depth(deepest);
   v.kind_ = Kind::Object;
   v.obj_ = std::make_shared<Object>(std::move(o));
   v.namespace_ = is_namespace;
@@ -67,6 +91,8 @@ Value Value::from_json(const nlohmann::ordered_json& j) {
     case nlohmann::json::value_t::number_integer:
       return Value(j.get<int64_t>());
     case nlohmann::json::value_t::number_unsigned:
+      if (j.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
+        hylora::fail("chat template input: integer ", j.dump(), " is outside the 64-bit range of template integers");
       return Value(static_cast<int64_t>(j.get<uint64_t>()));
     case nlohmann::json::value_t::number_float:
       return Value(j.get<double>());
@@ -234,6 +260,7 @@ void json_dump(std::string& out, const Value& v, int indent, int depth) {
         if (i) out += item_sep;
         if (indent >= 0) newline(depth + 1);
         json_dump(out, a[i], indent, depth + 1);
+        check_string_size(out.size(), "tojson");
       }
       if (indent >= 0) newline(depth);
       out += ']';
@@ -252,6 +279,7 @@ void json_dump(std::string& out, const Value& v, int indent, int depth) {
         json_string(out, o[i].first);
         out += ": ";
         json_dump(out, o[i].second, indent, depth + 1);
+        check_string_size(out.size(), "tojson");
       }
       if (indent >= 0) newline(depth);
       out += '}';
@@ -280,14 +308,19 @@ std::string Value::str() const {
       return s_;
     case Kind::Array: {
       std::string out = "[";
-      for (std::size_t i = 0; i < arr_->size(); ++i) out += (i ? ", " : "") + (*arr_)[i].repr();
+      for (std::size_t i = 0; i < arr_->size(); ++i) {
+        out += (i ? ", " : "") + (*arr_)[i].repr();
+        check_string_size(out.size(), "str()");
+      }
       return out + "]";
     }
     case Kind::Object: {
       if (namespace_) return "<Namespace>";
       std::string out = "{";
-      for (std::size_t i = 0; i < obj_->items.size(); ++i)
+      for (std::size_t i = 0; i < obj_->items.size(); ++i) {
         out += (i ? ", " : "") + python_string_repr(obj_->items[i].first) + ": " + obj_->items[i].second.repr();
+        check_string_size(out.size(), "str()");
+      }
       return out + "}";
     }
     case Kind::Function:

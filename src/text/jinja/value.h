@@ -12,6 +12,24 @@
 
 namespace hylora::text::jinja {
 
+// A template from a model directory is outside data: its work is bounded (docs/hostile_input.md). Exceeding a
+// limit is a render error naming it, as Jinja2's sandbox raises (transformers caps range() at 100,000).
+namespace limits {
+inline constexpr int64_t kMaxRange = 100000;                // items of one range()
+inline constexpr std::size_t kMaxString = std::size_t{16} << 20;  // bytes of any string, and of the output
+inline constexpr std::size_t kMaxItems = std::size_t{1} << 20;    // items of one list
+inline constexpr int kMaxNesting = 256;                     // nesting of values, of expressions, of blocks
+inline constexpr int kMaxCallDepth = 400;                   // evaluation depth (macro recursion included)
+inline constexpr int64_t kMaxLoopIterations = 1000000;      // for-loop iterations of one render
+// Work of one render, in units of about 8 bytes copied: one per evaluated expression, plus bytes / 8 of every
+// string and 16 per item of every list or dict an expression produced. Bounds time and memory together (a list grown
+// by concatenation in a loop is quadratic; a big string copied into many list items is caught by no size limit).
+inline constexpr int64_t kMaxWork = int64_t{1} << 27;
+}  // namespace limits
+
+// Fails unless a string of `bytes` bytes is within limits::kMaxString (`what` names the operation).
+void check_string_size(std::size_t bytes, const char* what);
+
 class Value;
 using Array = std::vector<Value>;
 
@@ -47,6 +65,8 @@ class Value {
   static Value from_json(const nlohmann::ordered_json& j);
 
   Kind kind() const { return kind_; }
+  // Nesting of arrays/objects (0 for scalars), fixed when the container is built; bounded by limits::kMaxNesting.
+  int depth() const { return depth_; }
   bool is_undefined() const { return kind_ == Kind::Undefined; }
   bool is_none() const { return kind_ == Kind::None; }
   bool is_bool() const { return kind_ == Kind::Bool; }
@@ -81,6 +101,7 @@ class Value {
   Kind kind_ = Kind::Undefined;
   bool b_ = false;
   bool namespace_ = false;
+  int depth_ = 0;
   int64_t i_ = 0;
   double f_ = 0;
   std::string s_;  // string value, or the name of an undefined variable

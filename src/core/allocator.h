@@ -1,0 +1,23 @@
+#pragma once
+// Allocator: where a tensor's bytes come from. The host allocator hands out 64-byte aligned blocks (AVX-512 loads,
+// BLAS); the CUDA backend adds a caching device arena behind the same interface. Tensors keep their allocator's
+// deleter in their storage, so a view keeps its block alive.
+#include <cstddef>
+#include <memory>
+
+namespace hylora {
+
+enum class Device { CPU, CUDA };
+
+class Allocator {
+ public:
+  virtual ~Allocator() = default;
+  virtual Device device() const = 0;
+  // A block of at least `bytes` (never null: throws Error naming the size when memory is exhausted).
+  virtual std::shared_ptr<void> allocate(size_t bytes) = 0;
+};
+
+// The process-wide host allocator (stateless: aligned_alloc/free).
+Allocator& host_allocator();
+
+}  // namespace hylora

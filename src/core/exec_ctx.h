@@ -1,0 +1,40 @@
+#pragma once
+// ExecCtx: what every op receives besides its tensors — the backend it runs on, its stream, and a scratch arena for
+// intermediates. Ops write into outputs the caller provides and take temporaries from the scratch arena, so a step
+// allocates nothing once the arena has grown to the step's size. One ExecCtx per executor (no global context).
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace hylora {
+
+// A bump allocator reset at the start of every step. When a step needs more than the block holds it chains extra
+// blocks; the next reset() replaces them by one block of the total size, so steady-state steps allocate nothing.
+class ScratchArena {
+ public:
+  explicit ScratchArena(Allocator& alloc = host_allocator()) : alloc_(alloc) {}
+  // Uninitialised tensor valid until the next reset().
+  Tensor tensor(Shape shape, DType dtype = DType::F32);
+  // Same, filled with zeros (host).
+  Tensor zeros(Shape shape, DType dtype = DType::F32);
+  void reset();
+  size_t capacity() const { return capacity_; }
+  size_t high_water() const { return high_water_; }
+
+ private:
+  Allocator& alloc_;
+  std::shared_ptr<void> block_;
+  size_t capacity_ = 0, used_ = 0, high_water_ = 0;
+  std::vector<std::shared_ptr<void>> overflow_;  // blocks chained during this step
+  size_t overflow_bytes_ = 0;
+};
+
+struct ExecCtx {
+  Device device = Device::CPU;
+  void* stream = nullptr;  // cudaStream_t on the CUDA backend
+  ScratchArena scratch;
+};
+
+}  // namespace hylora

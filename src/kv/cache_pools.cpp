@@ -1,0 +1,87 @@
+#include "kv/cache_pools.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace hylora {
+
+IdPool::IdPool(int64_t n) : total_(n) {
+  free_.resize(n);
+  for (int64_t i = 0; i < n; ++i) free_[i] = static_cast<int32_t>(n - 1 - i);
+}
+
+std::vector<int32_t> IdPool::take(int64_t n, PoolExhausted::Kind kind, const char* what) {
+  if (n > available())
+    throw PoolExhausted(kind, std::string("need ") + std::to_string(n) + " " + what + ", " +
+                                  std::to_string(available()) + " of " + std::to_string(total_) + " are free");
+  std::vector<int32_t> ids(free_.end() - n, free_.end());
+  std::reverse(ids.begin(), ids.end());
+  free_.resize(free_.size() - n);
+  return ids;
+}
+
+void IdPool::give_back(const std::vector<int32_t>& ids) {
+  for (int32_t id : ids) {
+    HYLORA_CHECK(id >= 0 && id < total_, "internal: id ", id, " returned to a pool of ", total_);
+    free_.push_back(id);
+  }
+  std::sort(free_.begin(), free_.end(), std::greater<int32_t>());
+  HYLORA_CHECK(std::adjacent_find(free_.begin(), free_.end()) == free_.end(), "internal: an id was returned twice");
+}
+
+CachePools::CachePools(const std::vector<LayerCacheSpec>& specs, int64_t num_pages, int64_t page_size,
+                       int64_t num_slots, Allocator& alloc)
+    : pages_(num_pages), slots_(num_slots), page_size_(page_size) {
+  HYLORA_CHECK(page_size > 0 && num_pages >= 0 && num_slots > 0, "cache pools: page size ", page_size, ", ",
+               num_pages, " pages, ", num_slots, " slots");
+  layers_.resize(specs.size());
+  auto make = [&](Shape shape) {
+    Tensor t = Tensor::empty(std::move(shape), DType::F32, alloc);
+    if (alloc.device() == Device::CPU) std::memset(t.raw(), 0, t.nbytes());
+    return t;
+  };
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const LayerCacheSpec& s = specs[i];
+    LayerCache& c = layers_[i];
+    switch (s.kind) {
+      case LayerCacheSpec::Kind::kNone: break;
+      case LayerCacheSpec::Kind::kAttention:
+        c.k = make({num_pages, page_size, s.kv_heads, s.k_dim});
+        c.v = make({num_pages, page_size, s.kv_heads, s.v_dim});
+        paged_ = true;
+        break;
+      case LayerCacheSpec::Kind::kLatent:
+        c.latent = make({num_pages, page_size, s.latent_width});
+        paged_ = true;
+        break;
+      case LayerCacheSpec::Kind::kRecurrent: {
+        Shape conv{num_slots}, rec{num_slots};
+        conv.insert(conv.end(), s.conv_state.begin(), s.conv_state.end());
+        rec.insert(rec.end(), s.recurrent_state.begin(), s.recurrent_state.end());
+        c.conv = make(conv);
+        c.recurrent = make(rec);
+        recurrent_ = true;
+        break;
+      }
+    }
+  }
+}
+
+void CachePools::clear_slot(int32_t slot) {
+  for (LayerCache& c : layers_)
+    for (Tensor* t : {&c.conv, &c.recurrent})
+      if (t->defined()) {
+        Tensor row = t->rows(slot, slot + 1);
+        std::memset(row.raw(), 0, row.nbytes());
+      }
+}
+
+size_t CachePools::bytes() const {
+  size_t b = 0;
+  for (const LayerCache& c : layers_)
+    for (const Tensor* t : {&c.k, &c.v, &c.latent, &c.conv, &c.recurrent})
+      if (t->defined()) b += t->nbytes();
+  return b;
+}
+
+}  // namespace hylora

@@ -1,0 +1,49 @@
+#pragma once
+// The projections every model declares: Linear (possibly row-fused) and ExpertLinear (all experts of one MoE
+// projection), each with its LoRA slices (docs/lora.md §2). The LoRA code reads these declarations and nothing else
+// about a model, so it has no per-model branches.
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace hylora {
+
+// A contiguous range of a fused projection's output that one PEFT module owns.
+struct LoraSlice {
+  std::string module;   // PEFT module path relative to the model root, e.g. "model.layers.3.self_attn.q_proj"
+  int64_t out_offset;   // first output row of the slice in the fused weight
+  int64_t out_size;     // rows
+};
+
+struct Linear {
+  std::string name;     // engine-side name, e.g. "model.layers.3.self_attn.qkv" (for messages)
+  Tensor weight;        // [out, in]
+  Tensor bias;          // [out] or undefined
+  std::vector<LoraSlice> slices;  // in output order; empty = the projection takes no LoRA
+  int lora_id = -1;     // index assigned by the model's LoRA target table
+
+  int64_t in_features() const { return weight.dim(1); }
+  int64_t out_features() const { return weight.dim(0); }
+};
+
+// One projection of all experts: weight [E, out, in] (HF in-memory layout). LoRA slices are per expert (a slice
+// covers output rows [out_offset, out_offset + out_size) of every expert's matrix).
+struct ExpertLinear {
+  std::string name;
+  Tensor weight;  // [E, out, in]
+  std::vector<LoraSlice> slices;
+  int lora_id = -1;
+  int64_t num_experts() const { return weight.dim(0); }
+  int64_t out_features() const { return weight.dim(1); }
+  int64_t in_features() const { return weight.dim(2); }
+};
+
+// The token embedding table and its LoRA identity (PEFT module "model.embed_tokens").
+struct Embedding {
+  std::string module;  // PEFT module path, e.g. "model.embed_tokens"
+  Tensor table;        // [V, H]
+  int lora_id = -1;
+};
+
+}  // namespace hylora

@@ -1,0 +1,95 @@
+#include "models/linear_forward.h"
+
+#include <cstring>
+
+#include "ops/elementwise.h"
+#include "ops/linear.h"
+
+namespace hylora {
+
+namespace {
+// modules_to_save replacements: y[rows of slot, slice] += x[rows] (W' − W)ᵀ for that adapter's rows only. Rare (a
+// full matrix per adapter), so a plain host loop over the segments.
+void add_dense_deltas(const ForwardArgs& a, const std::vector<LoraSlice>& decl, const LoraTargetWeights& tw,
+                      const Tensor& x, const ops::LoraSegments& seg, Tensor& y) {
+  for (int64_t g = 0; g < seg.num_segments; ++g) {
+    const int32_t slot = seg.group.i32()[g];
+    if (slot >= static_cast<int32_t>(tw.dense_delta.size())) continue;
+    const auto& deltas = tw.dense_delta[slot];
+    const int64_t b = seg.indptr.i32()[g], m = seg.indptr.i32()[g + 1] - b, in = x.dim(1);
+    Tensor xs;
+    for (size_t k = 0; k < deltas.size(); ++k) {
+      if (!deltas[k].defined()) continue;
+      if (!xs.defined()) {
+        xs = a.tmp({m, in});
+        for (int64_t i = 0; i < m; ++i)
+          std::memcpy(xs.f32() + i * in, x.f32() + seg.perm.i32()[b + i] * x.ld(), in * sizeof(float));
+      }
+      const LoraSlice& sl = decl[k];
+      Tensor t = a.tmp({m, sl.out_size});
+      ops::matmul_nt(a.ctx, xs, deltas[k], t);
+      for (int64_t i = 0; i < m; ++i) {
+        float* yr = y.f32() + seg.perm.i32()[b + i] * y.ld() + sl.out_offset;
+        for (int64_t c = 0; c < sl.out_size; ++c) yr[c] += t.f32()[i * sl.out_size + c];
+      }
+    }
+  }
+}
+
+void apply_lora(const ForwardArgs& a, const LoraTargetWeights& tw, const std::vector<LoraSlice>& decl,
+                const Tensor& x, const ops::LoraSegments& seg, Tensor& y) {
+  const auto slices = tw.slice_ptrs();
+  Tensor s = a.tmp({seg.num_rows, static_cast<int64_t>(slices.size()), a.lora->max_rank});  // fp32 shrink result
+  ops::lora_shrink(a.ctx, x, seg, slices, s);
+  ops::lora_expand(a.ctx, s, seg, slices, y);
+  if (!tw.dense_delta.empty()) add_dense_deltas(a, decl, tw, x, seg, y);
+}
+}  // namespace
+
+void linear(const ForwardArgs& a, const Linear& lin, const Tensor& x, Tensor& y, const ops::LoraSegments* seg) {
+  HYLORA_CHECK(x.ndim() == 2 && x.dim(1) == lin.in_features(), "internal: ", lin.name, " expects input [N, ",
+               lin.in_features(), "], got ", shape_str(x.shape()));
+  ops::matmul_nt(a.ctx, x, lin.weight, y);
+  if (lin.bias.defined()) ops::add_bias(a.ctx, lin.bias, y);
+  const ops::LoraSegments& sg = seg ? *seg : a.step.lora;
+  if (!a.lora || sg.empty() || lin.lora_id < 0) return;
+  apply_lora(a, a.lora->linears.at(lin.lora_id), lin.slices, x, sg, y);
+}
+
+Tensor linear(const ForwardArgs& a, const Linear& lin, const Tensor& x, const ops::LoraSegments* seg) {
+  Tensor y = a.tmp({x.dim(0), lin.out_features()});
+  linear(a, lin, x, y, seg);
+  return y;
+}
+
+void expert_lora(const ForwardArgs& a, const ExpertLinear& lin, const Tensor& x, const ops::LoraSegments& seg,
+                 Tensor& y) {
+  if (!a.lora || seg.empty() || lin.lora_id < 0) return;
+  apply_lora(a, a.lora->experts.at(lin.lora_id), lin.slices, x, seg, y);
+}
+
+void embed(const ForwardArgs& a, const Embedding& emb, Tensor& y) {
+  ops::embedding(a.ctx, emb.table, a.step.token_ids, y);
+  if (!a.lora_active() || emb.lora_id < 0) return;
+  const ops::LoraSegments& seg = a.step.lora;
+  const auto slices = a.lora->embedding.slice_ptrs();
+  Tensor s = a.tmp({seg.num_rows, 1, a.lora->max_rank});  // [rows, 1, max_r] fp32
+  ops::lora_shrink_embedding(a.ctx, a.step.token_ids, seg, slices, s);
+  ops::lora_expand(a.ctx, s, seg, slices, y);
+  // A replaced embedding table: y[row] += (E' − E)[id].
+  const int64_t H = y.dim(1);
+  for (int64_t g = 0; g < seg.num_segments; ++g) {
+    const int32_t slot = seg.group.i32()[g];
+    if (slot >= static_cast<int32_t>(a.lora->embedding_delta.size())) continue;
+    const Tensor& d = a.lora->embedding_delta[slot];
+    if (!d.defined()) continue;
+    for (int64_t i = seg.indptr.i32()[g]; i < seg.indptr.i32()[g + 1]; ++i) {
+      const int64_t row = seg.perm.i32()[i];
+      const float* src = d.f32() + static_cast<int64_t>(a.step.token_ids.i32()[row]) * H;
+      float* dst = y.f32() + row * y.ld();
+      for (int64_t c = 0; c < H; ++c) dst[c] += src[c];
+    }
+  }
+}
+
+}  // namespace hylora

@@ -1,0 +1,22 @@
+#pragma once
+// The one entry point every projection goes through (docs/lora.md §2): the base GEMM, then — for rows bound to an
+// adapter — the LoRA shrink/expand over all of the projection's slices and any modules_to_save replacement.
+#include "models/forward_args.h"
+#include "models/linear.h"
+
+namespace hylora {
+
+// y[N, out] = x[N, in] Wᵀ (+ b) (+ LoRA). The rows of x are the step's rows, grouped by `seg` (default: the step's
+// LoRA segments; lm_head over the logit rows passes the logit segments).
+void linear(const ForwardArgs& a, const Linear& lin, const Tensor& x, Tensor& y, const ops::LoraSegments* seg = nullptr);
+// Same, into a new scratch tensor [N, out].
+Tensor linear(const ForwardArgs& a, const Linear& lin, const Tensor& x, const ops::LoraSegments* seg = nullptr);
+
+// Expert LoRA over expert-sorted rows: y[P, out] += LoRA of the (expert, slot) segments `seg` (group = slot·E + e).
+void expert_lora(const ForwardArgs& a, const ExpertLinear& lin, const Tensor& x, const ops::LoraSegments& seg,
+                 Tensor& y);
+
+// y[T, H] = table[token ids] (+ embedding LoRA and replaced-table deltas of rows bound to an adapter).
+void embed(const ForwardArgs& a, const Embedding& emb, Tensor& y);
+
+}  // namespace hylora

@@ -1,7 +1,0 @@
-#pragma once
-// `hylora tokenize` and `hylora chat-template`: JSONL on stdin, one JSON object per input line on stdout.
-// argv[0] is the subcommand's name. A bad input line prints "line N: <reason>" on stderr and
-// {"error": "<reason>"} in its place on stdout (so output lines stay aligned with input lines); processing
-// continues and the exit code is 1 when any line failed. Blank input lines are skipped.
-int run_tokenize_command(int argc, char** argv);
-int run_chat_template_command(int argc, char** argv);
