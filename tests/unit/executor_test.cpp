@@ -75,8 +75,10 @@ TEST_P(ExecutorArch, MixedPrefillChunksAndDecodesEqualEachSequenceAlone) {
   for (int64_t t = 32; t < 40; ++t) take(ex.execute({{sa, sub(a, t, 1), nullptr, RowOutput::kAll}}), 0, 1, got_a);
   EXPECT_EQ(ex.sequence_length(sa), 40);
   EXPECT_EQ(ex.sequence_length(sb), 23);
-  EXPECT_LT(max_abs_diff(got_a.data(), ref_a.f32(), 40 * V), 1e-4);
-  EXPECT_LT(max_abs_diff(got_b.data(), ref_b.f32(), 23 * V), 1e-4);
+  // Logits, not logprobs, of random MoE models: float32 rounding that differs with the step's row counts and the
+  // OpenBLAS kernels (issue 9 item 0) reaches 1.7e-4 under OPENBLAS_CORETYPE=Haswell; a mixed-up row is off by O(1).
+  EXPECT_LT(max_abs_diff(got_a.data(), ref_a.f32(), 40 * V), 5e-4);
+  EXPECT_LT(max_abs_diff(got_b.data(), ref_b.f32(), 23 * V), 5e-4);
   // The adapter changes the output (so the comparison above is not base == base).
   Tensor b_base = alone(ex, b, nullptr);
   EXPECT_GT(max_abs_diff(b_base.f32(), ref_b.f32(), 23 * V), 1e-2);
