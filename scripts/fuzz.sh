@@ -62,8 +62,7 @@ for t in "${targets[@]}"; do
   corpus="$build/fuzz/corpus/$t"
   mkdir -p "$corpus"
   log="$build/fuzz/$t.log"
-  max_len=65536
-  [ "$t" = tokenizer_json ] || [ "$t" = adapter ] || [ "$t" = safetensors ] && max_len=262144
+  case $t in tokenizer_json | adapter | safetensors) max_len=262144 ;; *) max_len=65536 ;; esac
   echo "== fuzz_$t: ${secs}s"
   if ! ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
       "$build/fuzz/fuzz_$t" -max_total_time="$secs" -timeout=20 -rss_limit_mb=2560 -max_len="$max_len" \
