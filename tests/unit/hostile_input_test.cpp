@@ -257,6 +257,17 @@ TEST(ScoreHostile, DeepInvalidUtf8AndTooLongLinesFailAlone) {
   EXPECT_EQ(r[4]["logprobs"].size(), 2u);
 }
 
+TEST(ScoreHostile, FiftyMegabyteLineFailsAloneUnderTheDefaultLimit) {
+  int status = 0;
+  const std::string big = "{\"id\": \"big\", \"input_ids\": [" + std::string(50 << 20, ' ') + "1]}\n";
+  const std::string out = score(big + "{\"id\": \"ok\", \"input_ids\": [1, 2]}\n", "--model " + kQwenModel, status);
+  EXPECT_EQ(status, 1);
+  auto r = lines_of(out);
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_TRUE(has(r[0]["error"], "line 1: 52428831 bytes is over the line limit of 16777216 bytes")) << r[0];
+  EXPECT_EQ(r[1]["logprobs"].size(), 1u);
+}
+
 TEST(ScoreHostile, PromptLongerThanMaxPositionsFailsAlone) {
   auto dir = copy_dir(kQwenModel, "short_model");
   auto cfg = read_ojson(dir / "config.json");
