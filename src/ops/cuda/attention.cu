@@ -1,0 +1,282 @@
+// Paged attention (math in attention.h).
+// One kernel serves prefill and split-KV decode. Block = 4 warps, 16 query rows that share a kv head: rows are
+// (token, head) pairs, TQ tokens × HG heads of one GQA group (HG = min(group, 16), TQ = 16 / HG); row rr belongs to
+// warp rr % 4 (so decode's few rows spread over the warps). For each tile of 32 keys (K padded to D+1 in shared
+// memory against bank conflicts), lane j scores key j for the warp's rows, the warp updates each row's running max
+// m and sum l (online softmax), rescales its accumulator and adds p·V with lane c owning output columns c, c+32, ...
+// Split z of gridDim.z covers keys [z·chunk, (z+1)·chunk); with more than one split the block writes its
+// normalised partial output and lse = m + log l to the workspace and attn_combine merges them:
+//   o = Σ_z e^{lse_z - M} o_z / Σ_z e^{lse_z - M}.
+#include "ops/cuda/attention.h"
+#include "ops/cuda/common.cuh"
+
+#include <cmath>
+
+namespace hylora::cuda {
+using namespace detail;
+
+namespace {
+constexpr int kRows = 16, kKeys = 32, kWarps = 4, kMaxCols = 8;  // Dv ≤ 32 * kMaxCols
+
+template <typename T>
+__global__ void kv_store_kernel(const T* __restrict__ k, int64_t ldk, const T* __restrict__ v, int64_t ldv,
+                                const int32_t* __restrict__ kv_slot, T* __restrict__ kp, T* __restrict__ vp,
+                                int64_t nKV, int64_t D, int64_t Dv) {
+  const int64_t t = blockIdx.x;
+  const int32_t slot = kv_slot[t];
+  if (slot < 0) return;
+  for (int64_t e = threadIdx.x; e < nKV * D; e += blockDim.x) kp[slot * nKV * D + e] = k[t * ldk + e];
+  for (int64_t e = threadIdx.x; e < nKV * Dv; e += blockDim.x) vp[slot * nKV * Dv + e] = v[t * ldv + e];
+}
+
+template <typename T>
+__global__ void __launch_bounds__(128) attn_kernel(PagedAttention p, int HG, int TQ, int64_t chunk, float* ws) {
+  extern __shared__ float smem[];
+  const int D = static_cast<int>(p.D), Dv = static_cast<int>(p.Dv);
+  float* Qs = smem;                   // [16][D]
+  float* Ks = Qs + kRows * D;         // [32][D+1]
+  float* Vs = Ks + kKeys * (D + 1);   // [32][Dv]
+  __shared__ int s_kvslot[kKeys];
+
+  int s, tile;
+  if (!find_tile(p.cu_seqlens, static_cast<int>(p.S), TQ, blockIdx.x, &s, &tile)) return;
+  const int gs = static_cast<int>(p.nH / p.nKV);
+  const int hblocks = (gs + HG - 1) / HG;
+  const int kvh = blockIdx.y / hblocks, h0 = kvh * gs + (blockIdx.y % hblocks) * HG;
+  const int hend = kvh * gs + gs;
+  const int split = blockIdx.z, nsplit = gridDim.z;
+  const int n_s = p.cu_seqlens[s + 1] - p.cu_seqlens[s];
+  const int ctx = p.context_lens[s];
+  const int tok0 = tile * TQ;  // first local token of the tile
+  const int pos_base = ctx - n_s;
+  const int tq_valid = min(TQ, n_s - tok0);
+  const int last_pos = pos_base + tok0 + tq_valid - 1;
+  const int64_t kbeg = static_cast<int64_t>(split) * chunk;
+  const int64_t kend = imin64(static_cast<int64_t>(last_pos) + 1, kbeg + chunk);
+
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  // the warp's rows: rr = warp + 4*i
+  int row_t[4], row_h[4], row_pos[4];
+  bool row_ok[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const int rr = warp + kWarps * i;
+    const int tq = rr / HG, hh = rr % HG;
+    row_t[i] = p.cu_seqlens[s] + tok0 + tq;
+    row_h[i] = h0 + hh;
+    row_pos[i] = pos_base + tok0 + tq;
+    row_ok[i] = tq < tq_valid && row_h[i] < hend && rr < TQ * HG;
+  }
+  // stage Q
+  const T* q = static_cast<const T*>(p.q);
+  for (int e = threadIdx.x; e < kRows * D; e += blockDim.x) {
+    const int rr = e / D, d = e % D;
+    const int tq = rr / HG, h = h0 + rr % HG;
+    float val = 0.0f;
+    if (tq < tq_valid && h < hend && rr < TQ * HG)
+      val = ld(q + static_cast<int64_t>(p.cu_seqlens[s] + tok0 + tq) * p.ldq + static_cast<int64_t>(h) * D + d);
+    Qs[rr * D + d] = val;
+  }
+  float m[4], l[4], acc[4][kMaxCols];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    m[i] = -INFINITY;
+    l[i] = 0.0f;
+#pragma unroll
+    for (int c = 0; c < kMaxCols; ++c) acc[i][c] = 0.0f;
+  }
+  const T* kpool = static_cast<const T*>(p.k_pool);
+  const T* vpool = static_cast<const T*>(p.v_pool);
+  const int32_t* pt = p.page_table + static_cast<int64_t>(s) * p.max_pages;
+  for (int64_t j0 = kbeg; j0 < kend; j0 += kKeys) {
+    __syncthreads();  // previous tile consumed (and Qs staged on the first pass)
+    if (threadIdx.x < kKeys) {
+      const int64_t j = j0 + threadIdx.x;
+      s_kvslot[threadIdx.x] = j < kend ? pt[j / p.page_size] * static_cast<int32_t>(p.page_size) +
+                                             static_cast<int32_t>(j % p.page_size)
+                                       : -1;
+    }
+    __syncthreads();
+    for (int e = threadIdx.x; e < kKeys * D; e += blockDim.x) {
+      const int j = e / D, d = e % D;
+      const int sl = s_kvslot[j];
+      Ks[j * (D + 1) + d] = sl >= 0 ? ld(kpool + (static_cast<int64_t>(sl) * p.nKV + kvh) * D + d) : 0.0f;
+    }
+    for (int e = threadIdx.x; e < kKeys * Dv; e += blockDim.x) {
+      const int j = e / Dv, d = e % Dv;
+      const int sl = s_kvslot[j];
+      Vs[j * Dv + d] = sl >= 0 ? ld(vpool + (static_cast<int64_t>(sl) * p.nKV + kvh) * Dv + d) : 0.0f;
+    }
+    __syncthreads();
+    const int64_t jkey = j0 + lane;
+    float sc[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) sc[i] = 0.0f;
+    const float* kr = Ks + lane * (D + 1);
+    const float* q0 = Qs + warp * D;
+    for (int d = 0; d < D; ++d) {
+      const float kv = kr[d];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) sc[i] += q0[i * kWarps * D + d] * kv;
+    }
+    float pr[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      if (!row_ok[i]) {
+        pr[i] = 0.0f;
+        continue;
+      }
+      const bool valid = jkey < kend && jkey <= row_pos[i];
+      const float x = valid ? sc[i] * p.scale : -INFINITY;
+      const float mnew = fmaxf(m[i], warp_max(x));
+      if (mnew == -INFINITY) {
+        pr[i] = 0.0f;
+        continue;
+      }
+      const float e = valid ? __expf(x - mnew) : 0.0f;
+      const float corr = __expf(m[i] - mnew);  // m = -inf -> 0
+      l[i] = l[i] * corr + warp_sum(e);
+      m[i] = mnew;
+#pragma unroll
+      for (int c = 0; c < kMaxCols; ++c) acc[i][c] *= corr;
+      pr[i] = e;
+    }
+    const int jn = static_cast<int>(imin64(kKeys, kend - j0));
+    for (int j = 0; j < jn; ++j) {
+      float pj[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) pj[i] = __shfl_sync(0xffffffffu, pr[i], j);
+      const float* vr = Vs + j * Dv;
+#pragma unroll
+      for (int c = 0; c < kMaxCols; ++c) {
+        const int col = lane + 32 * c;
+        if (col < Dv) {
+          const float vv = vr[col];
+#pragma unroll
+          for (int i = 0; i < 4; ++i) acc[i][c] += pj[i] * vv;
+        }
+      }
+    }
+  }
+  // write out
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    if (!row_ok[i]) continue;
+    const float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
+    if (nsplit == 1) {
+      T* o = static_cast<T*>(p.o) + static_cast<int64_t>(row_t[i]) * p.ldo + static_cast<int64_t>(row_h[i]) * Dv;
+#pragma unroll
+      for (int c = 0; c < kMaxCols; ++c) {
+        const int col = lane + 32 * c;
+        if (col < Dv) st(o + col, acc[i][c] * inv);
+      }
+    } else {
+      const int64_t idx = (static_cast<int64_t>(row_t[i]) * p.nH + row_h[i]) * nsplit + split;
+      float* wo = ws + idx * Dv;
+#pragma unroll
+      for (int c = 0; c < kMaxCols; ++c) {
+        const int col = lane + 32 * c;
+        if (col < Dv) wo[col] = acc[i][c] * inv;
+      }
+      if (lane == 0) ws[p.T * p.nH * nsplit * Dv + idx] = l[i] > 0.0f ? m[i] + logf(l[i]) : -INFINITY;
+    }
+  }
+}
+
+// One block per (token, head): merges the nsplit partial outputs. Splits past the row's keys never ran, so their
+// lse is read only for z < the number of splits that cover keys 0..pos (the rest are treated as empty).
+template <typename T>
+__global__ void attn_combine_kernel(PagedAttention p, int nsplit, int64_t chunk, const float* __restrict__ ws) {
+  const int64_t t = blockIdx.x, h = blockIdx.y;
+  // find the row's sequence to know its position (binary search over cu_seqlens)
+  int lo = 0, hi = static_cast<int>(p.S) - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (p.cu_seqlens[mid] <= t) lo = mid; else hi = mid - 1;
+  }
+  const int s = lo;
+  const int64_t pos = p.context_lens[s] - (p.cu_seqlens[s + 1] - p.cu_seqlens[s]) + (t - p.cu_seqlens[s]);
+  // the blocks of a tile cover keys up to the tile's last position; splits z with z*chunk <= pos all ran
+  const int nz = static_cast<int>(imin64(nsplit, pos / chunk + 1));
+  const int64_t base = (t * p.nH + h) * nsplit;
+  const float* lse = ws + p.T * p.nH * nsplit * p.Dv;
+  float M = -INFINITY;
+  for (int z = 0; z < nz; ++z) M = fmaxf(M, lse[base + z]);
+  float den = 0.0f;
+  for (int z = 0; z < nz; ++z) den += M == -INFINITY ? 0.0f : __expf(lse[base + z] - M);
+  T* o = static_cast<T*>(p.o) + t * p.ldo + h * p.Dv;
+  for (int64_t c = threadIdx.x; c < p.Dv; c += blockDim.x) {
+    float num = 0.0f;
+    for (int z = 0; z < nz; ++z) {
+      const float w = M == -INFINITY ? 0.0f : __expf(lse[base + z] - M);
+      num += w * ws[(base + z) * p.Dv + c];
+    }
+    st(o + c, den > 0.0f ? num / den : 0.0f);
+  }
+}
+
+template <typename T>
+cudaError_t launch_attn(const PagedAttention& p, int64_t nsplit, int64_t chunk, float* ws, cudaStream_t stream) {
+  const int gs = static_cast<int>(p.nH / p.nKV);
+  const int HG = gs < kRows ? gs : kRows;
+  const int TQ = kRows / HG;
+  const int hblocks = (gs + HG - 1) / HG;
+  const size_t smem = sizeof(float) * (kRows * p.D + kKeys * (p.D + 1) + kKeys * p.Dv);
+  cudaError_t e = cudaFuncSetAttribute(attn_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(smem));
+  if (e != cudaSuccess) return e;
+  const dim3 grid(static_cast<unsigned>((p.T + TQ - 1) / TQ + p.S), static_cast<unsigned>(p.nKV * hblocks),
+                  static_cast<unsigned>(nsplit));
+  attn_kernel<T><<<grid, 128, smem, stream>>>(p, HG, TQ, chunk, ws);
+  e = cudaGetLastError();
+  if (e != cudaSuccess || nsplit == 1) return e;
+  attn_combine_kernel<T><<<dim3(static_cast<unsigned>(p.T), static_cast<unsigned>(p.nH)), 128, 0, stream>>>(
+      p, static_cast<int>(nsplit), chunk, ws);
+  return cudaGetLastError();
+}
+
+bool shapes_ok(const PagedAttention& p) {
+  return p.nKV > 0 && p.nH % p.nKV == 0 && p.D > 0 && p.D <= 256 && p.Dv > 0 && p.Dv <= 32 * kMaxCols &&
+         p.page_size > 0;
+}
+}  // namespace
+
+cudaError_t kv_store(DType dt, const void* k, int64_t ldk, const void* v, int64_t ldv, const int32_t* kv_slot,
+                     int64_t T, void* k_pool, void* v_pool, int64_t nKV, int64_t D, int64_t Dv,
+                     cudaStream_t stream) {
+  if (T == 0) return cudaSuccess;
+  if (dt == DType::f32)
+    kv_store_kernel<float><<<static_cast<unsigned>(T), 128, 0, stream>>>(
+        static_cast<const float*>(k), ldk, static_cast<const float*>(v), ldv, kv_slot, static_cast<float*>(k_pool),
+        static_cast<float*>(v_pool), nKV, D, Dv);
+  else
+    kv_store_kernel<__nv_bfloat16><<<static_cast<unsigned>(T), 128, 0, stream>>>(
+        static_cast<const __nv_bfloat16*>(k), ldk, static_cast<const __nv_bfloat16*>(v), ldv, kv_slot,
+        static_cast<__nv_bfloat16*>(k_pool), static_cast<__nv_bfloat16*>(v_pool), nKV, D, Dv);
+  return cudaGetLastError();
+}
+
+cudaError_t attention_prefill(DType dt, const PagedAttention& p, cudaStream_t stream) {
+  if (p.T == 0 || p.S == 0) return cudaSuccess;
+  if (!shapes_ok(p)) return cudaErrorInvalidValue;
+  const int64_t chunk = int64_t{1} << 40;
+  return dt == DType::f32 ? launch_attn<float>(p, 1, chunk, nullptr, stream)
+                          : launch_attn<__nv_bfloat16>(p, 1, chunk, nullptr, stream);
+}
+
+size_t attention_decode_workspace_floats(const PagedAttention& p, int64_t max_context, int64_t chunk) {
+  const int64_t nsplit = (max_context + chunk - 1) / chunk;
+  return static_cast<size_t>(p.T * p.nH * (nsplit < 1 ? 1 : nsplit) * (p.Dv + 1));
+}
+
+cudaError_t attention_decode(DType dt, const PagedAttention& p, int64_t max_context, float* workspace,
+                             cudaStream_t stream, int64_t chunk) {
+  if (p.T == 0 || p.S == 0) return cudaSuccess;
+  if (!shapes_ok(p) || chunk <= 0 || chunk % kKeys != 0) return cudaErrorInvalidValue;
+  int64_t nsplit = (max_context + chunk - 1) / chunk;
+  if (nsplit < 1) nsplit = 1;
+  return dt == DType::f32 ? launch_attn<float>(p, nsplit, chunk, workspace, stream)
+                          : launch_attn<__nv_bfloat16>(p, nsplit, chunk, workspace, stream);
+}
+
+}  // namespace hylora::cuda
