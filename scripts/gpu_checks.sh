@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 BUILD=${1:-build-gpu}
 LOG=${OUT:-.}/gpu-checks.log
 exec > >(tee "$LOG") 2>&1
-echo "# hylora CUDA op checks — $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null || cat COMMIT 2>/dev/null || echo unknown)"
+echo "# hylora CUDA op checks — $(date -u +%FT%TZ), commit $(cat COMMIT 2>/dev/null || git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 nvcc --version | tail -1
 cmake -S tests/cuda -B "$BUILD" -DCMAKE_BUILD_TYPE=Release > /dev/null && cmake --build "$BUILD" -j16 2>&1 | grep -E "error|warning: [^#]" ; true
