@@ -1,10 +1,11 @@
 // Multi-LoRA shrink / expand (math in lora.h).
 // SGMV shrink: a block computes a 16-row × max_r tile of s for one (segment, slice): x rows (gathered through perm)
 // and the slot's A rows are staged in shared memory in K-chunks of 64, each thread accumulates 2 rows × 4 rank
-// columns in fp32. Decode shrink: one warp per (segment, slice, rank column) does the dot products of the segment's
-// rows with that A row (lanes stride over `in`). Expand: a block computes a 16-row × 64-column tile of one slice's
-// output for one segment: s rows and a 64×rank tile of B in shared memory, one fp32 sum per output, then y += sum
-// (one rounding in bf16). Columns/ranks ≥ the adapter's rank are skipped (they are zero by contract).
+// columns in fp32. Decode shrink (segments of one or a few rows): a block per (segment, slice, 8 rank columns) whose
+// 8 warps split `in`; each thread reads 16-byte vectors of up to 8 rows of x and of the 8 A rows and keeps 8×8 fp32
+// sums, reduced by warp shuffles and across warps in shared memory. Expand: a block computes a 16-row × 64-column
+// tile of one slice's output for one segment: s rows and a 64×rank tile of B in shared memory, one fp32 sum per
+// output, then y += sum (one rounding in bf16). Columns/ranks ≥ the adapter's rank are skipped (zero by contract).
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/lora.h"
 
@@ -81,25 +82,106 @@ __global__ void __launch_bounds__(256) shrink_sgmv_kernel(const T* __restrict__ 
   }
 }
 
+constexpr int kDR = 8;     // ranks per decode-shrink block
+constexpr int kDRows = 8;  // rows per decode-shrink pass
+
+// Loads 16 bytes (4 fp32 or 8 bf16) as floats. p must be 16-byte aligned.
+__device__ __forceinline__ void ld16(const float* p, float* v) {
+  const float4 q = *reinterpret_cast<const float4*>(p);
+  v[0] = q.x;
+  v[1] = q.y;
+  v[2] = q.z;
+  v[3] = q.w;
+}
+__device__ __forceinline__ void ld16(const __nv_bfloat16* p, float* v) {
+  const uint4 q = *reinterpret_cast<const uint4*>(p);
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&q);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 f = __bfloat1622float2(h[i]);
+    v[2 * i] = f.x;
+    v[2 * i + 1] = f.y;
+  }
+}
+
+// Decode shrink: block = (segment, slice, 8 rank columns), 8 warps split `in`; each thread accumulates 8 rows × 8
+// ranks over its 16-byte vectors (or scalars when unaligned), then warp sums and a cross-warp sum in shared memory.
 template <typename T>
 __global__ void __launch_bounds__(256) shrink_decode_kernel(const T* __restrict__ x, int64_t ldx, int64_t in,
                                                             LoraSlices sl, int max_r, LoraSegments seg,
-                                                            float* __restrict__ s) {
-  const int g = blockIdx.x, k = blockIdx.y;
-  const int lane = threadIdx.x & 31;
-  const int r = blockIdx.z * 8 + (threadIdx.x >> 5);
-  if (r >= max_r) return;
+                                                            float* __restrict__ s, bool vec) {
+  constexpr int V = 16 / sizeof(T);
+  __shared__ float red[8][kDRows][kDR];
+  const int g = blockIdx.x, k = blockIdx.y, r0 = blockIdx.z * kDR;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int slot = seg.seg_slot[g];
   const int R = slice_rank(seg, slot, sl.n, k, max_r);
-  const T* a = static_cast<const T*>(sl.A[k]) + (static_cast<int64_t>(slot) * max_r + r) * in;
-  for (int i = seg.seg_indptr[g]; i < seg.seg_indptr[g + 1]; ++i) {
-    float acc = 0.0f;
-    if (r < R) {
-      const T* xr = x + static_cast<int64_t>(seg.perm[i]) * ldx;
-      for (int64_t j = lane; j < in; j += 32) acc += ld(xr + j) * ld(a + j);
-      acc = warp_sum(acc);
+  const int nr = max(0, min(kDR, R - r0));  // live rank columns of this block
+  const T* a = static_cast<const T*>(sl.A[k]) + (static_cast<int64_t>(slot) * max_r + r0) * in;
+  const int i0 = seg.seg_indptr[g], i1 = seg.seg_indptr[g + 1];
+  for (int ib = i0; ib < i1; ib += kDRows) {
+    const int nrow = min(kDRows, i1 - ib);
+    float acc[kDRows][kDR];
+#pragma unroll
+    for (int q = 0; q < kDRows; ++q)
+#pragma unroll
+      for (int c = 0; c < kDR; ++c) acc[q][c] = 0.0f;
+    if (nr > 0) {
+      const T* xr[kDRows];
+#pragma unroll
+      for (int q = 0; q < kDRows; ++q) xr[q] = x + static_cast<int64_t>(seg.perm[ib + (q < nrow ? q : 0)]) * ldx;
+      if (vec) {
+        for (int64_t j = static_cast<int64_t>(threadIdx.x) * V; j < in; j += 256 * V) {
+          float xv[kDRows][V];
+#pragma unroll
+          for (int q = 0; q < kDRows; ++q)
+            if (q < nrow) ld16(xr[q] + j, xv[q]);
+#pragma unroll
+          for (int c = 0; c < kDR; ++c) {
+            if (c < nr) {
+              float av[V];
+              ld16(a + static_cast<int64_t>(c) * in + j, av);
+#pragma unroll
+              for (int q = 0; q < kDRows; ++q)
+                if (q < nrow)
+#pragma unroll
+                  for (int e = 0; e < V; ++e) acc[q][c] += xv[q][e] * av[e];
+            }
+          }
+        }
+      } else {
+        for (int64_t j = threadIdx.x; j < in; j += 256) {
+          float xv[kDRows];
+#pragma unroll
+          for (int q = 0; q < kDRows; ++q) xv[q] = q < nrow ? ld(xr[q] + j) : 0.0f;
+#pragma unroll
+          for (int c = 0; c < kDR; ++c)
+            if (c < nr) {
+              const float av = ld(a + static_cast<int64_t>(c) * in + j);
+#pragma unroll
+              for (int q = 0; q < kDRows; ++q) acc[q][c] += xv[q] * av;
+            }
+        }
+      }
     }
-    if (lane == 0) s[(static_cast<int64_t>(i) * sl.n + k) * max_r + r] = acc;
+#pragma unroll
+    for (int q = 0; q < kDRows; ++q)
+#pragma unroll
+      for (int c = 0; c < kDR; ++c) {
+        const float v = warp_sum(acc[q][c]);
+        if (lane == 0) red[warp][q][c] = v;
+      }
+    __syncthreads();
+    if (threadIdx.x < kDRows * kDR) {
+      const int q = threadIdx.x / kDR, c = threadIdx.x % kDR;
+      if (q < nrow && r0 + c < max_r) {
+        float v = 0.0f;
+#pragma unroll
+        for (int w = 0; w < 8; ++w) v += red[w][q][c];
+        s[(static_cast<int64_t>(ib + q) * sl.n + k) * max_r + r0 + c] = c < nr ? v : 0.0f;
+      }
+    }
+    __syncthreads();
   }
 }
 
@@ -172,7 +254,7 @@ cudaError_t lora_shrink(DType dt, const void* x, int64_t ldx, int64_t in, const 
                         const LoraSegments& seg, float* s, LoraPath path, cudaStream_t stream) {
   if (seg.T_lora == 0 || seg.G == 0 || sl.n == 0) return cudaSuccess;
   if (sl.n > kLoraMaxSlices || max_r <= 0 || max_r > kLoraMaxRank) return cudaErrorInvalidValue;
-  if (path == LoraPath::kAuto) path = seg.T_lora <= 2 * seg.G ? LoraPath::kDecode : LoraPath::kSgmv;
+  if (path == LoraPath::kAuto) path = seg.T_lora <= 16 * seg.G ? LoraPath::kDecode : LoraPath::kSgmv;
   const int mr = static_cast<int>(max_r);
   if (path == LoraPath::kSgmv) {
     const dim3 grid(tiles_bound(seg), sl.n);
@@ -182,12 +264,17 @@ cudaError_t lora_shrink(DType dt, const void* x, int64_t ldx, int64_t in, const 
       shrink_sgmv_kernel<__nv_bfloat16><<<grid, 256, 0, stream>>>(static_cast<const __nv_bfloat16*>(x), ldx, in,
                                                                    sl, mr, seg, s);
   } else {
-    const dim3 grid(static_cast<unsigned>(seg.G), sl.n, static_cast<unsigned>((max_r + 7) / 8));
+    const dim3 grid(static_cast<unsigned>(seg.G), sl.n, static_cast<unsigned>((max_r + kDR - 1) / kDR));
+    // 16-byte vectors when x rows and every A row start 16-byte aligned
+    const int64_t V = dt == DType::f32 ? 4 : 8;
+    bool vec = in % V == 0 && ldx % V == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+    for (int k = 0; k < sl.n; ++k) vec = vec && reinterpret_cast<uintptr_t>(sl.A[k]) % 16 == 0;
     if (dt == DType::f32)
-      shrink_decode_kernel<float><<<grid, 256, 0, stream>>>(static_cast<const float*>(x), ldx, in, sl, mr, seg, s);
+      shrink_decode_kernel<float><<<grid, 256, 0, stream>>>(static_cast<const float*>(x), ldx, in, sl, mr, seg, s,
+                                                            vec);
     else
       shrink_decode_kernel<__nv_bfloat16><<<grid, 256, 0, stream>>>(static_cast<const __nv_bfloat16*>(x), ldx, in,
-                                                                     sl, mr, seg, s);
+                                                                     sl, mr, seg, s, vec);
   }
   return cudaGetLastError();
 }
