@@ -43,7 +43,7 @@ void run(const Scenario& sc, DType d, hc::LoraPath path, bool pass_rank) {
     off[k] = total_out;
     total_out += sc.out_sizes[k];
   }
-  const int64_t ldx = sc.in + 5, ldy = total_out + 7;
+  const int64_t ldx = sc.in + (sc.in % 16 == 0 ? 8 : 5), ldy = total_out + 7;  // 16-byte aligned rows when in % 16 == 0
   auto x = randn(sc.P * ldx, 1.0f, d), y0 = randn(sc.P * ldy, 1.0f, d);
   std::vector<std::vector<float>> A(n), B(n);
   std::vector<Buf> dA, dB;

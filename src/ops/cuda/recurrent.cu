@@ -3,9 +3,9 @@
 //   owns rows i ≡ w (mod 8) of S (≤ 32 rows per thread, in registers). Tokens are staged 16 at a time (q, k with their
 //   l2 norms applied, the v tile, decay and β); per token two cross-warp reductions through shared memory give
 //   u_j = Σ_i S_ij k̂_i and o_j = Σ_i S_ij q̂_i.
-// ssm_scan: block = (sequence, head, 32 channels of hd), 8 warps; lane p owns channel p, warp w owns states
-//   n ≡ w (mod 8) (≤ 32 per thread). Tokens staged 16 at a time (x tile, Δ, decay, B, C); one cross-warp reduction
-//   per token (double-buffered) gives y_p = Σ_n S_pn C_n.
+// ssm_scan: block = (sequence, head, 8 channels of hd), warp w owns channel p0 + w, lane l owns states
+//   n ≡ l (mod 32) (≤ 8 per thread; state rows are read and written coalesced). Tokens staged 16 at a time (x tile,
+//   Δ, decay, B, C) behind one barrier; per token y_p = Σ_n S_pn C_n is a warp-shuffle sum (no barrier).
 // causal_conv1d: one thread per (row, channel) reads its K inputs from x or, before the sequence start, from the
 //   slot's state; a second kernel (one thread per (sequence, channel)) writes the new state after all reads.
 #include "ops/cuda/common.cuh"
@@ -127,25 +127,23 @@ __global__ void __launch_bounds__(256) ssm_kernel(const T* __restrict__ x, int64
                                                   float dt_min, T* __restrict__ y, int64_t ldy, float* state_pool,
                                                   const int32_t* __restrict__ state_slot,
                                                   const int32_t* __restrict__ cu, int nh, int hd, int G, int N) {
-  __shared__ float xs[kTC][32], Bs[kTC][256], Cs[kTC][256], dl[kTC], dc[kTC];
-  __shared__ float red[2][8][32];
-  const int s = blockIdx.x, h = blockIdx.y, p0 = blockIdx.z * 32;
+  __shared__ float xs[kTC][8], Bs[kTC][256], Cs[kTC][256], dl[kTC], dc[kTC];
+  const int s = blockIdx.x, h = blockIdx.y, p0 = blockIdx.z * 8;
   const int slot = state_slot[s];
   if (slot < 0) return;
   const int gi = h / (nh / G);
   const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-  const int pch = p0 + lane;
+  const int pch = p0 + w;
   const bool pok = pch < hd;
-  float* Sp = state_pool + (static_cast<int64_t>(slot) * nh + h) * hd * N;
-  float Sr[32];
+  float* Sp = state_pool + ((static_cast<int64_t>(slot) * nh + h) * hd + pch) * N;  // row pch of [hd, N]
+  float Sr[8];
 #pragma unroll
-  for (int a = 0; a < 32; ++a) {
-    const int n = w + 8 * a;
-    Sr[a] = (n < N && pok) ? Sp[static_cast<int64_t>(pch) * N + n] : 0.0f;
+  for (int a = 0; a < 8; ++a) {
+    const int n = lane + 32 * a;
+    Sr[a] = (n < N && pok) ? Sp[n] : 0.0f;
   }
   const float a_h = A[h], d_h = Dd[h], bias = dt_bias ? dt_bias[h] : 0.0f;
   const int t0 = cu[s], t1 = cu[s + 1];
-  int parity = 0;
   for (int c0 = t0; c0 < t1; c0 += kTC) {
     const int nt = min(kTC, t1 - c0);
     for (int e = threadIdx.x; e < kTC * N; e += blockDim.x) {
@@ -158,14 +156,14 @@ __global__ void __launch_bounds__(256) ssm_kernel(const T* __restrict__ x, int64
       Bs[tt][n] = bv;
       Cs[tt][n] = cv;
     }
-    for (int e = threadIdx.x; e < kTC * 32; e += blockDim.x) {
-      const int tt = e / 32, pp = e % 32;
+    if (threadIdx.x < kTC * 8) {
+      const int tt = threadIdx.x / 8, pp = threadIdx.x % 8;
       xs[tt][pp] = (tt < nt && p0 + pp < hd)
                        ? ld(x + static_cast<int64_t>(c0 + tt) * ldx + static_cast<int64_t>(h) * hd + p0 + pp)
                        : 0.0f;
     }
-    if (threadIdx.x < kTC) {
-      const int tt = threadIdx.x;
+    if (threadIdx.x >= 128 && threadIdx.x < 128 + kTC) {
+      const int tt = threadIdx.x - 128;
       float delta = 0.0f;
       if (tt < nt) delta = fmaxf(softplus_t20(ld(dtr + static_cast<int64_t>(c0 + tt) * lddt + h) + bias), dt_min);
       dl[tt] = delta;
@@ -173,32 +171,26 @@ __global__ void __launch_bounds__(256) ssm_kernel(const T* __restrict__ x, int64
     }
     __syncthreads();
     for (int tt = 0; tt < nt; ++tt) {
-      const float decay = dc[tt], dx = dl[tt] * xs[tt][lane];
+      const float decay = dc[tt], xv = xs[tt][w], dx = dl[tt] * xv;
       float yp = 0.0f;
 #pragma unroll
-      for (int a = 0; a < 32; ++a) {
-        const int n = w + 8 * a;
+      for (int a = 0; a < 8; ++a) {
+        const int n = lane + 32 * a;
         if (n < N) {
           Sr[a] = decay * Sr[a] + dx * Bs[tt][n];
           yp += Sr[a] * Cs[tt][n];
         }
       }
-      red[parity][w][lane] = yp;
-      __syncthreads();
-      if (w == 0 && pok) {
-        float acc = 0.0f;
-#pragma unroll
-        for (int ww = 0; ww < 8; ++ww) acc += red[parity][ww][lane];
-        st(y + static_cast<int64_t>(c0 + tt) * ldy + static_cast<int64_t>(h) * hd + pch, acc + d_h * xs[tt][lane]);
-      }
-      parity ^= 1;
+      yp = warp_sum(yp);
+      if (lane == 0 && pok)
+        st(y + static_cast<int64_t>(c0 + tt) * ldy + static_cast<int64_t>(h) * hd + pch, yp + d_h * xv);
     }
     __syncthreads();
   }
 #pragma unroll
-  for (int a = 0; a < 32; ++a) {
-    const int n = w + 8 * a;
-    if (n < N && pok) Sp[static_cast<int64_t>(pch) * N + n] = Sr[a];
+  for (int a = 0; a < 8; ++a) {
+    const int n = lane + 32 * a;
+    if (n < N && pok) Sp[n] = Sr[a];
   }
 }
 
@@ -284,7 +276,7 @@ cudaError_t ssm_scan(DType dt, const void* x, int64_t ldx, const void* dtr, int6
                      int64_t S, int64_t T, int64_t nh, int64_t hd, int64_t G, int64_t N, cudaStream_t stream) {
   if (S == 0 || T == 0) return cudaSuccess;
   if (G <= 0 || nh % G != 0 || N <= 0 || N > 256 || hd <= 0) return cudaErrorInvalidValue;
-  const dim3 grid(static_cast<unsigned>(S), static_cast<unsigned>(nh), static_cast<unsigned>((hd + 31) / 32));
+  const dim3 grid(static_cast<unsigned>(S), static_cast<unsigned>(nh), static_cast<unsigned>((hd + 7) / 8));
   const int a = static_cast<int>(nh), b = static_cast<int>(hd), c = static_cast<int>(G), d = static_cast<int>(N);
   if (dt == DType::f32)
     ssm_kernel<float><<<grid, 256, 0, stream>>>(
