@@ -29,8 +29,40 @@ __global__ void kv_store_kernel(const T* __restrict__ k, int64_t ldk, const T* _
   for (int64_t e = threadIdx.x; e < nKV * Dv; e += blockDim.x) vp[slot * nKV * Dv + e] = v[t * ldv + e];
 }
 
+// scores of the warp's first NR rows against key `lane` of the tile: sc[i] += Σ_d q_i[d] · K[lane][d]
+template <int NR>
+__device__ __forceinline__ void tile_scores(const float* kr, const float* q0, int D, float* sc) {
+#pragma unroll 4
+  for (int d = 0; d < D; ++d) {
+    const float kv = kr[d];
+#pragma unroll
+    for (int i = 0; i < NR; ++i) sc[i] += q0[i * kWarps * D + d] * kv;
+  }
+}
+// acc[i][c] += Σ_j p_i[j] · V[j][lane + 32c] for the warp's first NR rows (p_i[j] held by lane j)
+template <int NR>
+__device__ __forceinline__ void tile_pv(const float* Vs, int Dv, int jn, int lane, const float* pr,
+                                        float (*acc)[kMaxCols]) {
+  for (int j = 0; j < jn; ++j) {
+    float pj[NR];
+#pragma unroll
+    for (int i = 0; i < NR; ++i) pj[i] = __shfl_sync(0xffffffffu, pr[i], j);
+    const float* vr = Vs + j * Dv;
+#pragma unroll
+    for (int c = 0; c < kMaxCols; ++c) {
+      const int col = lane + 32 * c;
+      if (col < Dv) {
+        const float vv = vr[col];
+#pragma unroll
+        for (int i = 0; i < NR; ++i) acc[i][c] += pj[i] * vv;
+      }
+    }
+  }
+}
+
 template <typename T>
-__global__ void __launch_bounds__(128) attn_kernel(PagedAttention p, int HG, int TQ, int64_t chunk, float* ws) {
+__global__ void __launch_bounds__(128) attn_kernel(PagedAttention p, int HG, int TQ, int64_t chunk, float* ws,
+                                                   bool vec) {
   extern __shared__ float smem[];
   const int D = static_cast<int>(p.D), Dv = static_cast<int>(p.Dv);
   float* Qs = smem;                   // [16][D]
@@ -67,6 +99,10 @@ __global__ void __launch_bounds__(128) attn_kernel(PagedAttention p, int HG, int
     row_pos[i] = pos_base + tok0 + tq;
     row_ok[i] = tq < tq_valid && row_h[i] < hend && rr < TQ * HG;
   }
+  int iend = 0;  // the warp computes rows 0..iend-1 (rows past the last live one are skipped)
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+    if (row_ok[i]) iend = i + 1;
   // stage Q
   const T* q = static_cast<const T*>(p.q);
   for (int e = threadIdx.x; e < kRows * D; e += blockDim.x) {
@@ -97,15 +133,46 @@ __global__ void __launch_bounds__(128) attn_kernel(PagedAttention p, int HG, int
                                        : -1;
     }
     __syncthreads();
-    for (int e = threadIdx.x; e < kKeys * D; e += blockDim.x) {
-      const int j = e / D, d = e % D;
-      const int sl = s_kvslot[j];
-      Ks[j * (D + 1) + d] = sl >= 0 ? ld(kpool + (static_cast<int64_t>(sl) * p.nKV + kvh) * D + d) : 0.0f;
-    }
-    for (int e = threadIdx.x; e < kKeys * Dv; e += blockDim.x) {
-      const int j = e / Dv, d = e % Dv;
-      const int sl = s_kvslot[j];
-      Vs[j * Dv + d] = sl >= 0 ? ld(vpool + (static_cast<int64_t>(sl) * p.nKV + kvh) * Dv + d) : 0.0f;
+    if (vec) {  // 16-byte loads: D and Dv are multiples of the vector width, pools 16-byte aligned
+      constexpr int V = 16 / sizeof(T);
+      const int kc = D / V, vc = Dv / V;
+      for (int e = threadIdx.x; e < kKeys * kc; e += blockDim.x) {
+        const int j = e / kc, d = (e % kc) * V;
+        const int sl = s_kvslot[j];
+        float v[V];
+        if (sl >= 0) {
+          ld16(kpool + (static_cast<int64_t>(sl) * p.nKV + kvh) * D + d, v);
+        } else {
+#pragma unroll
+          for (int u = 0; u < V; ++u) v[u] = 0.0f;
+        }
+#pragma unroll
+        for (int u = 0; u < V; ++u) Ks[j * (D + 1) + d + u] = v[u];
+      }
+      for (int e = threadIdx.x; e < kKeys * vc; e += blockDim.x) {
+        const int j = e / vc, d = (e % vc) * V;
+        const int sl = s_kvslot[j];
+        float v[V];
+        if (sl >= 0) {
+          ld16(vpool + (static_cast<int64_t>(sl) * p.nKV + kvh) * Dv + d, v);
+        } else {
+#pragma unroll
+          for (int u = 0; u < V; ++u) v[u] = 0.0f;
+        }
+#pragma unroll
+        for (int u = 0; u < V; ++u) Vs[j * Dv + d + u] = v[u];
+      }
+    } else {
+      for (int e = threadIdx.x; e < kKeys * D; e += blockDim.x) {
+        const int j = e / D, d = e % D;
+        const int sl = s_kvslot[j];
+        Ks[j * (D + 1) + d] = sl >= 0 ? ld(kpool + (static_cast<int64_t>(sl) * p.nKV + kvh) * D + d) : 0.0f;
+      }
+      for (int e = threadIdx.x; e < kKeys * Dv; e += blockDim.x) {
+        const int j = e / Dv, d = e % Dv;
+        const int sl = s_kvslot[j];
+        Vs[j * Dv + d] = sl >= 0 ? ld(vpool + (static_cast<int64_t>(sl) * p.nKV + kvh) * Dv + d) : 0.0f;
+      }
     }
     __syncthreads();
     const int64_t jkey = j0 + lane;
@@ -114,10 +181,12 @@ __global__ void __launch_bounds__(128) attn_kernel(PagedAttention p, int HG, int
     for (int i = 0; i < 4; ++i) sc[i] = 0.0f;
     const float* kr = Ks + lane * (D + 1);
     const float* q0 = Qs + warp * D;
-    for (int d = 0; d < D; ++d) {
-      const float kv = kr[d];
-#pragma unroll
-      for (int i = 0; i < 4; ++i) sc[i] += q0[i * kWarps * D + d] * kv;
+    switch (iend) {
+      case 1: tile_scores<1>(kr, q0, D, sc); break;
+      case 2: tile_scores<2>(kr, q0, D, sc); break;
+      case 3: tile_scores<3>(kr, q0, D, sc); break;
+      case 4: tile_scores<4>(kr, q0, D, sc); break;
+      default: break;
     }
     float pr[4];
 #pragma unroll
@@ -142,20 +211,12 @@ __global__ void __launch_bounds__(128) attn_kernel(PagedAttention p, int HG, int
       pr[i] = e;
     }
     const int jn = static_cast<int>(imin64(kKeys, kend - j0));
-    for (int j = 0; j < jn; ++j) {
-      float pj[4];
-#pragma unroll
-      for (int i = 0; i < 4; ++i) pj[i] = __shfl_sync(0xffffffffu, pr[i], j);
-      const float* vr = Vs + j * Dv;
-#pragma unroll
-      for (int c = 0; c < kMaxCols; ++c) {
-        const int col = lane + 32 * c;
-        if (col < Dv) {
-          const float vv = vr[col];
-#pragma unroll
-          for (int i = 0; i < 4; ++i) acc[i][c] += pj[i] * vv;
-        }
-      }
+    switch (iend) {
+      case 1: tile_pv<1>(Vs, Dv, jn, lane, pr, acc); break;
+      case 2: tile_pv<2>(Vs, Dv, jn, lane, pr, acc); break;
+      case 3: tile_pv<3>(Vs, Dv, jn, lane, pr, acc); break;
+      case 4: tile_pv<4>(Vs, Dv, jn, lane, pr, acc); break;
+      default: break;
     }
   }
   // write out
@@ -227,7 +288,10 @@ cudaError_t launch_attn(const PagedAttention& p, int64_t nsplit, int64_t chunk, 
   if (e != cudaSuccess) return e;
   const dim3 grid(static_cast<unsigned>((p.T + TQ - 1) / TQ + p.S), static_cast<unsigned>(p.nKV * hblocks),
                   static_cast<unsigned>(nsplit));
-  attn_kernel<T><<<grid, 128, smem, stream>>>(p, HG, TQ, chunk, ws);
+  const int V = static_cast<int>(16 / sizeof(T));
+  const bool vec = p.D % V == 0 && p.Dv % V == 0 && reinterpret_cast<uintptr_t>(p.k_pool) % 16 == 0 &&
+                   reinterpret_cast<uintptr_t>(p.v_pool) % 16 == 0;
+  attn_kernel<T><<<grid, 128, smem, stream>>>(p, HG, TQ, chunk, ws, vec);
   e = cudaGetLastError();
   if (e != cudaSuccess || nsplit == 1) return e;
   attn_combine_kernel<T><<<dim3(static_cast<unsigned>(p.T), static_cast<unsigned>(p.nH)), 128, 0, stream>>>(

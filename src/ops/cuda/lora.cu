@@ -85,25 +85,6 @@ __global__ void __launch_bounds__(256) shrink_sgmv_kernel(const T* __restrict__ 
 constexpr int kDR = 8;     // ranks per decode-shrink block
 constexpr int kDRows = 8;  // rows per decode-shrink pass
 
-// Loads 16 bytes (4 fp32 or 8 bf16) as floats. p must be 16-byte aligned.
-__device__ __forceinline__ void ld16(const float* p, float* v) {
-  const float4 q = *reinterpret_cast<const float4*>(p);
-  v[0] = q.x;
-  v[1] = q.y;
-  v[2] = q.z;
-  v[3] = q.w;
-}
-__device__ __forceinline__ void ld16(const __nv_bfloat16* p, float* v) {
-  const uint4 q = *reinterpret_cast<const uint4*>(p);
-  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&q);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 f = __bfloat1622float2(h[i]);
-    v[2 * i] = f.x;
-    v[2 * i + 1] = f.y;
-  }
-}
-
 // Decode shrink: block = (segment, slice, 8 rank columns), 8 warps split `in`; each thread accumulates 8 rows × 8
 // ranks over its 16-byte vectors (or scalars when unaligned), then warp sums and a cross-warp sum in shared memory.
 template <typename T>
