@@ -15,6 +15,7 @@ void check_dense();
 void check_lora();
 void check_attention();
 void check_recurrent();
+void check_sampling();
 
 using namespace chk;
 namespace hc = hylora::cuda;
@@ -198,6 +199,7 @@ int main(int argc, char** argv) {
   section("lora", check_lora);
   section("attention", check_attention);
   section("recurrent", check_recurrent);
+  section("sampling", check_sampling);
   std::printf("\n%d passed, %d failed (%.1f s)\n", g_pass, g_fail,
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   if (do_bench) bench();
