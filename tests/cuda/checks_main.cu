@@ -16,6 +16,7 @@ void check_lora();
 void check_attention();
 void check_recurrent();
 void check_sampling();
+void check_graph();
 
 using namespace chk;
 namespace hc = hylora::cuda;
@@ -200,6 +201,7 @@ int main(int argc, char** argv) {
   section("attention", check_attention);
   section("recurrent", check_recurrent);
   section("sampling", check_sampling);
+  section("graph", check_graph);
   std::printf("\n%d passed, %d failed (%.1f s)\n", g_pass, g_fail,
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   if (do_bench) bench();

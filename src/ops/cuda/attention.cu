@@ -283,9 +283,15 @@ cudaError_t launch_attn(const PagedAttention& p, int64_t nsplit, int64_t chunk, 
   const int TQ = kRows / HG;
   const int hblocks = (gs + HG - 1) / HG;
   const size_t smem = sizeof(float) * (kRows * p.D + kKeys * (p.D + 1) + kKeys * p.Dv);
-  cudaError_t e = cudaFuncSetAttribute(attn_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       static_cast<int>(smem));
-  if (e != cudaSuccess) return e;
+  // raise the kernel's dynamic shared memory limit once per size (not a stream operation; skipped on later calls,
+  // e.g. inside a graph capture)
+  static size_t configured = 0;
+  cudaError_t e = cudaSuccess;
+  if (smem > configured) {
+    e = cudaFuncSetAttribute(attn_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+    if (e != cudaSuccess) return e;
+    configured = smem;
+  }
   const dim3 grid(static_cast<unsigned>((p.T + TQ - 1) / TQ + p.S), static_cast<unsigned>(p.nKV * hblocks),
                   static_cast<unsigned>(nsplit));
   const int V = static_cast<int>(16 / sizeof(T));
