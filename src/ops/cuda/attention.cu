@@ -10,6 +10,8 @@
 #include "ops/cuda/attention.h"
 #include "ops/cuda/common.cuh"
 
+#include <mma.h>
+
 #include <cmath>
 
 namespace hylora::cuda {
@@ -244,6 +246,149 @@ __global__ void __launch_bounds__(128) attn_kernel(PagedAttention p, int HG, int
   }
 }
 
+// bf16 prefill on tensor cores (WMMA 16×16×16, fp32 accumulation): block = 64 query rows of one (sequence, head),
+// 4 warps × 16 rows; per 64-key tile: S = Q Kᵀ into shared memory, online softmax by the warp (two lanes per row),
+// P rounded to bf16, O (fp32, shared memory) rescaled per row then O += P V. D, Dv multiples of 16.
+constexpr int kFQ = 64, kFK = 64;
+using bf16 = __nv_bfloat16;
+
+__global__ void __launch_bounds__(128) attn_prefill_wmma_kernel(PagedAttention p) {
+  namespace wm = nvcuda::wmma;
+  extern __shared__ __align__(128) unsigned char fsm[];
+  const int D = static_cast<int>(p.D), Dv = static_cast<int>(p.Dv);
+  bf16* Qs = reinterpret_cast<bf16*>(fsm);         // [64][D]
+  bf16* Ks = Qs + kFQ * D;                          // [64][D]
+  bf16* Vs = Ks + kFK * D;                          // [64][Dv]
+  float* Ss = reinterpret_cast<float*>(Vs + kFK * Dv);  // [4][16][64]
+  bf16* Ps = reinterpret_cast<bf16*>(Ss + 4 * 16 * kFK);  // [4][16][64]
+  float* Os = reinterpret_cast<float*>(Ps + 4 * 16 * kFK);  // [64][Dv]
+  __shared__ float s_m[kFQ], s_l[kFQ], s_corr[kFQ];
+  __shared__ int s_kvslot[kFK];
+  int s, tile;
+  if (!find_tile(p.cu_seqlens, static_cast<int>(p.S), kFQ, blockIdx.x, &s, &tile)) return;
+  const int h = blockIdx.y, kvh = h / static_cast<int>(p.nH / p.nKV);
+  const int n_s = p.cu_seqlens[s + 1] - p.cu_seqlens[s], ctx = p.context_lens[s];
+  const int pos_base = ctx - n_s, tok0 = tile * kFQ, nq = min(kFQ, n_s - tok0);
+  const int64_t row0 = p.cu_seqlens[s] + tok0;
+  const int kend = pos_base + tok0 + nq;  // keys 0 .. last position
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  const bf16* q = static_cast<const bf16*>(p.q);
+  const int qc = D / 8, vc = Dv / 8;
+  for (int e = threadIdx.x; e < kFQ * qc; e += blockDim.x) {
+    const int r = e / qc, c = (e % qc) * 8;
+    uint4 v = make_uint4(0, 0, 0, 0);
+    if (r < nq) v = *reinterpret_cast<const uint4*>(q + (row0 + r) * p.ldq + static_cast<int64_t>(h) * D + c);
+    *reinterpret_cast<uint4*>(Qs + r * D + c) = v;
+  }
+  for (int e = threadIdx.x; e < kFQ * Dv; e += blockDim.x) Os[e] = 0.0f;
+  if (threadIdx.x < kFQ) {
+    s_m[threadIdx.x] = -INFINITY;
+    s_l[threadIdx.x] = 0.0f;
+  }
+  const bf16* kpool = static_cast<const bf16*>(p.k_pool);
+  const bf16* vpool = static_cast<const bf16*>(p.v_pool);
+  const int32_t* pt = p.page_table + static_cast<int64_t>(s) * p.max_pages;
+  float* Sw = Ss + w * 16 * kFK;
+  bf16* Pw = Ps + w * 16 * kFK;
+  const bool live = w * 16 < nq;
+  for (int j0 = 0; j0 < kend; j0 += kFK) {
+    __syncthreads();
+    if (threadIdx.x < kFK) {
+      const int j = j0 + threadIdx.x;
+      s_kvslot[threadIdx.x] =
+          j < kend ? pt[j / p.page_size] * static_cast<int32_t>(p.page_size) + static_cast<int32_t>(j % p.page_size)
+                   : -1;
+    }
+    __syncthreads();
+    for (int e = threadIdx.x; e < kFK * qc; e += blockDim.x) {
+      const int j = e / qc, c = (e % qc) * 8;
+      const int sl = s_kvslot[j];
+      uint4 v = make_uint4(0, 0, 0, 0);
+      if (sl >= 0) v = *reinterpret_cast<const uint4*>(kpool + (static_cast<int64_t>(sl) * p.nKV + kvh) * D + c);
+      *reinterpret_cast<uint4*>(Ks + j * D + c) = v;
+    }
+    for (int e = threadIdx.x; e < kFK * vc; e += blockDim.x) {
+      const int j = e / vc, c = (e % vc) * 8;
+      const int sl = s_kvslot[j];
+      uint4 v = make_uint4(0, 0, 0, 0);
+      if (sl >= 0) v = *reinterpret_cast<const uint4*>(vpool + (static_cast<int64_t>(sl) * p.nKV + kvh) * Dv + c);
+      *reinterpret_cast<uint4*>(Vs + j * Dv + c) = v;
+    }
+    __syncthreads();
+    if (live) {
+      wm::fragment<wm::accumulator, 16, 16, 16, float> sacc[kFK / 16];
+#pragma unroll
+      for (int nt = 0; nt < kFK / 16; ++nt) wm::fill_fragment(sacc[nt], 0.0f);
+      for (int kk = 0; kk < D; kk += 16) {
+        wm::fragment<wm::matrix_a, 16, 16, 16, bf16, wm::row_major> a;
+        wm::load_matrix_sync(a, Qs + w * 16 * D + kk, D);
+#pragma unroll
+        for (int nt = 0; nt < kFK / 16; ++nt) {
+          wm::fragment<wm::matrix_b, 16, 16, 16, bf16, wm::col_major> b;
+          wm::load_matrix_sync(b, Ks + nt * 16 * D + kk, D);
+          wm::mma_sync(sacc[nt], a, b, sacc[nt]);
+        }
+      }
+#pragma unroll
+      for (int nt = 0; nt < kFK / 16; ++nt) wm::store_matrix_sync(Sw + nt * 16, sacc[nt], kFK, wm::mem_row_major);
+      __syncwarp();
+      // online softmax: lane -> row rr = lane / 2, columns half*32 .. half*32+31
+      const int rr = lane >> 1, half = lane & 1, row = w * 16 + rr;
+      const int pos = pos_base + tok0 + row;
+      const bool rok = row < nq;
+      float mloc = -INFINITY;
+      for (int c = 0; c < 32; ++c) {
+        const int jj = half * 32 + c, j = j0 + jj;
+        if (rok && j < kend && j <= pos) mloc = fmaxf(mloc, Sw[rr * kFK + jj] * p.scale);
+      }
+      mloc = fmaxf(mloc, __shfl_xor_sync(0xffffffffu, mloc, 1));
+      const float m_old = s_m[row];
+      const float m_new = fmaxf(m_old, mloc);
+      float psum = 0.0f;
+      for (int c = 0; c < 32; ++c) {
+        const int jj = half * 32 + c, j = j0 + jj;
+        float pv = 0.0f;
+        if (rok && j < kend && j <= pos && m_new != -INFINITY) pv = __expf(Sw[rr * kFK + jj] * p.scale - m_new);
+        const bf16 pb = __float2bfloat16_rn(pv);
+        Pw[rr * kFK + jj] = pb;
+        psum += __bfloat162float(pb);
+      }
+      psum += __shfl_xor_sync(0xffffffffu, psum, 1);
+      const float corr = m_new == -INFINITY ? 1.0f : __expf(m_old - m_new);
+      __syncwarp();
+      if (half == 0) {
+        s_l[row] = s_l[row] * corr + psum;
+        s_m[row] = m_new;
+        s_corr[row] = corr;
+      }
+      __syncwarp();
+      float* Ow = Os + w * 16 * Dv;
+      for (int e = lane; e < 16 * Dv; e += 32) Ow[e] *= s_corr[w * 16 + e / Dv];
+      __syncwarp();
+      for (int vt = 0; vt < Dv / 16; ++vt) {
+        wm::fragment<wm::accumulator, 16, 16, 16, float> o;
+        wm::load_matrix_sync(o, Ow + vt * 16, Dv, wm::mem_row_major);
+#pragma unroll
+        for (int kk = 0; kk < kFK; kk += 16) {
+          wm::fragment<wm::matrix_a, 16, 16, 16, bf16, wm::row_major> a;
+          wm::fragment<wm::matrix_b, 16, 16, 16, bf16, wm::row_major> b;
+          wm::load_matrix_sync(a, Pw + kk, kFK);
+          wm::load_matrix_sync(b, Vs + kk * Dv + vt * 16, Dv);
+          wm::mma_sync(o, a, b, o);
+        }
+        wm::store_matrix_sync(Ow + vt * 16, o, Dv, wm::mem_row_major);
+      }
+    }
+  }
+  __syncthreads();
+  bf16* o = static_cast<bf16*>(p.o);
+  for (int e = threadIdx.x; e < nq * Dv; e += blockDim.x) {
+    const int r = e / Dv, c = e % Dv;
+    const float l = s_l[r];
+    o[(row0 + r) * p.ldo + static_cast<int64_t>(h) * Dv + c] = __float2bfloat16_rn(l > 0.0f ? Os[r * Dv + c] / l : 0.0f);
+  }
+}
+
 // One block per (token, head): merges the nsplit partial outputs. Splits past the row's keys never ran, so their
 // lse is read only for z < the number of splits that cover keys 0..pos (the rest are treated as empty).
 template <typename T>
@@ -330,6 +475,21 @@ cudaError_t attention_prefill(DType dt, const PagedAttention& p, cudaStream_t st
   if (p.T == 0 || p.S == 0) return cudaSuccess;
   if (!shapes_ok(p)) return cudaErrorInvalidValue;
   const int64_t chunk = int64_t{1} << 40;
+  const auto aligned = [](const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
+  if (dt == DType::bf16 && p.D % 16 == 0 && p.Dv % 16 == 0 && p.ldq % 8 == 0 && aligned(p.q) && aligned(p.k_pool) &&
+      aligned(p.v_pool)) {
+    const size_t smem = 2 * (2 * kFQ * p.D + kFK * p.Dv) + 4 * 16 * kFK * (4 + 2) + 4 * kFQ * p.Dv;
+    static size_t configured = 0;
+    if (smem > configured) {
+      const cudaError_t e = cudaFuncSetAttribute(attn_prefill_wmma_kernel,
+                                                 cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+      if (e != cudaSuccess) return e;
+      configured = smem;
+    }
+    const dim3 grid(static_cast<unsigned>((p.T + kFQ - 1) / kFQ + p.S), static_cast<unsigned>(p.nH));
+    attn_prefill_wmma_kernel<<<grid, 128, smem, stream>>>(p);
+    return cudaGetLastError();
+  }
   return dt == DType::f32 ? launch_attn<float>(p, 1, chunk, nullptr, stream)
                           : launch_attn<__nv_bfloat16>(p, 1, chunk, nullptr, stream);
 }
