@@ -1,5 +1,6 @@
 // Recurrent ops (math in recurrent.h).
-// gated_delta_rule: block = (sequence, value head, 32 Dv columns), 8 warps; lane j owns column j of the tile, warp w
+// gated_delta_rule, Dk ≤ 128: one warp per (sequence, value head, 32 Dv columns), the whole column in registers
+//   (gdn_warp_kernel). Dk > 128: block = (sequence, value head, 32 Dv columns), 8 warps; lane j owns column j of the tile, warp w
 //   owns rows i ≡ w (mod 8) of S (≤ 32 rows per thread, in registers). Tokens are staged 16 at a time (q, k with their
 //   l2 norms applied, the v tile, decay and β); per token two cross-warp reductions through shared memory give
 //   u_j = Σ_i S_ij k̂_i and o_j = Σ_i S_ij q̂_i.
@@ -115,6 +116,109 @@ __global__ void __launch_bounds__(256) gdn_kernel(const T* __restrict__ q, int64
     const int i = w + 8 * a;
     if (i < Dk && colok) Sp[static_cast<int64_t>(i) * Dv + j] = Sr[a];
   }
+}
+
+// Single-warp variant for Dk ≤ 128 (Qwen3.5: 128): lane j owns column j of a 32-column tile and all Dk rows of it in
+// registers, so u_j and o_j are in-thread sums: no barrier and no cross-warp reduction per token (the per-token
+// latency is what bounds a sequential prefill).
+template <typename T>
+__global__ void __launch_bounds__(32) gdn_warp_kernel(const T* __restrict__ q, int64_t ldq, const T* __restrict__ k,
+                                                      int64_t ldk, const T* __restrict__ v, int64_t ldv,
+                                                      const T* __restrict__ g, int64_t ldg, const T* __restrict__ beta,
+                                                      int64_t ldb, T* __restrict__ o, int64_t ldo, float* state_pool,
+                                                      const int32_t* __restrict__ state_slot,
+                                                      const int32_t* __restrict__ cu, int Hk, int Hv, int Dk, int Dv) {
+  __shared__ float qs[kTC][128], ks[kTC][128], vs[kTC][32], dec[kTC], bet[kTC];
+  const int s = blockIdx.x, h = blockIdx.y, j0 = blockIdx.z * 32;
+  const int slot = state_slot[s];
+  if (slot < 0) return;
+  const int kh = h / (Hv / Hk);
+  const int lane = threadIdx.x;
+  const int j = j0 + lane;
+  const bool colok = j < Dv;
+  float* Sp = state_pool + (static_cast<int64_t>(slot) * Hv + h) * Dk * Dv;
+  float Sr[128];
+#pragma unroll
+  for (int i = 0; i < 128; ++i) Sr[i] = (i < Dk && colok) ? Sp[static_cast<int64_t>(i) * Dv + j] : 0.0f;
+  const float qscale = rsqrtf(static_cast<float>(Dk));
+  const int t0 = cu[s], t1 = cu[s + 1];
+  for (int c0 = t0; c0 < t1; c0 += kTC) {
+    const int nt = min(kTC, t1 - c0);
+    __syncwarp();
+    // raw q/k rows of the chunk, 8 independent loads in flight per lane
+    constexpr int U = 8;
+    for (int e0 = lane; e0 < kTC * Dk; e0 += 32 * U) {
+      float qv[U], kv[U];
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const int e = e0 + 32 * u, tt = e / Dk, i = e % Dk;
+        qv[u] = 0.0f;
+        kv[u] = 0.0f;
+        if (e < kTC * Dk && tt < nt) {
+          qv[u] = ld(q + static_cast<int64_t>(c0 + tt) * ldq + static_cast<int64_t>(kh) * Dk + i);
+          kv[u] = ld(k + static_cast<int64_t>(c0 + tt) * ldk + static_cast<int64_t>(kh) * Dk + i);
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const int e = e0 + 32 * u, tt = e / Dk, i = e % Dk;
+        if (e < kTC * Dk) {
+          qs[tt][i] = qv[u];
+          ks[tt][i] = kv[u];
+        }
+      }
+    }
+#pragma unroll
+    for (int tt = 0; tt < kTC; ++tt)
+      vs[tt][lane] = (tt < nt && colok) ? ld(v + static_cast<int64_t>(c0 + tt) * ldv + static_cast<int64_t>(h) * Dv + j)
+                                        : 0.0f;
+    __syncwarp();
+    for (int tt = 0; tt < nt; ++tt) {  // l2 norms (lanes rescale the elements they summed)
+      float sq = 0.0f, sk = 0.0f;
+      for (int i = lane; i < Dk; i += 32) {
+        sq += qs[tt][i] * qs[tt][i];
+        sk += ks[tt][i] * ks[tt][i];
+      }
+      sq = warp_sum(sq);
+      sk = warp_sum(sk);
+      const float rq = 1.0f / sqrtf(sq + 1e-6f) * qscale, rk = 1.0f / sqrtf(sk + 1e-6f);
+      for (int i = lane; i < Dk; i += 32) {
+        qs[tt][i] *= rq;
+        ks[tt][i] *= rk;
+      }
+    }
+    if (lane < kTC) {
+      dec[lane] = lane < nt ? expf(ld(g + static_cast<int64_t>(c0 + lane) * ldg + h)) : 1.0f;
+      bet[lane] = lane < nt ? ld(beta + static_cast<int64_t>(c0 + lane) * ldb + h) : 0.0f;
+    }
+    __syncwarp();
+    for (int tt = 0; tt < nt; ++tt) {
+      const float dk = dec[tt];
+      float u0 = 0.0f, u1 = 0.0f;
+#pragma unroll
+      for (int i = 0; i < 128; i += 2) {
+        if (i < Dk) u0 += Sr[i] * ks[tt][i];
+        if (i + 1 < Dk) u1 += Sr[i + 1] * ks[tt][i + 1];
+      }
+      const float d = bet[tt] * (vs[tt][lane] - dk * (u0 + u1));
+      float o0 = 0.0f, o1 = 0.0f;
+#pragma unroll
+      for (int i = 0; i < 128; i += 2) {
+        if (i < Dk) {
+          Sr[i] = dk * Sr[i] + ks[tt][i] * d;
+          o0 += qs[tt][i] * Sr[i];
+        }
+        if (i + 1 < Dk) {
+          Sr[i + 1] = dk * Sr[i + 1] + ks[tt][i + 1] * d;
+          o1 += qs[tt][i + 1] * Sr[i + 1];
+        }
+      }
+      if (colok) st(o + static_cast<int64_t>(c0 + tt) * ldo + static_cast<int64_t>(h) * Dv + j, o0 + o1);
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < 128; ++i)
+    if (i < Dk && colok) Sp[static_cast<int64_t>(i) * Dv + j] = Sr[i];
 }
 
 __device__ __forceinline__ float softplus_t20(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
@@ -256,6 +360,20 @@ cudaError_t gated_delta_rule(DType dt, const void* q, int64_t ldq, const void* k
   const dim3 grid(static_cast<unsigned>(S), static_cast<unsigned>(Hv), static_cast<unsigned>((Dv + 31) / 32));
   const int hk = static_cast<int>(Hk), hv = static_cast<int>(Hv), dk = static_cast<int>(Dk),
             dv = static_cast<int>(Dv);
+  if (Dk <= 128) {
+    if (dt == DType::f32)
+      gdn_warp_kernel<float><<<grid, 32, 0, stream>>>(
+          static_cast<const float*>(q), ldq, static_cast<const float*>(k), ldk, static_cast<const float*>(v), ldv,
+          static_cast<const float*>(g), ldg, static_cast<const float*>(beta), ldb, static_cast<float*>(o), ldo,
+          state_pool, state_slot, cu_seqlens, hk, hv, dk, dv);
+    else
+      gdn_warp_kernel<__nv_bfloat16><<<grid, 32, 0, stream>>>(
+          static_cast<const __nv_bfloat16*>(q), ldq, static_cast<const __nv_bfloat16*>(k), ldk,
+          static_cast<const __nv_bfloat16*>(v), ldv, static_cast<const __nv_bfloat16*>(g), ldg,
+          static_cast<const __nv_bfloat16*>(beta), ldb, static_cast<__nv_bfloat16*>(o), ldo, state_pool, state_slot,
+          cu_seqlens, hk, hv, dk, dv);
+    return cudaGetLastError();
+  }
   if (dt == DType::f32)
     gdn_kernel<float><<<grid, 256, 0, stream>>>(
         static_cast<const float*>(q), ldq, static_cast<const float*>(k), ldk, static_cast<const float*>(v), ldv,
