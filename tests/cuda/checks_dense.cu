@@ -291,7 +291,8 @@ static void check_routing() {
 
 static void check_moe_experts(DType d) {
   struct S { int64_t T, E, k, H, I; bool gated; };
-  std::vector<S> shapes = {{200, 16, 4, 256, 96, true}, {150, 40, 6, 192, 160, false}, {1, 8, 2, 64, 64, true}};
+  std::vector<S> shapes = {{200, 16, 4, 256, 96, true}, {150, 40, 6, 192, 160, false}, {1, 8, 2, 64, 64, true},
+                           {37, 5, 2, 60, 44, true}};  // K % 8 != 0: the SIMT path in bf16
   if (g_small) shapes = {{9, 6, 2, 64, 40, true}, {7, 5, 3, 32, 70, false}};
   for (auto s : shapes) {
     const int64_t n = s.T * s.k, up_out = s.gated ? 2 * s.I : s.I;

@@ -8,6 +8,9 @@
 #include "ops/cuda/attention.h"
 #include "ops/cuda/gemm.h"
 #include "ops/cuda/lora.h"
+#include "ops/cuda/moe.h"
+#include "ops/cuda/misc.h"
+#include "ops/cuda/sampling.h"
 #include "ops/cuda/recurrent.h"
 #include "tests/cuda/check_util.h"
 
@@ -154,6 +157,63 @@ void bench() {
     }, L > 1 ? 3 : 20);
     std::printf("TIME gated_delta bf16 S=%ld tokens/seq=%ld Hv=32 Dk=Dv=128: %.3f ms (state r+w %.0f GB/s)\n", (long)S,
                 (long)L, ms, 2.0 * st.bytes / ms / 1e6);
+  }
+  // MoE experts, Qwen3.5-35B-A3B-like: 4096 tokens, 256 experts, top-8, hidden 2048, expert intermediate 512
+  {
+    const int64_t T = 4096, E = 256, k = 8, H = 2048, I = 512, n = T * k;
+    std::vector<int32_t> ids(n);
+    std::vector<float> wts(n, 0.125f);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t j = 0; j < k; ++j) ids[t * k + j] = static_cast<int32_t>((t * 37 + j * 101) % E);
+    Buf dids = up_raw(ids), dw = up_raw(wts), x(T * H * 2), Wu(E * 2 * I * H * 2), Wd(E * H * I * 2), h(n * 2 * I * 2),
+        a(n * I * 2), yb(n * H * 2), out(T * H * 2), sorted(n * 4), pos(n * 4), offs((E + 1) * 4);
+    for (Buf* bb : {&x, &Wu, &Wd}) CK(cudaMemset(bb->p, 0, bb->bytes));
+    const size_t wsb = hc::moe_permute_workspace_bytes(n, E);
+    Buf ws(wsb);
+    double ms[5];
+    ms[0] = time_ms([&] {
+      CK(hc::moe_permute(dids.as<int32_t>(), n, E, sorted.as<int32_t>(), pos.as<int32_t>(), offs.as<int32_t>(), ws.p,
+                         wsb, nullptr));
+    }, 5);
+    ms[1] = time_ms([&] {
+      CK(hc::moe_grouped_gemm(DType::bf16, x.p, H, sorted.as<int32_t>(), k, offs.as<int32_t>(), E, Wu.p, h.p, 2 * I, n,
+                              2 * I, H, nullptr));
+    }, 5);
+    ms[2] = time_ms([&] { CK(hc::moe_activation(DType::bf16, h.p, 2 * I, a.p, I, n, I, true, nullptr)); }, 5);
+    ms[3] = time_ms([&] {
+      CK(hc::moe_grouped_gemm(DType::bf16, a.p, I, sorted.as<int32_t>(), 0, offs.as<int32_t>(), E, Wd.p, yb.p, H, n, H, I,
+                              nullptr));
+    }, 5);
+    ms[4] = time_ms([&] {
+      CK(hc::moe_combine(DType::bf16, yb.p, H, pos.as<int32_t>(), dw.as<float>(), T, k, H, out.p, H, false, nullptr));
+    }, 5);
+    const double fl_up = 2.0 * n * 2 * I * H, fl_down = 2.0 * n * H * I;
+    std::printf("TIME moe bf16 T=4096 E=256 k=8 H=2048 I=512: permute %.3f ms, up %.3f ms (%.0f TFLOP/s), act %.3f ms, "
+                "down %.3f ms (%.0f TFLOP/s), combine %.3f ms\n",
+                ms[0], ms[1], fl_up / ms[1] / 1e9, ms[2], ms[3], fl_down / ms[3] / 1e9, ms[4]);
+  }
+  // sampling and logprobs over a 151 936 vocabulary, 64 rows
+  {
+    const int64_t R = 64, V = 151936;
+    Buf lg(R * V * 2), out(R * 4), lp(R * 4), tg(R * 4);
+    CK(cudaMemset(lg.p, 0, lg.bytes));
+    CK(cudaMemset(tg.p, 0, tg.bytes));
+    std::vector<hc::SamplingParams> P(R);
+    for (auto& p : P) {
+      p.temperature = 0.7f;
+      p.top_k = 50;
+      p.top_p = 0.9f;
+      p.min_p = 0.01f;
+    }
+    Buf dp = up_raw(P);
+    const double ms_s = time_ms([&] {
+      CK(hc::sample_tokens(DType::bf16, lg.p, V, V, nullptr, R, dp.as<hc::SamplingParams>(), out.as<int32_t>(), nullptr));
+    });
+    const double ms_l = time_ms([&] {
+      CK(hc::logprobs(DType::bf16, lg.p, V, V, nullptr, R, tg.as<int32_t>(), lp.as<float>(), nullptr, nullptr));
+    });
+    std::printf("TIME sample_tokens bf16 64 rows x 151936 (top-k 50, top-p 0.9, min-p): %.3f ms; logprobs: %.3f ms\n",
+                ms_s, ms_l);
   }
   // Mamba2 decode (Nemotron-H-like: nh 128, hd 64, N 128, G 8), 64 sequences
   {

@@ -3,7 +3,10 @@
 //   sorted ids and the inverse permutation by a scatter.
 // grouped GEMM: one block per (64-row tile of one expert's sorted rows, 64 output columns); tiles are mapped from the
 //   device-side offsets (grid from the host-known bound n/64 + E, graph-safe); 16-deep K slices of the gathered
-//   input rows and of the expert's weight rows in shared memory, 4×4 fp32 accumulators per thread.
+//   input rows and of the expert's weight rows in shared memory, 4×4 fp32 accumulators per thread (fp32, and bf16
+//   with unaligned shapes); bf16 otherwise runs the same tiling on tensor cores (grouped_gemm_wmma_kernel).
+#include <mma.h>
+
 #include <cub/device/device_radix_sort.cuh>
 
 #include "ops/cuda/common.cuh"
@@ -93,6 +96,79 @@ __global__ void __launch_bounds__(256) grouped_gemm_kernel(const T* __restrict__
   }
 }
 
+// bf16 grouped GEMM on tensor cores (WMMA 16×16×16, fp32 accumulation): same tiling of the sorted rows as the SIMT
+// kernel (64 rows × 64 columns per block), 4 warps of 32×32, K slices of 32 staged with 16-byte loads.
+// Needs K % 8 == 0, ldx % 8 == 0 and 16-byte aligned x and W.
+constexpr int kWK = 32, kWP = kWK + 8;  // K slice, padded smem row (bf16 elements)
+
+__global__ void __launch_bounds__(128) grouped_gemm_wmma_kernel(const __nv_bfloat16* __restrict__ x, int64_t ldx,
+                                                                const int32_t* __restrict__ sorted, int gather_k,
+                                                                const int32_t* __restrict__ offsets, int E,
+                                                                const __nv_bfloat16* __restrict__ W,
+                                                                __nv_bfloat16* __restrict__ y, int64_t ldy, int64_t N,
+                                                                int64_t K) {
+  namespace wm = nvcuda::wmma;
+  __shared__ __align__(128) __nv_bfloat16 As[kBM][kWP];
+  __shared__ __align__(128) __nv_bfloat16 Bs[kBN][kWP];
+  __shared__ __align__(128) float Cs[kBM][kBN + 4];
+  __shared__ int64_t arow[kBM];
+  int ex, tile;
+  if (!find_tile(offsets, E, kBM, blockIdx.x, &ex, &tile)) return;
+  const int64_t n0 = static_cast<int64_t>(blockIdx.y) * kBN;
+  if (n0 >= N) return;
+  const int r0 = offsets[ex] + tile * kBM;
+  const int nrows = min(kBM, offsets[ex + 1] - r0);
+  if (threadIdx.x < kBM) {
+    const int i = r0 + threadIdx.x;
+    arow[threadIdx.x] = threadIdx.x < nrows ? (gather_k > 0 ? sorted[i] / gather_k : i) : -1;
+  }
+  __syncthreads();
+  const __nv_bfloat16* We = W + static_cast<int64_t>(ex) * N * K;
+  const int w = threadIdx.x >> 5, wr = (w >> 1) * 32, wc = (w & 1) * 32;
+  wm::fragment<wm::accumulator, 16, 16, 16, float> acc[2][2];
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int j = 0; j < 2; ++j) wm::fill_fragment(acc[i][j], 0.0f);
+  for (int64_t k0 = 0; k0 < K; k0 += kWK) {
+    // 64 rows × 32 k of A and of W: 256 16-byte chunks each, 2 per thread
+#pragma unroll
+    for (int u = 0; u < 2; ++u) {
+      const int e = threadIdx.x + 128 * u, r = e / 4, c = (e % 4) * 8;
+      uint4 va = make_uint4(0, 0, 0, 0), vb = make_uint4(0, 0, 0, 0);
+      if (arow[r] >= 0 && k0 + c < K) va = *reinterpret_cast<const uint4*>(x + arow[r] * ldx + k0 + c);
+      if (n0 + r < N && k0 + c < K) vb = *reinterpret_cast<const uint4*>(We + (n0 + r) * K + k0 + c);
+      *reinterpret_cast<uint4*>(&As[r][c]) = va;
+      *reinterpret_cast<uint4*>(&Bs[r][c]) = vb;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < kWK; kk += 16) {
+      wm::fragment<wm::matrix_a, 16, 16, 16, __nv_bfloat16, wm::row_major> a[2];
+      wm::fragment<wm::matrix_b, 16, 16, 16, __nv_bfloat16, wm::col_major> b[2];
+#pragma unroll
+      for (int i = 0; i < 2; ++i) wm::load_matrix_sync(a[i], &As[wr + 16 * i][kk], kWP);
+#pragma unroll
+      for (int j = 0; j < 2; ++j) wm::load_matrix_sync(b[j], &Bs[wc + 16 * j][kk], kWP);
+#pragma unroll
+      for (int i = 0; i < 2; ++i)
+#pragma unroll
+        for (int j = 0; j < 2; ++j) wm::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int j = 0; j < 2; ++j)
+      wm::store_matrix_sync(&Cs[wr + 16 * i][wc + 16 * j], acc[i][j], kBN + 4, wm::mem_row_major);
+  __syncthreads();
+  for (int e = threadIdx.x; e < kBM * kBN; e += 128) {
+    const int r = e / kBN, c = e % kBN;
+    if (r < nrows && n0 + c < N) y[static_cast<int64_t>(r0 + r) * ldy + n0 + c] = __float2bfloat16_rn(Cs[r][c]);
+  }
+}
+
 template <typename T>
 __global__ void activation_kernel(const T* __restrict__ h, int64_t ldh, T* __restrict__ a, int64_t lda, int64_t I,
                                   bool gated) {
@@ -164,6 +240,11 @@ cudaError_t moe_grouped_gemm(DType dt, const void* x, int64_t ldx, const int32_t
     grouped_gemm_kernel<float><<<grid, 256, 0, stream>>>(static_cast<const float*>(x), ldx, sorted, gk, offsets, Ei,
                                                          static_cast<const float*>(W), static_cast<float*>(y), ldy, N,
                                                          K);
+  else if (K % 8 == 0 && ldx % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+           reinterpret_cast<uintptr_t>(W) % 16 == 0)
+    grouped_gemm_wmma_kernel<<<grid, 128, 0, stream>>>(static_cast<const __nv_bfloat16*>(x), ldx, sorted, gk, offsets,
+                                                       Ei, static_cast<const __nv_bfloat16*>(W),
+                                                       static_cast<__nv_bfloat16*>(y), ldy, N, K);
   else
     grouped_gemm_kernel<__nv_bfloat16><<<grid, 256, 0, stream>>>(
         static_cast<const __nv_bfloat16*>(x), ldx, sorted, gk, offsets, Ei, static_cast<const __nv_bfloat16*>(W),
