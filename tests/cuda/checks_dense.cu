@@ -1,5 +1,6 @@
 // Checks of the dense ops: cuBLASLt GEMM, RMSNorm variants, RoPE, log-probabilities, MoE routing and the expert path.
 #include "ops/cuda/gemm.h"
+#include "ops/cuda/lora.h"
 #include "ops/cuda/misc.h"
 #include "ops/cuda/moe.h"
 #include "ops/cuda/norms.h"
@@ -366,6 +367,144 @@ static void check_moe_experts(DType d) {
   }
 }
 
+// MoE with LoRA inside the expert GEMMs: (expert, slot) segments over the sorted rows, up LoRA (2 slices for
+// [gate|up], 1 for relu²) added to h before the activation, down LoRA added before the routing weight.
+static void check_moe_lora(DType d) {
+  struct S { int64_t T, E, k, H, I; bool gated; };
+  std::vector<S> shapes = {{120, 8, 3, 128, 64, true}, {90, 6, 2, 96, 80, false}};
+  if (g_small) shapes = {{9, 4, 2, 32, 16, true}};
+  const int64_t slots = 3, max_r = 8;
+  for (auto s : shapes) {
+    const int64_t n = s.T * s.k, up_out = s.gated ? 2 * s.I : s.I, G = s.E * slots;
+    std::vector<int32_t> ids(n), tslot(s.T);
+    std::vector<float> wts(n);
+    for (int64_t t = 0; t < s.T; ++t) {
+      tslot[t] = randint(-1, static_cast<int>(slots - 1));
+      std::vector<int> pool(s.E);
+      for (int e = 0; e < s.E; ++e) pool[e] = e;
+      std::shuffle(pool.begin(), pool.end(), g_rng);
+      for (int64_t j = 0; j < s.k; ++j) {
+        ids[t * s.k + j] = pool[j];
+        wts[t * s.k + j] = std::uniform_real_distribution<float>(0.1f, 1.0f)(g_rng);
+      }
+    }
+    std::vector<int32_t> rank(G * 2);
+    for (auto& r : rank) r = randint(1, static_cast<int>(max_r));
+    auto x = randn(s.T * s.H, 1.0f, d), Wu = randn(s.E * up_out * s.H, 0.06f, d), Wd = randn(s.E * s.H * s.I, 0.08f, d);
+    const int nup = s.gated ? 2 : 1;
+    std::vector<std::vector<float>> Au(nup), Bu(nup);
+    for (int q = 0; q < nup; ++q) {
+      Au[q] = randn(G * max_r * s.H, 0.1f, d);
+      Bu[q] = randn(G * s.I * max_r, 0.1f, d);
+    }
+    auto Ad = randn(G * max_r * s.I, 0.1f, d), Bd = randn(G * s.H * max_r, 0.1f, d);
+    // zero past the rank (pool contract): up slices use rank[g*2+q], down uses rank[g*2] through its own table
+    std::vector<int32_t> rank_dn(G);
+    for (int64_t g = 0; g < G; ++g) {
+      rank_dn[g] = rank[g * 2];
+      for (int q = 0; q < nup; ++q)
+        for (int64_t r = rank[g * 2 + q]; r < max_r; ++r) {
+          for (int64_t j = 0; j < s.H; ++j) Au[q][(g * max_r + r) * s.H + j] = 0.0f;
+          for (int64_t o = 0; o < s.I; ++o) Bu[q][(g * s.I + o) * max_r + r] = 0.0f;
+        }
+      for (int64_t r = rank_dn[g]; r < max_r; ++r) {
+        for (int64_t j = 0; j < s.I; ++j) Ad[(g * max_r + r) * s.I + j] = 0.0f;
+        for (int64_t o = 0; o < s.H; ++o) Bd[(g * s.H + o) * max_r + r] = 0.0f;
+      }
+    }
+    std::vector<int32_t> rank_up(G * nup);
+    for (int64_t g = 0; g < G; ++g)
+      for (int q = 0; q < nup; ++q) rank_up[g * nup + q] = rank[g * 2 + q];
+    Buf dids = up_raw(ids), dts = up_raw(tslot), dw = up_raw(wts), dx = up(x, d), dWu = up(Wu, d), dWd = up(Wd, d),
+        dAd = up(Ad, d), dBd = up(Bd, d), drup = up_raw(rank_up), drdn = up_raw(rank_dn);
+    std::vector<Buf> dAu, dBu;
+    for (int q = 0; q < nup; ++q) {
+      dAu.push_back(up(Au[q], d));
+      dBu.push_back(up(Bu[q], d));
+    }
+    const size_t es = hc::dtype_size(d);
+    Buf sorted(n * 4), pos(n * 4), offs((s.E + 1) * 4), px(n * 4), py(n * 4), ind((G + 1) * 4), sslot(G * 4),
+        h(n * up_out * es), a(n * s.I * es), y(n * s.H * es), out(s.T * s.H * es), sbuf(n * nup * max_r * 4);
+    const size_t wsb = std::max(hc::moe_permute_workspace_bytes(n, s.E), hc::moe_lora_segments_workspace_bytes(n));
+    Buf ws(wsb);
+    CK(hc::moe_permute(dids.as<int32_t>(), n, s.E, sorted.as<int32_t>(), pos.as<int32_t>(), offs.as<int32_t>(), ws.p,
+                       wsb, nullptr));
+    CK(hc::moe_lora_segments(dids.as<int32_t>(), sorted.as<int32_t>(), n, s.k, dts.as<int32_t>(), s.E, slots,
+                             px.as<int32_t>(), py.as<int32_t>(), ind.as<int32_t>(), sslot.as<int32_t>(), ws.p, wsb,
+                             nullptr));
+    CK(hc::moe_grouped_gemm(d, dx.p, s.H, sorted.as<int32_t>(), s.k, offs.as<int32_t>(), s.E, dWu.p, h.p, up_out, n,
+                            up_out, s.H, nullptr));
+    hc::LoraSlices su;
+    su.n = nup;
+    for (int q = 0; q < nup; ++q) {
+      su.A[q] = dAu[q].p;
+      su.B[q] = dBu[q].p;
+      su.out_off[q] = q * s.I;
+      su.out_size[q] = s.I;
+    }
+    hc::LoraSegments segu{px.as<int32_t>(), n, ind.as<int32_t>(), sslot.as<int32_t>(), G, drup.as<int32_t>(),
+                          py.as<int32_t>()};
+    CK(hc::lora_shrink(d, dx.p, s.H, s.H, su, max_r, segu, sbuf.as<float>(), hc::LoraPath::kSgmv, nullptr));
+    CK(hc::lora_expand(d, sbuf.as<float>(), su, max_r, segu, h.p, up_out, nullptr));
+    CK(hc::moe_activation(d, h.p, up_out, a.p, s.I, n, s.I, s.gated, nullptr));
+    CK(hc::moe_grouped_gemm(d, a.p, s.I, sorted.as<int32_t>(), 0, offs.as<int32_t>(), s.E, dWd.p, y.p, s.H, n, s.H,
+                            s.I, nullptr));
+    hc::LoraSlices sd;
+    sd.n = 1;
+    sd.A[0] = dAd.p;
+    sd.B[0] = dBd.p;
+    sd.out_size[0] = s.H;
+    hc::LoraSegments segd{py.as<int32_t>(), n, ind.as<int32_t>(), sslot.as<int32_t>(), G, drdn.as<int32_t>()};
+    CK(hc::lora_shrink(d, a.p, s.I, s.I, sd, max_r, segd, sbuf.as<float>(), hc::LoraPath::kAuto, nullptr));
+    CK(hc::lora_expand(d, sbuf.as<float>(), sd, max_r, segd, y.p, s.H, nullptr));
+    CK(hc::moe_combine(d, y.p, s.H, pos.as<int32_t>(), dw.as<float>(), s.T, s.k, s.H, out.p, s.H, false, nullptr));
+    auto got = down(out, s.T * s.H, d);
+    std::vector<double> ref(s.T * s.H, 0.0);
+    for (int64_t t = 0; t < s.T; ++t)
+      for (int64_t j = 0; j < s.k; ++j) {
+        const int e = ids[t * s.k + j];
+        const int sl = tslot[t];
+        const int64_t g = static_cast<int64_t>(e) * slots + sl;
+        std::vector<double> hh(up_out), aa(s.I);
+        for (int64_t o = 0; o < up_out; ++o) {
+          double v = 0;
+          for (int64_t c = 0; c < s.H; ++c) v += (double)x[t * s.H + c] * Wu[(e * up_out + o) * s.H + c];
+          double lv = 0;
+          if (sl >= 0) {
+            const int q = static_cast<int>(o / s.I);
+            const int64_t oo = o % s.I;
+            for (int64_t r = 0; r < max_r; ++r) {
+              double sr = 0;
+              for (int64_t c = 0; c < s.H; ++c) sr += (double)x[t * s.H + c] * Au[q][(g * max_r + r) * s.H + c];
+              lv += sr * Bu[q][(g * s.I + oo) * max_r + r];
+            }
+          }
+          hh[o] = round_dt(static_cast<float>(round_dt(static_cast<float>(v), d) + lv), d);
+        }
+        for (int64_t c = 0; c < s.I; ++c) {
+          const double v = s.gated ? silu(hh[c]) * hh[s.I + c] : std::pow(std::max(hh[c], 0.0), 2);
+          aa[c] = round_dt(static_cast<float>(v), d);
+        }
+        std::vector<double> sd2(max_r, 0.0);
+        if (sl >= 0)
+          for (int64_t r = 0; r < max_r; ++r)
+            for (int64_t c = 0; c < s.I; ++c) sd2[r] += aa[c] * Ad[(g * max_r + r) * s.I + c];
+        for (int64_t o = 0; o < s.H; ++o) {
+          double v = 0;
+          for (int64_t c = 0; c < s.I; ++c) v += aa[c] * Wd[(e * s.H + o) * s.I + c];
+          double lv = 0;
+          if (sl >= 0)
+            for (int64_t r = 0; r < max_r; ++r) lv += sd2[r] * Bd[(g * s.H + o) * max_r + r];
+          ref[t * s.H + o] += wts[t * s.k + j] * static_cast<double>(round_dt(static_cast<float>(round_dt(static_cast<float>(v), d) + lv), d));
+        }
+      }
+    char name[160];
+    std::snprintf(name, sizeof name, "moe experts + LoRA (expert, slot) T=%ld E=%ld k=%ld H=%ld I=%ld %s", (long)s.T,
+                  (long)s.E, (long)s.k, (long)s.H, (long)s.I, s.gated ? "silu-gated 2 slices" : "relu2");
+    compare(name, d, got, ref, 2e-5, 1.6e-2);
+  }
+}
+
 void check_dense() {
   for (DType d : {DType::f32, DType::bf16}) {
     check_gemm(d);
@@ -373,6 +512,7 @@ void check_dense() {
     check_rope(d);
     check_logprobs(d);
     check_moe_experts(d);
+    check_moe_lora(d);
   }
   check_routing();
 }

@@ -206,7 +206,8 @@ __global__ void __launch_bounds__(256) expand_kernel(const float* __restrict__ s
   for (int j = 0; j < 4; ++j) {
     const int row = rbase + 4 * j;
     if (row >= nrows) continue;
-    T* yp = y + static_cast<int64_t>(seg.perm[row0 + row]) * ldy + sl.out_off[k] + o0 + col;
+    const int32_t* py = seg.perm_y ? seg.perm_y : seg.perm;
+    T* yp = y + static_cast<int64_t>(py[row0 + row]) * ldy + sl.out_off[k] + o0 + col;
     st(yp, ld(yp) + acc[j]);
   }
 }

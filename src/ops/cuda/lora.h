@@ -8,7 +8,8 @@
 //   rank[slots*n]     true rank of (slot, slice k) at rank[slot*n + k] (nullptr: max_r). Columns ≥ rank are skipped;
 //                     the result is identical because they are zero.
 // shrink: s[i, k, r] = Σ_j x[perm[i], j] · A_k[slot(i), r, j]              s fp32 [T_lora, n, max_r]
-// expand: y[perm[i], out_off_k + o] += Σ_r s[i, k, r] · B_k[slot(i), o, r]   o < out_size_k
+// expand: y[perm_y[i], out_off_k + o] += Σ_r s[i, k, r] · B_k[slot(i), o, r]   o < out_size_k  (perm_y = perm
+//         unless given)
 // Grids are sized from T_lora and G only (host-known bounds), so the calls are CUDA-graph safe when the metadata
 // buffers are rewritten between replays.
 #pragma once
@@ -38,6 +39,8 @@ struct LoraSegments {
   const int32_t* seg_slot = nullptr;    // [G]
   int64_t G = 0;
   const int32_t* rank = nullptr;        // [slots * n] or nullptr
+  const int32_t* perm_y = nullptr;      // [T_lora] y rows for expand when they differ from x rows (nullptr: perm);
+                                        // MoE up projections read token rows and write expert-sorted rows
 };
 
 enum class LoraPath : int { kAuto = 0, kSgmv = 1, kDecode = 2 };

@@ -39,6 +39,30 @@ __global__ void inverse_kernel(const int32_t* __restrict__ sorted, int64_t n, in
   if (i < n) pos[sorted[i]] = static_cast<int32_t>(i);
 }
 
+__global__ void lora_keys_kernel(const int32_t* __restrict__ ids, const int32_t* __restrict__ sorted, int64_t n, int k,
+                                 const int32_t* __restrict__ token_slot, int slots, int E, int32_t* keys,
+                                 int32_t* vals) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const int32_t e = sorted[i];
+  const int32_t sl = token_slot[e / k];
+  keys[i] = sl < 0 ? E * slots : ids[e] * slots + sl;
+  vals[i] = static_cast<int32_t>(i);
+}
+
+__global__ void lora_perm_kernel(const int32_t* __restrict__ sorted, const int32_t* __restrict__ rows, int64_t n, int k,
+                                 int32_t* perm_x, int32_t* perm_y) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  perm_y[i] = rows[i];
+  perm_x[i] = sorted[rows[i]] / k;
+}
+
+__global__ void iota_g_kernel(int32_t* v, int64_t n) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) v[i] = static_cast<int32_t>(i);
+}
+
 template <typename T>
 __global__ void __launch_bounds__(256) grouped_gemm_kernel(const T* __restrict__ x, int64_t ldx,
                                                            const int32_t* __restrict__ sorted, int gather_k,
@@ -275,6 +299,45 @@ cudaError_t moe_combine(DType dt, const void* y, int64_t ldy, const int32_t* pos
     combine_kernel<__nv_bfloat16><<<static_cast<unsigned>(T), 256, 0, stream>>>(
         static_cast<const __nv_bfloat16*>(y), ldy, pos, weights, static_cast<int>(k), H,
         static_cast<__nv_bfloat16*>(out), ldo, accumulate);
+  return cudaGetLastError();
+}
+
+size_t moe_lora_segments_workspace_bytes(int64_t n) {
+  size_t temp = 0;
+  cub::DeviceRadixSort::SortPairs(nullptr, temp, static_cast<const int32_t*>(nullptr), static_cast<int32_t*>(nullptr),
+                                  static_cast<const int32_t*>(nullptr), static_cast<int32_t*>(nullptr),
+                                  static_cast<int>(n), 0, 32);
+  return temp + 4 * sizeof(int32_t) * static_cast<size_t>(n) + 256;
+}
+
+cudaError_t moe_lora_segments(const int32_t* ids, const int32_t* sorted, int64_t n, int64_t k,
+                              const int32_t* token_slot, int64_t E, int64_t slots, int32_t* perm_x, int32_t* perm_y,
+                              int32_t* seg_indptr, int32_t* seg_slot, void* workspace, size_t workspace_bytes,
+                              cudaStream_t stream) {
+  const int64_t G = E * slots;
+  const unsigned gb = static_cast<unsigned>((G + 255) / 256);
+  iota_g_kernel<<<gb, 256, 0, stream>>>(seg_slot, G);
+  if (n == 0) return cudaMemsetAsync(seg_indptr, 0, sizeof(int32_t) * (G + 1), stream);
+  int end_bit = 1;
+  while ((int64_t{1} << end_bit) <= G) ++end_bit;
+  char* ws = static_cast<char*>(workspace);
+  int32_t* keys = reinterpret_cast<int32_t*>(ws);
+  int32_t* vals = keys + n;
+  int32_t* keys_out = vals + n;
+  int32_t* rows = keys_out + n;
+  char* temp = reinterpret_cast<char*>(rows + n);
+  temp += (256 - reinterpret_cast<uintptr_t>(temp) % 256) % 256;
+  const size_t used = static_cast<size_t>(temp - ws);
+  if (used > workspace_bytes) return cudaErrorInvalidValue;
+  size_t temp_bytes = workspace_bytes - used;
+  const unsigned blocks = static_cast<unsigned>((n + 255) / 256);
+  lora_keys_kernel<<<blocks, 256, 0, stream>>>(ids, sorted, n, static_cast<int>(k), token_slot,
+                                               static_cast<int>(slots), static_cast<int>(E), keys, vals);
+  cudaError_t e = cub::DeviceRadixSort::SortPairs(temp, temp_bytes, keys, keys_out, vals, rows, static_cast<int>(n), 0,
+                                                  end_bit, stream);
+  if (e != cudaSuccess) return e;
+  lora_perm_kernel<<<blocks, 256, 0, stream>>>(sorted, rows, n, static_cast<int>(k), perm_x, perm_y);
+  offsets_kernel<<<static_cast<unsigned>((G + 1 + 255) / 256), 256, 0, stream>>>(keys_out, n, G, seg_indptr);
   return cudaGetLastError();
 }
 
