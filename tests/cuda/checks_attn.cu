@@ -14,6 +14,7 @@ struct Scenario {
   const char* name;
   int64_t nH, nKV, D, Dv, page_size;
   std::vector<int> n_new, prior;  // per sequence
+  bool shared_kv = false;         // MLA absorbed: V = the first Dv dims of the K (latent) pool rows
 };
 
 void run(const Scenario& sc, DType d) {
@@ -38,7 +39,7 @@ void run(const Scenario& sc, DType d) {
   int64_t next = 0;
   for (int64_t s = 0; s < S; ++s)
     for (int64_t p = 0; p < (ctx[s] + sc.page_size - 1) / sc.page_size; ++p) pt[s * max_pages + p] = pages[next++];
-  const int64_t kw = sc.nKV * sc.D, vw = sc.nKV * sc.Dv;
+  const int64_t kw = sc.nKV * sc.D, vw = sc.shared_kv ? kw : sc.nKV * sc.Dv;
   auto kpool = randn(num_pages * sc.page_size * kw, 1.0f, d), vpool = randn(num_pages * sc.page_size * vw, 1.0f, d);
   // new rows (+1 padding row with kv_slot -1)
   const int64_t ldk = kw + 4, ldv = vw + 2, ldq = sc.nH * sc.D + 8, ldo = sc.nH * sc.Dv + 4;
@@ -52,10 +53,12 @@ void run(const Scenario& sc, DType d) {
   // padding row at the end of the store
   Buf dkp = up(kpool, d), dvp = up(vpool, d), dkn = up(knew, d), dvn = up(vnew, d), dq = up(q, d),
       dslot = up_raw(kv_slot), dcu = up_raw(cu), dctx = up_raw(ctx), dpt = up_raw(pt);
-  CK(hc::kv_store(d, dkn.p, ldk, dvn.p, ldv, dslot.as<int32_t>(), T + 1, dkp.p, dvp.p, sc.nKV, sc.D, sc.Dv, nullptr));
+  CK(hc::kv_store(d, dkn.p, ldk, dvn.p, ldv, dslot.as<int32_t>(), T + 1, dkp.p, dvp.p, sc.nKV, sc.D,
+                  sc.shared_kv ? 0 : sc.Dv, nullptr));
   for (int64_t t = 0; t < T; ++t) {  // host mirror of the store
     for (int64_t e = 0; e < kw; ++e) kpool[kv_slot[t] * kw + e] = knew[t * ldk + e];
-    for (int64_t e = 0; e < vw; ++e) vpool[kv_slot[t] * vw + e] = vnew[t * ldv + e];
+    if (!sc.shared_kv)
+      for (int64_t e = 0; e < vw; ++e) vpool[kv_slot[t] * vw + e] = vnew[t * ldv + e];
   }
   auto kgot = down(dkp, kpool.size(), d), vgot = down(dvp, vpool.size(), d);
   char name[200];
@@ -63,6 +66,7 @@ void run(const Scenario& sc, DType d) {
                 (long)S, (long)T, (long)sc.nH, (long)sc.nKV, (long)sc.D, (long)sc.Dv, (long)sc.page_size,
                 (long)max_ctx);
   expect(std::string(name) + " kv_store", kgot == kpool && vgot == vpool);
+  if (sc.shared_kv) vpool = kpool;  // the reference reads V from the latent rows
   // reference
   const float scale = 1.0f / std::sqrt(static_cast<float>(sc.D));
   const int64_t gs = sc.nH / sc.nKV;
@@ -87,7 +91,7 @@ void run(const Scenario& sc, DType d) {
           double a = 0;
           for (int64_t j = 0; j <= pos; ++j) {
             const int64_t slot = pt[s * max_pages + j / sc.page_size] * sc.page_size + j % sc.page_size;
-            a += sco[j] * vpool[slot * vw + kvh * sc.Dv + c];
+            a += sco[j] * vpool[slot * vw + kvh * (sc.shared_kv ? sc.D : sc.Dv) + c];
           }
           ref[(t * sc.nH + h) * sc.Dv + c] = a / den;
         }
@@ -97,7 +101,8 @@ void run(const Scenario& sc, DType d) {
   p.q = dq.p;
   p.ldq = ldq;
   p.k_pool = dkp.p;
-  p.v_pool = dvp.p;
+  p.v_pool = sc.shared_kv ? dkp.p : dvp.p;
+  p.v_token_stride = sc.shared_kv ? kw : 0;
   p.ldo = ldo;
   p.cu_seqlens = dcu.as<int32_t>();
   p.context_lens = dctx.as<int32_t>();
@@ -138,7 +143,8 @@ void check_attention() {
   std::vector<Scenario> scs;
   if (g_small) {
     scs = {{"mixed", 4, 2, 64, 64, 16, {1, 19, 0, 40}, {0, 5, 3, 33}},
-           {"mla", 2, 2, 48, 32, 8, {7, 1}, {10, 70}}};
+           {"mla", 2, 2, 48, 32, 8, {7, 1}, {10, 70}},
+           {"mla-absorbed", 4, 1, 96, 64, 16, {1, 2}, {40, 7}, true}};
   } else {
     scs = {{"qwen-prefill", 4, 2, 256, 256, 16, {450, 1, 37, 0, 16}, {0, 20, 300, 5, 0}},
            {"gqa16", 32, 2, 128, 128, 32, {70, 1, 129}, {400, 1000, 3}},
@@ -147,7 +153,8 @@ void check_attention() {
            {"decode-24", 8, 2, 128, 128, 16, std::vector<int>(24, 1), {}},
            {"odd-dims", 3, 3, 40, 72, 8, {5, 100}, {123, 0}},
            {"scalar-loads", 2, 1, 42, 20, 8, {3, 60}, {70, 0}},
-           {"gqa24", 24, 1, 64, 64, 16, {5, 40}, {100, 3}}};
+           {"gqa24", 24, 1, 64, 64, 16, {5, 40}, {100, 3}},
+           {"mla-absorbed-576/512", 16, 1, 576, 512, 64, {1, 1, 3}, {300, 1000, 50}, true}};
     for (int s = 0; s < 24; ++s) scs[4].prior.push_back(randint(0, 2100));
   }
   for (DType d : {DType::f32, DType::bf16})

@@ -18,7 +18,7 @@ namespace hylora::cuda {
 using namespace detail;
 
 namespace {
-constexpr int kRows = 16, kKeys = 32, kWarps = 4, kMaxCols = 8;  // Dv ≤ 32 * kMaxCols
+constexpr int kRows = 16, kKeys = 32, kWarps = 4;  // output columns per lane: MC (template), Dv ≤ 32·MC
 
 template <typename T>
 __global__ void kv_store_kernel(const T* __restrict__ k, int64_t ldk, const T* __restrict__ v, int64_t ldv,
@@ -42,16 +42,16 @@ __device__ __forceinline__ void tile_scores(const float* kr, const float* q0, in
   }
 }
 // acc[i][c] += Σ_j p_i[j] · V[j][lane + 32c] for the warp's first NR rows (p_i[j] held by lane j)
-template <int NR>
+template <int NR, int MC>
 __device__ __forceinline__ void tile_pv(const float* Vs, int Dv, int jn, int lane, const float* pr,
-                                        float (*acc)[kMaxCols]) {
+                                        float (*acc)[MC]) {
   for (int j = 0; j < jn; ++j) {
     float pj[NR];
 #pragma unroll
     for (int i = 0; i < NR; ++i) pj[i] = __shfl_sync(0xffffffffu, pr[i], j);
     const float* vr = Vs + j * Dv;
 #pragma unroll
-    for (int c = 0; c < kMaxCols; ++c) {
+    for (int c = 0; c < MC; ++c) {
       const int col = lane + 32 * c;
       if (col < Dv) {
         const float vv = vr[col];
@@ -62,9 +62,10 @@ __device__ __forceinline__ void tile_pv(const float* Vs, int Dv, int jn, int lan
   }
 }
 
-template <typename T>
+template <typename T, int MC>
 __global__ void __launch_bounds__(128) attn_kernel(PagedAttention p, int HG, int TQ, int64_t chunk, float* ws,
                                                    bool vec) {
+  constexpr int kMaxCols = MC;
   extern __shared__ float smem[];
   const int D = static_cast<int>(p.D), Dv = static_cast<int>(p.Dv);
   float* Qs = smem;                   // [16][D]
@@ -125,6 +126,7 @@ __global__ void __launch_bounds__(128) attn_kernel(PagedAttention p, int HG, int
   }
   const T* kpool = static_cast<const T*>(p.k_pool);
   const T* vpool = static_cast<const T*>(p.v_pool);
+  const int64_t vts = p.v_token_stride ? p.v_token_stride : p.nKV * p.Dv;
   const int32_t* pt = p.page_table + static_cast<int64_t>(s) * p.max_pages;
   for (int64_t j0 = kbeg; j0 < kend; j0 += kKeys) {
     __syncthreads();  // previous tile consumed (and Qs staged on the first pass)
@@ -156,7 +158,7 @@ __global__ void __launch_bounds__(128) attn_kernel(PagedAttention p, int HG, int
         const int sl = s_kvslot[j];
         float v[V];
         if (sl >= 0) {
-          ld16(vpool + (static_cast<int64_t>(sl) * p.nKV + kvh) * Dv + d, v);
+          ld16(vpool + static_cast<int64_t>(sl) * vts + static_cast<int64_t>(kvh) * Dv + d, v);
         } else {
 #pragma unroll
           for (int u = 0; u < V; ++u) v[u] = 0.0f;
@@ -173,7 +175,7 @@ __global__ void __launch_bounds__(128) attn_kernel(PagedAttention p, int HG, int
       for (int e = threadIdx.x; e < kKeys * Dv; e += blockDim.x) {
         const int j = e / Dv, d = e % Dv;
         const int sl = s_kvslot[j];
-        Vs[j * Dv + d] = sl >= 0 ? ld(vpool + (static_cast<int64_t>(sl) * p.nKV + kvh) * Dv + d) : 0.0f;
+        Vs[j * Dv + d] = sl >= 0 ? ld(vpool + static_cast<int64_t>(sl) * vts + static_cast<int64_t>(kvh) * Dv + d) : 0.0f;
       }
     }
     __syncthreads();
@@ -214,10 +216,10 @@ __global__ void __launch_bounds__(128) attn_kernel(PagedAttention p, int HG, int
     }
     const int jn = static_cast<int>(imin64(kKeys, kend - j0));
     switch (iend) {
-      case 1: tile_pv<1>(Vs, Dv, jn, lane, pr, acc); break;
-      case 2: tile_pv<2>(Vs, Dv, jn, lane, pr, acc); break;
-      case 3: tile_pv<3>(Vs, Dv, jn, lane, pr, acc); break;
-      case 4: tile_pv<4>(Vs, Dv, jn, lane, pr, acc); break;
+      case 1: tile_pv<1, MC>(Vs, Dv, jn, lane, pr, acc); break;
+      case 2: tile_pv<2, MC>(Vs, Dv, jn, lane, pr, acc); break;
+      case 3: tile_pv<3, MC>(Vs, Dv, jn, lane, pr, acc); break;
+      case 4: tile_pv<4, MC>(Vs, Dv, jn, lane, pr, acc); break;
       default: break;
     }
   }
@@ -287,6 +289,7 @@ __global__ void __launch_bounds__(128) attn_prefill_wmma_kernel(PagedAttention p
   }
   const bf16* kpool = static_cast<const bf16*>(p.k_pool);
   const bf16* vpool = static_cast<const bf16*>(p.v_pool);
+  const int64_t vts = p.v_token_stride ? p.v_token_stride : p.nKV * p.Dv;
   const int32_t* pt = p.page_table + static_cast<int64_t>(s) * p.max_pages;
   float* Sw = Ss + w * 16 * kFK;
   bf16* Pw = Ps + w * 16 * kFK;
@@ -311,7 +314,7 @@ __global__ void __launch_bounds__(128) attn_prefill_wmma_kernel(PagedAttention p
       const int j = e / vc, c = (e % vc) * 8;
       const int sl = s_kvslot[j];
       uint4 v = make_uint4(0, 0, 0, 0);
-      if (sl >= 0) v = *reinterpret_cast<const uint4*>(vpool + (static_cast<int64_t>(sl) * p.nKV + kvh) * Dv + c);
+      if (sl >= 0) v = *reinterpret_cast<const uint4*>(vpool + static_cast<int64_t>(sl) * vts + static_cast<int64_t>(kvh) * Dv + c);
       *reinterpret_cast<uint4*>(Vs + j * Dv + c) = v;
     }
     __syncthreads();
@@ -421,7 +424,7 @@ __global__ void attn_combine_kernel(PagedAttention p, int nsplit, int64_t chunk,
   }
 }
 
-template <typename T>
+template <typename T, int MC>
 cudaError_t launch_attn(const PagedAttention& p, int64_t nsplit, int64_t chunk, float* ws, cudaStream_t stream) {
   const int gs = static_cast<int>(p.nH / p.nKV);
   const int HG = gs < kRows ? gs : kRows;
@@ -433,16 +436,16 @@ cudaError_t launch_attn(const PagedAttention& p, int64_t nsplit, int64_t chunk, 
   static size_t configured = 0;
   cudaError_t e = cudaSuccess;
   if (smem > configured) {
-    e = cudaFuncSetAttribute(attn_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+    e = cudaFuncSetAttribute(attn_kernel<T, MC>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
     if (e != cudaSuccess) return e;
     configured = smem;
   }
   const dim3 grid(static_cast<unsigned>((p.T + TQ - 1) / TQ + p.S), static_cast<unsigned>(p.nKV * hblocks),
                   static_cast<unsigned>(nsplit));
   const int V = static_cast<int>(16 / sizeof(T));
-  const bool vec = p.D % V == 0 && p.Dv % V == 0 && reinterpret_cast<uintptr_t>(p.k_pool) % 16 == 0 &&
+  const bool vec = p.D % V == 0 && p.Dv % V == 0 && p.v_token_stride % V == 0 && reinterpret_cast<uintptr_t>(p.k_pool) % 16 == 0 &&
                    reinterpret_cast<uintptr_t>(p.v_pool) % 16 == 0;
-  attn_kernel<T><<<grid, 128, smem, stream>>>(p, HG, TQ, chunk, ws, vec);
+  attn_kernel<T, MC><<<grid, 128, smem, stream>>>(p, HG, TQ, chunk, ws, vec);
   e = cudaGetLastError();
   if (e != cudaSuccess || nsplit == 1) return e;
   attn_combine_kernel<T><<<dim3(static_cast<unsigned>(p.T), static_cast<unsigned>(p.nH)), 128, 0, stream>>>(
@@ -450,8 +453,13 @@ cudaError_t launch_attn(const PagedAttention& p, int64_t nsplit, int64_t chunk, 
   return cudaGetLastError();
 }
 
+template <typename T>
+cudaError_t launch_attn_any(const PagedAttention& p, int64_t nsplit, int64_t chunk, float* ws, cudaStream_t stream) {
+  return p.Dv <= 256 ? launch_attn<T, 8>(p, nsplit, chunk, ws, stream) : launch_attn<T, 16>(p, nsplit, chunk, ws, stream);
+}
+
 bool shapes_ok(const PagedAttention& p) {
-  return p.nKV > 0 && p.nH % p.nKV == 0 && p.D > 0 && p.D <= 256 && p.Dv > 0 && p.Dv <= 32 * kMaxCols &&
+  return p.nKV > 0 && p.nH % p.nKV == 0 && p.D > 0 && p.D <= 576 && p.Dv > 0 && p.Dv <= 512 &&
          p.page_size > 0;
 }
 }  // namespace
@@ -476,7 +484,8 @@ cudaError_t attention_prefill(DType dt, const PagedAttention& p, cudaStream_t st
   if (!shapes_ok(p)) return cudaErrorInvalidValue;
   const int64_t chunk = int64_t{1} << 40;
   const auto aligned = [](const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
-  if (dt == DType::bf16 && p.D % 16 == 0 && p.Dv % 16 == 0 && p.ldq % 8 == 0 && aligned(p.q) && aligned(p.k_pool) &&
+  if (dt == DType::bf16 && p.D % 16 == 0 && p.Dv % 16 == 0 && p.D <= 256 && p.Dv <= 256 &&
+      p.v_token_stride % 8 == 0 && p.ldq % 8 == 0 && aligned(p.q) && aligned(p.k_pool) &&
       aligned(p.v_pool)) {
     const size_t smem = 2 * (2 * kFQ * p.D + kFK * p.Dv) + 4 * 16 * kFK * (4 + 2) + 4 * kFQ * p.Dv;
     static size_t configured = 0;
@@ -490,8 +499,8 @@ cudaError_t attention_prefill(DType dt, const PagedAttention& p, cudaStream_t st
     attn_prefill_wmma_kernel<<<grid, 128, smem, stream>>>(p);
     return cudaGetLastError();
   }
-  return dt == DType::f32 ? launch_attn<float>(p, 1, chunk, nullptr, stream)
-                          : launch_attn<__nv_bfloat16>(p, 1, chunk, nullptr, stream);
+  return dt == DType::f32 ? launch_attn_any<float>(p, 1, chunk, nullptr, stream)
+                          : launch_attn_any<__nv_bfloat16>(p, 1, chunk, nullptr, stream);
 }
 
 size_t attention_decode_workspace_floats(const PagedAttention& p, int64_t max_context, int64_t chunk) {
@@ -505,8 +514,8 @@ cudaError_t attention_decode(DType dt, const PagedAttention& p, int64_t max_cont
   if (!shapes_ok(p) || chunk <= 0 || chunk % kKeys != 0) return cudaErrorInvalidValue;
   int64_t nsplit = (max_context + chunk - 1) / chunk;
   if (nsplit < 1) nsplit = 1;
-  return dt == DType::f32 ? launch_attn<float>(p, nsplit, chunk, workspace, stream)
-                          : launch_attn<__nv_bfloat16>(p, nsplit, chunk, workspace, stream);
+  return dt == DType::f32 ? launch_attn_any<float>(p, nsplit, chunk, workspace, stream)
+                          : launch_attn_any<__nv_bfloat16>(p, nsplit, chunk, workspace, stream);
 }
 
 }  // namespace hylora::cuda

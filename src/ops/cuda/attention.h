@@ -5,7 +5,8 @@
 //   context_lens[S] (tokens in the cache after this step, the new ones included), page_table[S, max_pages].
 // Causal: new row i of seq s is at position p = context_lens[s] - n_s + i and attends cache tokens 0..p:
 //   o[t, h, :] = Σ_j softmax_j(scale · q[t, h, :]·K[j, h/(nH/nKV), :]) · V[j, h/(nH/nKV), :]
-// q [T, nH*D] (ld ldq), o [T, nH*Dv] (ld ldo). D, Dv ≤ 256 (D may differ from Dv: MLA prefill 192/128).
+// q [T, nH*D] (ld ldq), o [T, nH*Dv] (ld ldo). D ≤ 576, Dv ≤ 512 (D may differ from Dv: MLA prefill 192/128,
+// MLA weight-absorbed decode 576/512 over the latent cache).
 #pragma once
 #include <cuda_runtime.h>
 
@@ -27,6 +28,9 @@ struct PagedAttention {
   const int32_t* page_table = nullptr;    // [S, max_pages]
   int64_t S = 0, T = 0, nH = 0, nKV = 0, D = 0, Dv = 0, page_size = 0, max_pages = 0;
   float scale = 1.0f;
+  // Elements between consecutive cache slots of the V pool; 0 = nKV*Dv (the layout above). MLA weight-absorbed
+  // decode reads V from the latent K pool itself: v_pool = k_pool, v_token_stride = D (nKV = 1, V = first Dv dims).
+  int64_t v_token_stride = 0;
 };
 
 // Writes the step's new K/V rows into the pools: for t < T with kv_slot[t] ≥ 0 (slot = page*page_size + offset;
