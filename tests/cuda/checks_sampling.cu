@@ -145,6 +145,6 @@ void check_sampling() {
     double tv = 0;
     for (int64_t i = 0; i < V; ++i) tv += 0.5 * std::fabs(freq[i] - prob[i]);
     expect("sample_tokens distribution V=20 kept=" + std::to_string(kept.size()) + " draws=" + std::to_string(N),
-           tv < (g_small ? 0.08 : 0.01), "total variation " + std::to_string(tv));
+           tv < (g_small ? 0.08 : 0.015), "total variation " + std::to_string(tv));
   }
 }
