@@ -204,6 +204,7 @@ void check_recurrent() {
     check_gdn(d, 2, 4, 128, 128, {1, 70, 9, 450, 17});
     check_gdn(d, 1, 3, 64, 96, {33, 1, 1, 401});
     check_gdn(d, 4, 4, 256, 32, {1, 1, 1, 1, 1, 1, 1});
+    check_gdn(d, 2, 4, 128, 128, {1, 1, 2, 1, 1, 1});  // decode: the single-warp kernel
     check_ssm(d, 8, 64, 2, 128, {1, 450, 5, 17});
     check_ssm(d, 6, 40, 3, 64, {1, 1, 1, 1, 410});
     check_conv(d, 300, 4, true, true, {1, 2, 3, 50, 400, 7});

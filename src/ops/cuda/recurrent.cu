@@ -1,6 +1,6 @@
 // Recurrent ops (math in recurrent.h).
-// gated_delta_rule, Dk ≤ 128: one warp per (sequence, value head, 32 Dv columns), the whole column in registers
-//   (gdn_warp_kernel). Dk > 128: block = (sequence, value head, 32 Dv columns), 8 warps; lane j owns column j of the tile, warp w
+// gated_delta_rule, Dk ≤ 128 and ≤ 4 rows per sequence (decode): one warp per (sequence, value head, 32 Dv columns),
+//   the whole column in registers (gdn_warp_kernel). Otherwise: block = (sequence, value head, 32 Dv columns), 8 warps; lane j owns column j of the tile, warp w
 //   owns rows i ≡ w (mod 8) of S (≤ 32 rows per thread, in registers). Tokens are staged 16 at a time (q, k with their
 //   l2 norms applied, the v tile, decay and β); per token two cross-warp reductions through shared memory give
 //   u_j = Σ_i S_ij k̂_i and o_j = Σ_i S_ij q̂_i.
@@ -360,7 +360,9 @@ cudaError_t gated_delta_rule(DType dt, const void* q, int64_t ldq, const void* k
   const dim3 grid(static_cast<unsigned>(S), static_cast<unsigned>(Hv), static_cast<unsigned>((Dv + 31) / 32));
   const int hk = static_cast<int>(Hk), hv = static_cast<int>(Hv), dk = static_cast<int>(Dk),
             dv = static_cast<int>(Dv);
-  if (Dk <= 128) {
+  // One warp per tile wins at decode (no barriers, 1.4x); a long sequence is bound by one warp's per-token latency
+  // (shared-memory loads in its dependency chain, 4x slower than 8 warps at 8k tokens): use it for ≤ 4 rows/seq.
+  if (Dk <= 128 && T <= 4 * S) {
     if (dt == DType::f32)
       gdn_warp_kernel<float><<<grid, 32, 0, stream>>>(
           static_cast<const float*>(q), ldq, static_cast<const float*>(k), ldk, static_cast<const float*>(v), ldv,
