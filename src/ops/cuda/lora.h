@@ -46,8 +46,8 @@ struct LoraSegments {
 enum class LoraPath : int { kAuto = 0, kSgmv = 1, kDecode = 2 };
 
 // x [*, in] (ld ldx) of type dt; s fp32 [T_lora, sl.n, max_r] (fully written, zeros past the rank).
-// kSgmv: 16-row tiles per segment (prefill); kDecode: one warp per (segment, slice, rank column), for segments of
-// one or a few rows; kAuto picks kDecode when T_lora ≤ 16·G (≤ 16 rows per segment on average).
+// kSgmv: 16-row tiles per segment (prefill); kDecode: a block per (segment, slice, 8 rank columns) splitting `in`
+// over 8 warps, 8 rows per pass (segments of one or a few rows); kAuto picks kDecode when T_lora ≤ 16·G.
 cudaError_t lora_shrink(DType dt, const void* x, int64_t ldx, int64_t in, const LoraSlices& sl, int64_t max_r,
                         const LoraSegments& seg, float* s, LoraPath path, cudaStream_t stream);
 
