@@ -19,9 +19,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# JS reference implementations for the text front end's tests (pinned in tools/text_reference/package-lock.json).
-text_reference="$(cd "$(dirname "$0")/.." && pwd)/tools/text_reference"
-if [ ! -d "$text_reference/node_modules" ]; then
-  echo "setup: npm ci in tools/text_reference"
-  (cd "$text_reference" && npm ci --no-audit --no-fund >/dev/null)
-fi
+# Node packages for tests, each pinned by its package-lock.json: JS reference implementations for the text front
+# end (tools/text_reference) and the OpenAI client that drives `hylora serve` (tools/server_client).
+root="$(cd "$(dirname "$0")/.." && pwd)"
+for dir in tools/text_reference tools/server_client; do
+  if [ ! -d "$root/$dir/node_modules" ]; then
+    echo "setup: npm ci in $dir"
+    (cd "$root/$dir" && npm ci --no-audit --no-fund >/dev/null)
+  fi
+done

@@ -8,4 +8,6 @@ int run_score_command(int argc, char** argv);
 // lines are skipped.
 int run_tokenize_command(int argc, char** argv);
 int run_chat_template_command(int argc, char** argv);
+// `hylora serve`: the HTTP server (docs/server.md).
+int run_serve_command(int argc, char** argv);
 }  // namespace hylora::cli

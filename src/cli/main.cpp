@@ -14,6 +14,7 @@ void print_usage() {
                "usage: hylora <command> [options]\n"
                "commands:\n"
                "  score           log-probabilities of token sequences (JSONL in, JSONL out)\n"
+                "  serve           HTTP server: OpenAI-compatible + native endpoints, LoRA adapters at runtime\n"
                "  tokenize        text <-> token ids with a model's tokenizer.json\n"
                "  chat-template   render chat messages with a model's chat template\n"
                "run 'hylora <command> --help' for the options of one command\n");
@@ -28,6 +29,7 @@ int main(int argc, char** argv) {
   std::string cmd = argv[1];
   try {
     if (cmd == "score") return hylora::cli::run_score_command(argc - 1, argv + 1);
+    if (cmd == "serve") return hylora::cli::run_serve_command(argc - 1, argv + 1);
     if (cmd == "tokenize") return hylora::cli::run_tokenize_command(argc - 1, argv + 1);
     if (cmd == "chat-template") return hylora::cli::run_chat_template_command(argc - 1, argv + 1);
   } catch (const std::bad_alloc&) {

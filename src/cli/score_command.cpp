@@ -160,7 +160,7 @@ int run_score_command(int argc, char** argv) {
     ScoreRequest r;
     if (too_long) {
       r.id = "line " + std::to_string(line_no);
-      err = reader.too_long_error(length);
+      err = "line " + std::to_string(line_no) + ": " + reader.too_long_error(length);
     } else {
       r = parse_score_request(line, line_no, err, line_limits);
     }
