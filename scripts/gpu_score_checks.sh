@@ -4,7 +4,9 @@
 # The log goes to LOG (default bench/results/gpu_score_checks_<date>.log).
 #   scripts/gpu_score_checks.sh [--deps PREFIX] [--dtype float32|bfloat16]... [--log FILE]
 # --deps PREFIX: a prefix holding what the GPU machine lacks (bin/pkg-config, lib/pkgconfig/{openblas,libpcre2-8,
-# libutf8proc}.pc with their libraries, include/{nlohmann,CLI}, share/cmake/{nlohmann_json,CLI11}).
+# libutf8proc,cpp-httplib}.pc with their libraries, include/{nlohmann,CLI}, share/cmake/{nlohmann_json,CLI11}), made
+# on the CPU machine by scripts/gpu_deps_bundle.sh. With the device tool: copy the worktree and PREFIX.tar.xz into an
+# ignored folder of the checkout, carry it, unpack both there and run this script.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 deps="" log="" dtypes=()
