@@ -7,7 +7,7 @@
 
 #include <omp.h>
 
-namespace hylora::ops {
+namespace hylora::ops::cpu {
 
 namespace {
 // Cache slot (page·page_size + offset) of position j of sequence s.
@@ -98,4 +98,4 @@ void paged_attention(ExecCtx& ctx, const Tensor& q, const Tensor& k_cache, const
   }
 }
 
-}  // namespace hylora::ops
+}  // namespace hylora::ops::cpu
