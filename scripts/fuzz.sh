@@ -13,15 +13,16 @@ targets=(request_json safetensors config adapter tokenizer_json bpe jinja)
 build=${HYLORA_ASAN_BUILD:-build-asan}
 jobs=${HYLORA_JOBS:-$(nproc)}
 
-if [ ! -f "$build/CMakeCache.txt" ] || ! grep -q "HYLORA_FUZZ:BOOL=ON" "$build/CMakeCache.txt"; then
-  CC=clang CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DHYLORA_FUZZ=ON -DHYLORA_NO_CUDA=ON >/dev/null
+if [ "${HYLORA_FUZZ_NO_BUILD:-0}" != 1 ]; then  # 1: run the harnesses already built
+  if [ ! -f "$build/CMakeCache.txt" ] || ! grep -q "HYLORA_FUZZ:BOOL=ON" "$build/CMakeCache.txt"; then
+    CC=clang CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DHYLORA_FUZZ=ON -DHYLORA_NO_CUDA=ON >/dev/null
+  fi
+  cmake --build "$build" -j"$jobs" --target "${targets[@]/#/fuzz_}"
 fi
-cmake --build "$build" -j"$jobs" --target "${targets[@]/#/fuzz_}"
 
 # Seeds: the repository's own inputs, one file each.
 seeds="$build/fuzz/seeds"
-rm -rf "$seeds"
-for t in "${targets[@]}"; do mkdir -p "$seeds/$t"; done
+for t in "${targets[@]}"; do rm -rf "${seeds:?}/$t"; mkdir -p "$seeds/$t"; done
 seed_lines() {  # file dir: one seed per line
   local i=0
   while IFS= read -r line; do printf '%s' "$line" > "$2/$(basename "$1").$i"; i=$((i + 1)); done < "$1"
@@ -56,14 +57,12 @@ done
 
 mkdir -p "$build/fuzz/artifacts"
 results="$build/fuzz/results.txt"
-: > "$results"
 status=0
 for t in "${targets[@]}"; do
   corpus="$build/fuzz/corpus/$t"
   mkdir -p "$corpus"
   log="$build/fuzz/$t.log"
-  max_len=65536
-  [ "$t" = tokenizer_json ] || [ "$t" = adapter ] || [ "$t" = safetensors ] && max_len=262144
+  case $t in tokenizer_json | adapter | safetensors) max_len=262144 ;; *) max_len=65536 ;; esac
   echo "== fuzz_$t: ${secs}s"
   if ! ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
       "$build/fuzz/fuzz_$t" -max_total_time="$secs" -timeout=20 -rss_limit_mb=2560 -max_len="$max_len" \

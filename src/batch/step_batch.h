@@ -65,6 +65,9 @@ struct StepTensors {
 
 // Views of `b` on the host (the CPU backend reads the StepBatch in place). `b` must outlive the views.
 StepTensors host_views(const StepBatch& b);
+// The same views over `data`, b.data copied to the compute device ([b.data.size()] int32); segment slots are also
+// kept on the host (LoraSegments::group_host).
+StepTensors device_views(const StepBatch& b, const Tensor& data);
 
 // Smallest bucket ≥ n: 1, 2, 4, 8, then multiples of 8 up to 256, then multiples of 64 (graph capture sizes).
 int64_t bucket_size(int64_t n);

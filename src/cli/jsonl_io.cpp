@@ -54,8 +54,8 @@ bool LineReader::next(std::string& line, bool& too_long, int64_t& length) {
 }
 
 std::string LineReader::too_long_error(int64_t length) const {
-  return "line " + std::to_string(line_no_) + ": " + std::to_string(length) + " bytes is over the line limit of " +
-         std::to_string(max_bytes_) + " bytes (--max-line-bytes)";
+  return std::to_string(length) + " bytes is over the line limit of " + std::to_string(max_bytes_) +
+         " bytes (--max-line-bytes)";
 }
 
 void require_directory(const std::string& flag, const std::string& dir) {

@@ -22,7 +22,7 @@ class LineReader {
   // `too_long` set and `length` its full length; its bytes are skipped, not stored.
   bool next(std::string& line, bool& too_long, int64_t& length);
   int64_t line_no() const { return line_no_; }
-  // The one-line error for a line over the limit.
+  // The one-line error for a line over the limit (without the line number).
   std::string too_long_error(int64_t length) const;
 
  private:

@@ -132,9 +132,9 @@ int run_score_command(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  if (device == "cuda")
-    fail("--device cuda: the CUDA backend is not available in this build yet; use --device cpu");
-  if (dtype != "float32") fail("--dtype ", dtype, ": the CPU reference backend computes in float32 only");
+  // The executor refuses what the build or the machine cannot do (no CUDA backend or device, bf16 not wired yet).
+  ex_opts.device = device == "cuda" ? Device::CUDA : Device::CPU;
+  ex_opts.dtype = dtype == "bfloat16" ? DType::BF16 : DType::F32;
 
   require_directory("--model", model_dir);
   ex_opts.max_lora_rank = lora_opts.max_lora_rank;
@@ -160,7 +160,7 @@ int run_score_command(int argc, char** argv) {
     ScoreRequest r;
     if (too_long) {
       r.id = "line " + std::to_string(line_no);
-      err = reader.too_long_error(length);
+      err = "line " + std::to_string(line_no) + ": " + reader.too_long_error(length);
     } else {
       r = parse_score_request(line, line_no, err, line_limits);
     }

@@ -1,6 +1,7 @@
 #include "core/allocator.h"
 
 #include <cstdlib>
+#include <cstring>
 
 #include "core/error.h"
 
@@ -18,6 +19,8 @@ class HostAllocator final : public Allocator {
   }
 };
 }  // namespace
+
+void Allocator::zero(void* p, size_t bytes) { std::memset(p, 0, bytes); }
 
 Allocator& host_allocator() {
   static HostAllocator a;

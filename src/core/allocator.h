@@ -15,6 +15,9 @@ class Allocator {
   virtual Device device() const = 0;
   // A block of at least `bytes` (never null: throws Error naming the size when memory is exhausted).
   virtual std::shared_ptr<void> allocate(size_t bytes) = 0;
+  // Sets `bytes` bytes at `p` (a block of this allocator) to zero: memset on the host, a device memset on a GPU, so
+  // code that zeroes pools or scratch need not know where they live.
+  virtual void zero(void* p, size_t bytes);
 };
 
 // The process-wide host allocator (stateless: aligned_alloc/free).

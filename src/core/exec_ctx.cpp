@@ -24,7 +24,7 @@ Tensor ScratchArena::tensor(Shape shape, DType dtype) {
 
 Tensor ScratchArena::zeros(Shape shape, DType dtype) {
   Tensor t = tensor(std::move(shape), dtype);
-  std::memset(t.raw(), 0, t.nbytes());
+  alloc_.zero(t.raw(), t.nbytes());
   return t;
 }
 

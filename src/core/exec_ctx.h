@@ -17,7 +17,7 @@ class ScratchArena {
   explicit ScratchArena(Allocator& alloc = host_allocator()) : alloc_(alloc) {}
   // Uninitialised tensor valid until the next reset().
   Tensor tensor(Shape shape, DType dtype = DType::F32);
-  // Same, filled with zeros (host).
+  // Same, filled with zeros (on the arena's device).
   Tensor zeros(Shape shape, DType dtype = DType::F32);
   void reset();
   size_t capacity() const { return capacity_; }

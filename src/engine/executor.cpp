@@ -10,6 +10,7 @@
 #include "lora/adapter_loader.h"
 #include "lora/lora_pool.h"
 #include "models/model.h"
+#include "ops/device.h"
 
 namespace hylora {
 
@@ -30,18 +31,23 @@ struct Executor::Impl {
       : options(o), owned(std::move(owned_model)), model(&m), targets(*model), lora(model->lora_targets(), check_slots(o), o.max_lora_rank),
         pools(model->cache_specs(), ceil_div(o.kv_cache_tokens > 0 ? o.kv_cache_tokens : kDefaultCpuKvTokens,
                                              o.page_size),
-              o.page_size, o.max_sequences) {
-    HYLORA_CHECK(o.device == Device::CPU, "--device cuda: the CUDA backend is not available in this build yet");
-    HYLORA_CHECK(o.dtype == DType::F32, "--dtype ", dtype_name(o.dtype),
-                 ": the CPU reference backend computes in float32 only");
+              o.page_size, o.max_sequences, ops::allocator_for(o.device)),
+        ctx{o.device, nullptr, ScratchArena(ops::allocator_for(o.device))} {
+    HYLORA_CHECK(o.dtype == DType::F32, "--dtype ", dtype_name(o.dtype), ": the ",
+                 o.device == Device::CPU ? "CPU reference backend" : "CUDA backend (for now)",
+                 " computes in float32 only");
     HYLORA_CHECK(o.max_batch_tokens > 0, "max_batch_tokens must be positive, got ", o.max_batch_tokens);
     info.architecture = model->architecture();
     info.vocab_size = model->vocab_size();
     info.hidden_size = model->hidden_size();
     info.num_layers = model->num_layers();
     info.max_position_embeddings = model->max_position_embeddings();
+    if (o.device == Device::CUDA) place_weights();
   }
   static int64_t check_slots(const ExecutorOptions& o) {
+    // First thing the constructor evaluates for a device: refuse a missing CUDA backend or GPU before any allocation.
+    HYLORA_CHECK(o.device == Device::CPU || ops::cuda_available(),
+                 "--device cuda: no usable CUDA device (or this build has no CUDA backend); use --device cpu");
     HYLORA_CHECK(o.max_sequences > 0, "max_sequences must be positive, got ", o.max_sequences);
     HYLORA_CHECK(o.page_size > 0, "page_size must be positive, got ", o.page_size);
     return o.max_loras_per_batch;
@@ -58,6 +64,8 @@ struct Executor::Impl {
   }
 
   void validate(const std::vector<SeqWork>& works);
+  void place_weights();
+  void sync_lora();
   StepBatch build(const std::vector<SeqWork>& works);
 
   ExecutorOptions options;
@@ -68,6 +76,11 @@ struct Executor::Impl {
   CachePools pools;
   ExecCtx ctx;
   ModelInfo info;
+  // GPU only: the adapter slots as the device sees them (a mirror of lora.weights(), the host masters lora/ writes),
+  // refreshed when a step loaded an adapter into a slot; device copies of modules_to_save deltas by host storage.
+  LoraWeights dev_lora;
+  int64_t dev_lora_loads = -1;
+  std::map<const void*, Tensor> dev_deltas;
   std::map<SeqId, Sequence> seqs;
   SeqId next_id = 0;
 };
@@ -231,6 +244,68 @@ StepBatch Executor::Impl::build(const std::vector<SeqWork>& works) {
   return b;
 }
 
+void Executor::Impl::place_weights() {
+  // Adapter loading computes modules_to_save deltas against the base weights on the host: keep host masters of the
+  // LoRA targets before their weights move.
+  for (Linear* l : model->lora_targets().linears) l->host_master = l->weight;
+  if (Embedding* e = model->lora_targets().embedding) e->host_master = e->table;
+  std::map<const void*, std::vector<Tensor>> placed;  // tied weights (lm_head = embedding table) share one copy
+  model->for_each_weight([&](Tensor& t) {
+    if (!t.defined() || t.device() == Device::CUDA) return;
+    for (const Tensor& d : placed[t.raw()])
+      if (d.shape() == t.shape()) {
+        t = d;
+        return;
+      }
+    Tensor d = ops::to_device(ctx, t, options.device);
+    placed[t.raw()].push_back(d);
+    t = d;
+  });
+}
+
+void Executor::Impl::sync_lora() {
+  if (dev_lora_loads == lora.loads()) return;
+  const LoraWeights& h = lora.weights();
+  std::map<const void*, Tensor> deltas;
+  auto delta = [&](const Tensor& t) {
+    if (!t.defined()) return Tensor();
+    auto it = dev_deltas.find(t.raw());
+    Tensor d = it != dev_deltas.end() ? it->second : ops::to_device(ctx, t, options.device);
+    deltas[t.raw()] = d;
+    return d;
+  };
+  // Whole buffers are copied again after any load (simple; the slot's groups alone would do).
+  auto refresh = [&](const Tensor& src, Tensor& dst) {
+    if (!src.defined()) return;
+    if (!dst.defined()) dst = Tensor::empty(src.shape(), src.dtype(), ops::allocator_for(options.device));
+    ops::copy_tensor(ctx, src, dst);
+  };
+  auto target = [&](const LoraTargetWeights& src, LoraTargetWeights& dst) {
+    dst.slices.resize(src.slices.size());
+    for (size_t k = 0; k < src.slices.size(); ++k) {
+      dst.slices[k].out_offset = src.slices[k].out_offset;
+      dst.slices[k].out_size = src.slices[k].out_size;
+      refresh(src.slices[k].A, dst.slices[k].A);
+      refresh(src.slices[k].B, dst.slices[k].B);
+      refresh(src.slices[k].rank, dst.slices[k].rank);
+    }
+    dst.dense_delta.assign(src.dense_delta.size(), {});
+    for (size_t s = 0; s < src.dense_delta.size(); ++s)
+      for (const Tensor& t : src.dense_delta[s]) dst.dense_delta[s].push_back(delta(t));
+  };
+  dev_lora.slots = h.slots;
+  dev_lora.max_rank = h.max_rank;
+  dev_lora.linears.resize(h.linears.size());
+  for (size_t i = 0; i < h.linears.size(); ++i) target(h.linears[i], dev_lora.linears[i]);
+  dev_lora.experts.resize(h.experts.size());
+  for (size_t i = 0; i < h.experts.size(); ++i) target(h.experts[i], dev_lora.experts[i]);
+  target(h.embedding, dev_lora.embedding);
+  dev_lora.embedding_delta.clear();
+  for (const Tensor& t : h.embedding_delta) dev_lora.embedding_delta.push_back(delta(t));
+  dev_deltas = std::move(deltas);
+  dev_lora_loads = lora.loads();
+}
+
 Executor::Executor(const std::string& model_dir, const ExecutorOptions& options)
     : Executor(load_model(model_dir), options) {}
 
@@ -293,12 +368,25 @@ StepOutput Executor::execute(const std::vector<SeqWork>& works) {
   Impl& m = *impl_;
   m.validate(works);  // nothing changes when a work is wrong or the step does not fit
   const StepBatch batch = m.build(works);
-  const StepTensors step = host_views(batch);
   m.ctx.scratch.reset();
   StepOutput out;
   out.logits = Tensor::empty({batch.num_logit_rows, m.info.vocab_size});
-  ForwardArgs args{m.ctx, step, m.pools.layers(), &m.lora.weights()};
-  m.model->forward(args, out.logits);
+  if (m.ctx.device == Device::CPU) {
+    const StepTensors step = host_views(batch);
+    ForwardArgs args{m.ctx, step, m.pools.layers(), &m.lora.weights()};
+    m.model->forward(args, out.logits);
+  } else {
+    // The step's metadata goes up in one copy and the models see views of it; only the logit rows come back.
+    m.sync_lora();
+    Tensor data = m.ctx.scratch.tensor({static_cast<int64_t>(batch.data.size())}, DType::I32);
+    const Tensor host = Tensor::view_of(const_cast<int32_t*>(batch.data.data()), data.shape(), DType::I32, nullptr);
+    ops::copy_tensor(m.ctx, host, data);
+    const StepTensors step = device_views(batch, data);
+    ForwardArgs args{m.ctx, step, m.pools.layers(), &m.dev_lora};
+    Tensor logits = m.ctx.scratch.tensor(out.logits.shape());
+    m.model->forward(args, logits);
+    ops::copy_tensor(m.ctx, logits, out.logits);  // waits for the step
+  }
   int64_t r = 0;
   for (const SeqWork& w : works) {
     out.first_row.push_back(r);

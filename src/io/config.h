@@ -20,10 +20,10 @@ inline void config_require(bool ok, const std::string& where, const std::string&
 // Reads and parses a config file (config.json, an index) under json_limits::kConfig.
 json read_json_file(const std::string& path);
 
-// Largest integer a config field may hold: every size (vocab, widths, experts, layers, positions) is far below it,
-// and a product of two such sizes cannot overflow int64, so an absurd value is refused before anything is sized
-// from it.
-inline constexpr int64_t kMaxConfigInt = int64_t{1} << 31;
+// Largest integer a config field read here may hold: every size (vocab, widths, experts, layers) of real models is
+// far below it, a product of three such sizes cannot overflow int64, and an absurd value is refused before anything
+// is sized from it. (max_position_embeddings is read by the registry, not through this reader.)
+inline constexpr int64_t kMaxConfigInt = int64_t{1} << 24;
 
 class ConfigReader {
  public:
@@ -52,6 +52,8 @@ class ConfigReader {
     if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
       // nlohmann converts 64.5 to 64 and wraps 2^64-1 to -1; a config size must be an exact, sane integer.
       int64_t v = 0;
+      if (!j_.at(key).is_number())
+        fail(where_, ": field \"", key, "\" has the wrong type (found ", j_.at(key).dump(), ")");
       if (!json_int_in_range(j_.at(key), -kMaxConfigInt, kMaxConfigInt, v))
         fail(where_, ": field \"", key, "\" must be an integer in [", -kMaxConfigInt, ", ", kMaxConfigInt, "], found ",
              j_.at(key).dump());
@@ -61,7 +63,7 @@ class ConfigReader {
       return static_cast<T>(v);
     } else if constexpr (std::is_floating_point_v<T>) {
       if (!j_.at(key).is_number())
-        fail(where_, ": field \"", key, "\" must be a number, found ", j_.at(key).dump());
+        fail(where_, ": field \"", key, "\" has the wrong type (found ", j_.at(key).dump(), ", expected a number)");
     }
     try {
       return j_.at(key).get<T>();

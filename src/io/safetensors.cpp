@@ -63,8 +63,8 @@ std::map<std::string, TensorInfo> parse_safetensors(const uint8_t* base, size_t 
   std::memcpy(&header_len, base, 8);
   const JsonLimits& limits = json_limits::kSafetensorsHeader;
   if (header_len > limits.max_bytes)
-    fail(path, ": safetensors header length ", header_len, " is over the limit of ", limits.max_bytes,
-         " bytes (not a safetensors file?)");
+    fail(path, ": truncated or not a safetensors file (header length ", header_len, " is over the limit of ",
+         limits.max_bytes, " bytes)");
   if (header_len > size - 8)
     fail(path, ": truncated or not a safetensors file (header claims ", header_len, " bytes, file has ", size, ")");
   json header = parse_json_bounded<json>(
@@ -86,27 +86,29 @@ std::map<std::string, TensorInfo> parse_safetensors(const uint8_t* base, size_t 
     info.file = path;
     info.dtype = parse_dtype(entry["dtype"].get<std::string>(), name, path);
     if (!entry.contains("shape") || !entry["shape"].is_array()) bad("\"shape\" must be a list of integers");
-    // Bytes the shape needs, bounded by the data section before anything is multiplied out further.
+    // Bytes the shape needs, saturating instead of overflowing; compared with the range below, which is itself
+    // bounded by the file, so nothing is ever sized from an unchecked shape.
     uint64_t expected = dtype_size(info.dtype);
+    bool saturated = false;
     for (auto& d : entry["shape"]) {
       int64_t v = 0;
       if (!json_int_in_range(d, 0, INT64_MAX, v)) bad("shape ", entry["shape"].dump(), " must hold integers >= 0");
       info.shape.push_back(v);
-      if (v != 0 && expected > data_size / static_cast<uint64_t>(v))
-        bad("shape ", entry["shape"].dump(), " needs more bytes than the data section holds (", data_size, ")");
-      expected *= static_cast<uint64_t>(v);
+      if (v != 0 && expected > UINT64_MAX / static_cast<uint64_t>(v)) saturated = true;
+      else expected *= static_cast<uint64_t>(v);
     }
+    if (saturated) expected = UINT64_MAX;
     const json& off = entry.contains("data_offsets") ? entry["data_offsets"] : json();
     int64_t b = 0, e = 0;
     if (!off.is_array() || off.size() != 2 || !json_int_in_range(off[0], 0, INT64_MAX, b) ||
         !json_int_in_range(off[1], b, INT64_MAX, e))
       bad("\"data_offsets\" must be [begin, end] with 0 <= begin <= end, found ", off.dump());
-    if (static_cast<uint64_t>(e - b) != expected)
-      bad("has ", e - b, " bytes, expected ", expected, " for dtype ", entry["dtype"].get<std::string>(),
-          " and shape ", shape_str(info.shape));
     if (static_cast<uint64_t>(e) > data_size)
       fail(path, ": truncated safetensors file: tensor ", name, " ends at byte ", e,
            " of the data section but the file holds only ", data_size);
+    if (saturated || static_cast<uint64_t>(e - b) != expected)
+      bad("has ", e - b, " bytes, expected ", saturated ? std::string("more than 2^64") : std::to_string(expected),
+          " for dtype ", entry["dtype"].get<std::string>(), " and shape ", shape_str(info.shape));
     info.data = data_start + b;
     info.mapping = mapping;
     ranges.emplace_back(b, e, name);

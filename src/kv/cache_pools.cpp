@@ -31,13 +31,13 @@ void IdPool::give_back(const std::vector<int32_t>& ids) {
 
 CachePools::CachePools(const std::vector<LayerCacheSpec>& specs, int64_t num_pages, int64_t page_size,
                        int64_t num_slots, Allocator& alloc)
-    : pages_(num_pages), slots_(num_slots), page_size_(page_size) {
+    : alloc_(&alloc), pages_(num_pages), slots_(num_slots), page_size_(page_size) {
   HYLORA_CHECK(page_size > 0 && num_pages >= 0 && num_slots > 0, "cache pools: page size ", page_size, ", ",
                num_pages, " pages, ", num_slots, " slots");
   layers_.resize(specs.size());
   auto make = [&](Shape shape) {
     Tensor t = Tensor::empty(std::move(shape), DType::F32, alloc);
-    if (alloc.device() == Device::CPU) std::memset(t.raw(), 0, t.nbytes());
+    alloc.zero(t.raw(), t.nbytes());
     return t;
   };
   for (size_t i = 0; i < specs.size(); ++i) {
@@ -72,7 +72,7 @@ void CachePools::clear_slot(int32_t slot) {
     for (Tensor* t : {&c.conv, &c.recurrent})
       if (t->defined()) {
         Tensor row = t->rows(slot, slot + 1);
-        std::memset(row.raw(), 0, row.nbytes());
+        alloc_->zero(row.raw(), row.nbytes());  // the pools may live on the GPU
       }
 }
 

@@ -43,6 +43,7 @@ class CachePools {
   size_t bytes() const;
 
  private:
+  Allocator* alloc_;  // where the cache tensors live (zeroing a slot goes through it)
   std::vector<LayerCache> layers_;
   IdPool pages_, slots_;
   int64_t page_size_;

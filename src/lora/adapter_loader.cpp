@@ -387,7 +387,7 @@ class Loader {
     if (emb && module == emb->module) {
       expect_shape(key, W, emb->table.shape(), "replacement of the embedding table [vocab, hidden]");
       Tensor d = W.clone();
-      for (int64_t i = 0; i < d.numel(); ++i) d.f32()[i] -= emb->table.f32()[i];
+      for (int64_t i = 0; i < d.numel(); ++i) d.f32()[i] -= emb->host_table().f32()[i];
       if (nonzero(d)) embedding_delta_ = d;
       return;
     }
@@ -400,7 +400,7 @@ class Loader {
     const LoraSlice& sl = lin.slices[s->slice];
     expect_shape(key, W, {sl.out_size, lin.in_features()}, "replacement weight of " + module);
     Tensor d = W.clone();  // [out_size, in]
-    const float* base = lin.weight.f32() + sl.out_offset * lin.in_features();
+    const float* base = lin.host_weight().f32() + sl.out_offset * lin.in_features();
     for (int64_t i = 0; i < d.numel(); ++i) d.f32()[i] -= base[i];
     if (nonzero(d)) deltas_.push_back({s->target, s->slice, d});
   }

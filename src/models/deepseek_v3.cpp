@@ -66,6 +66,19 @@ class DeepseekV3Model : public Model {
     register_lora_targets();
   }
 
+  void for_each_weight(const std::function<void(Tensor&)>& f) override {
+    f(emb_.table);
+    for (Layer& l : layers_) {
+      for (Tensor* t : {&l.input_norm, &l.post_norm, &l.attn.q_a_norm, &l.attn.kv_a_norm, &l.experts.score_bias,
+                        &l.experts.gate_up.weight, &l.experts.down.weight})
+        f(*t);
+      for (Linear* x : {&l.attn.fused_qkv_a, &l.attn.q_b_proj, &l.attn.kv_b_proj, &l.attn.o_proj, &l.mlp.gate_up,
+                        &l.mlp.down, &l.experts.gate, &l.experts.shared.gate_up, &l.experts.shared.down})
+        visit(f, *x);
+    }
+    f(norm_);
+    visit(f, lm_head_);
+  }
   std::string architecture() const override { return "DeepseekV3ForCausalLM"; }
   int64_t vocab_size() const override { return c_.vocab_size; }
   int64_t hidden_size() const override { return c_.hidden_size; }

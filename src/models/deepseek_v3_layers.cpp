@@ -1,6 +1,5 @@
 // DeepSeek-V3 blocks over a packed step (hf:models/deepseek_v3/modeling_deepseek_v3.py): MLA over the paged latent
 // cache in the weight-absorbed form, the dense gated MLP, and the grouped-sigmoid MoE with shared experts.
-#include <cstring>
 
 #include "models/deepseek_v3.h"
 #include "models/linear_forward.h"
@@ -30,30 +29,33 @@ void apply_rope(const ForwardArgs& a, const Config& c, const AttentionConsts& k,
     ops::rope_neox(a.ctx, x, head_dim, pos, k.rope.inv_freq, c.qk_rope_head_dim, offset, k.rope.attention_scaling);
 }
 
-// The kv_b_proj weight each row attends with: the base weight (index 0) for base rows and rows whose adapter leaves
-// kv_b_proj alone, else W + B·A (+ a modules_to_save delta) of the row's slot. kvb_of_row [T] int32.
+// The kv_b_proj weight each row attends with: the base weight (index 0) for base rows, else W + B·A (+ a
+// modules_to_save delta) of the row's slot, one per segment (index g + 1; a slot whose adapter leaves kv_b_proj alone
+// has zero B and gets W back). Built with ops from the host copy of the segments' slots, so it runs on any device.
+// kvb_of_row [T] int32.
 std::vector<Tensor> kv_b_weights(const ForwardArgs& a, const Linear& kv_b, Tensor& kvb_of_row) {
   std::vector<Tensor> kvb{kv_b.weight};
-  std::fill(kvb_of_row.i32(), kvb_of_row.i32() + kvb_of_row.numel(), 0);
-  if (!a.lora_active() || kv_b.lora_id < 0) return kvb;
+  const ops::LoraSegments& seg = a.step.lora;
+  ops::segment_index(a.ctx, seg, kvb_of_row);
+  if (!a.lora_active() || kv_b.lora_id < 0) {
+    // segment_index points adapter rows past the base weight: give every segment the base weight.
+    for (int64_t g = 0; g < seg.num_segments; ++g) kvb.push_back(kv_b.weight);
+    return kvb;
+  }
   const LoraTargetWeights& tw = a.lora->linears.at(kv_b.lora_id);
   const ops::LoraSliceBuffers& sl = tw.slices.at(0);  // kv_b_proj is one slice over all its rows
-  const ops::LoraSegments& seg = a.step.lora;
   const int64_t out = kv_b.out_features(), in = kv_b.in_features(), r = a.lora->max_rank;
   for (int64_t g = 0; g < seg.num_segments; ++g) {
-    const int32_t slot = seg.group.i32()[g];
+    const int32_t slot = seg.group_host.at(g);
     const Tensor* delta = slot < static_cast<int32_t>(tw.dense_delta.size()) && tw.dense_delta[slot][0].defined()
                               ? &tw.dense_delta[slot][0]
                               : nullptr;
-    if (sl.rank.i32()[slot] == 0 && !delta) continue;
     Tensor w = a.tmp({out, in});
-    std::memcpy(w.raw(), kv_b.weight.raw(), w.nbytes());
-    Tensor A = Tensor::view_of(sl.A.f32() + slot * r * in, {r, in}, DType::F32, nullptr);    // [max_r, Ckv]
-    Tensor B = Tensor::view_of(sl.B.f32() + slot * out * r, {out, r}, DType::F32, nullptr);  // [out, max_r]
+    ops::copy(a.ctx, kv_b.weight, w);
+    Tensor A = sl.A.rows(slot, slot + 1).reshape({r, in});   // [max_r, Ckv]
+    Tensor B = sl.B.rows(slot, slot + 1).reshape({out, r});  // [out, max_r]
     ops::matmul_nn(a.ctx, B, A, w, /*accumulate=*/true);
     if (delta) ops::add(a.ctx, *delta, w);
-    for (int32_t i = seg.indptr.i32()[g]; i < seg.indptr.i32()[g + 1]; ++i)
-      kvb_of_row.i32()[seg.perm.i32()[i]] = static_cast<int32_t>(kvb.size());
     kvb.push_back(w);
   }
   return kvb;
@@ -81,7 +83,7 @@ void mla_forward(const ForwardArgs& a, const Config& c, const AttentionConsts& k
   Tensor latent = a.tmp({T, Ckv + Dr});
   Tensor lc = latent.cols(0, Ckv), kr = latent.cols(Ckv, Dr);
   ops::rms_norm(a.ctx, qkv_a.cols(Qa, Ckv), at.kv_a_norm, Ckv, kLatentNormEps, ops::NormKind::kPlain, lc);
-  copy_into(qkv_a.cols(Qa + Ckv, Dr), kr);
+  ops::copy(a.ctx, qkv_a.cols(Qa + Ckv, Dr), kr);
   apply_rope(a, c, k, kr, Dr, 0);
   LayerCache& cache = a.caches.at(layer);
   ops::paged_store(a.ctx, latent, a.step.layout, cache.latent);

@@ -22,6 +22,10 @@ struct Linear {
   Tensor bias;          // [out] or undefined
   std::vector<LoraSlice> slices;  // in output order; empty = the projection takes no LoRA
   int lora_id = -1;     // index assigned by the model's LoRA target table
+  // Host copy of `weight` when `weight` lives on a GPU: adapter loading computes modules_to_save deltas W' − W on the
+  // host. Undefined on the CPU (`weight` is the host tensor); read it through host_weight().
+  Tensor host_master;
+  const Tensor& host_weight() const { return host_master.defined() ? host_master : weight; }
 
   int64_t in_features() const { return weight.dim(1); }
   int64_t out_features() const { return weight.dim(0); }
@@ -44,6 +48,8 @@ struct Embedding {
   std::string module;  // PEFT module path, e.g. "model.embed_tokens"
   Tensor table;        // [V, H]
   int lora_id = -1;
+  Tensor host_master;  // host copy of `table` when it lives on a GPU (see Linear::host_master)
+  const Tensor& host_table() const { return host_master.defined() ? host_master : table; }
 };
 
 }  // namespace hylora

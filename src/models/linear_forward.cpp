@@ -1,6 +1,5 @@
 #include "models/linear_forward.h"
 
-#include <cstring>
 
 #include "ops/elementwise.h"
 #include "ops/linear.h"
@@ -9,33 +8,18 @@ namespace hylora {
 
 namespace {
 // modules_to_save replacements: y[rows of slot, slice] += x[rows] (W' − W)ᵀ for that adapter's rows only. Rare (a
-// full matrix per adapter), so a plain host loop over the segments.
+// full matrix per adapter): one op per (segment, slice) that has one, chosen from the host copy of the segments' slots.
 void add_dense_deltas(const ForwardArgs& a, const std::vector<LoraSlice>& decl, const LoraTargetWeights& tw,
                       const Tensor& x, const ops::LoraSegments& seg, Tensor& y) {
+  if (static_cast<int64_t>(seg.group_host.size()) != seg.num_segments) return;  // segments without slots (MoE)
   for (int64_t g = 0; g < seg.num_segments; ++g) {
-    const int32_t slot = seg.group.i32()[g];
+    const int32_t slot = seg.group_host[g];
     if (slot >= static_cast<int32_t>(tw.dense_delta.size())) continue;
     const auto& deltas = tw.dense_delta[slot];
-    const int64_t b = seg.indptr.i32()[g], m = seg.indptr.i32()[g + 1] - b, in = x.dim(1);
-    Tensor xs;
-    for (size_t k = 0; k < deltas.size(); ++k) {
-      if (!deltas[k].defined()) continue;
-      if (!xs.defined()) {
-        xs = a.tmp({m, in});
-        for (int64_t i = 0; i < m; ++i)
-          std::memcpy(xs.f32() + i * in, x.f32() + seg.perm.i32()[b + i] * x.ld(), in * sizeof(float));
-      }
-      const LoraSlice& sl = decl[k];
-      Tensor t = a.tmp({m, sl.out_size});
-      ops::matmul_nt(a.ctx, xs, deltas[k], t);
-      for (int64_t i = 0; i < m; ++i) {
-        float* yr = y.f32() + seg.perm.i32()[b + i] * y.ld() + sl.out_offset;
-        for (int64_t c = 0; c < sl.out_size; ++c) yr[c] += t.f32()[i * sl.out_size + c];
-      }
-    }
+    for (size_t k = 0; k < deltas.size(); ++k)
+      if (deltas[k].defined()) ops::lora_segment_dense_delta(a.ctx, x, seg, g, deltas[k], decl[k].out_offset, y);
   }
 }
-
 void apply_lora(const ForwardArgs& a, const LoraTargetWeights& tw, const std::vector<LoraSlice>& decl,
                 const Tensor& x, const ops::LoraSegments& seg, Tensor& y) {
   const auto slices = tw.slice_ptrs();
@@ -77,18 +61,11 @@ void embed(const ForwardArgs& a, const Embedding& emb, Tensor& y) {
   ops::lora_shrink_embedding(a.ctx, a.step.token_ids, seg, slices, s);
   ops::lora_expand(a.ctx, s, seg, slices, y);
   // A replaced embedding table: y[row] += (E' − E)[id].
-  const int64_t H = y.dim(1);
-  for (int64_t g = 0; g < seg.num_segments; ++g) {
-    const int32_t slot = seg.group.i32()[g];
+  for (int64_t g = 0; g < static_cast<int64_t>(seg.group_host.size()); ++g) {
+    const int32_t slot = seg.group_host[g];
     if (slot >= static_cast<int32_t>(a.lora->embedding_delta.size())) continue;
     const Tensor& d = a.lora->embedding_delta[slot];
-    if (!d.defined()) continue;
-    for (int64_t i = seg.indptr.i32()[g]; i < seg.indptr.i32()[g + 1]; ++i) {
-      const int64_t row = seg.perm.i32()[i];
-      const float* src = d.f32() + static_cast<int64_t>(a.step.token_ids.i32()[row]) * H;
-      float* dst = y.f32() + row * y.ld();
-      for (int64_t c = 0; c < H; ++c) dst[c] += src[c];
-    }
+    if (d.defined()) ops::lora_segment_embedding_delta(a.ctx, a.step.token_ids, seg, g, d, y);
   }
 }
 

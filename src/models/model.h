@@ -2,6 +2,7 @@
 // Model: one architecture's layer stack over the ops interface. One file per architecture (qwen3_5.cpp,
 // nemotron_h.cpp, deepseek_v3.cpp); each declares its projections as Linear / ExpertLinear with their LoRA slices
 // (lora.md §2) and registers them in `lora_targets_`, which is all the LoRA code needs to know about a model.
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -39,6 +40,10 @@ class Model {
   virtual void forward(const ForwardArgs& a, Tensor& logits) = 0;
 
   const LoraTargets& lora_targets() const { return lora_targets_; }
+  // Calls f on every weight tensor of the model (undefined ones included: f skips them), so the engine can place
+  // the weights on the compute device without knowing the architecture's layout. A model that does not list its
+  // weights (synthetic test models) runs on the CPU only.
+  virtual void for_each_weight(const std::function<void(Tensor&)>& f) { (void)f; fail(architecture(), ": this model cannot be moved to a device"); }
 
   // The prefixes a PEFT adapter may put before the module paths of lora_targets() (after "base_model.model."),
   // mapped to "model." (e.g. "model.language_model." for Qwen3.5 vision-language checkpoints, "backbone." for
@@ -47,6 +52,10 @@ class Model {
   virtual std::vector<std::string> unserved_prefixes() const { return {}; }
 
  protected:
+  static void visit(const std::function<void(Tensor&)>& f, Linear& l) {
+    f(l.weight);
+    f(l.bias);
+  }
   // Registration, once the model's layers are final (the table keeps pointers into them): each target's lora_id is
   // its index in its list. Undefined (absent) projections are skipped.
   void add_lora_target(Linear& l) {

@@ -42,6 +42,19 @@ class NemotronHModel : public Model {
     register_lora_targets();
   }
 
+  void for_each_weight(const std::function<void(Tensor&)>& f) override {
+    f(emb_.table);
+    for (Block& b : blocks_) {
+      for (Tensor* t : {&b.norm_w, &b.mamba.conv_w, &b.mamba.conv_b, &b.mamba.A, &b.mamba.D, &b.mamba.dt_bias,
+                        &b.mamba.norm_w, &b.moe.score_bias, &b.moe.up.weight, &b.moe.down.weight})
+        f(*t);
+      for (Linear* x : {&b.mamba.in_proj, &b.mamba.out_proj, &b.attn.qkv, &b.attn.o_proj, &b.mlp.up, &b.mlp.down,
+                        &b.moe.gate, &b.moe.fc1_latent, &b.moe.fc2_latent, &b.moe.shared.up, &b.moe.shared.down})
+        visit(f, *x);
+    }
+    f(norm_f_);
+    visit(f, lm_head_);
+  }
   std::string architecture() const override { return "NemotronHForCausalLM"; }
   int64_t vocab_size() const override { return c_.vocab_size; }
   int64_t hidden_size() const override { return c_.hidden_size; }

@@ -65,6 +65,19 @@ class Qwen35Model : public Model {
     register_lora_targets();
   }
 
+  void for_each_weight(const std::function<void(Tensor&)>& f) override {
+    f(emb_.table);
+    for (Layer& l : layers_) {
+      for (Tensor* t : {&l.input_norm, &l.post_norm, &l.gdn.conv_w, &l.gdn.neg_A, &l.gdn.dt_bias, &l.gdn.norm_w,
+                        &l.attn.q_norm, &l.attn.k_norm, &l.moe.gate_up.weight, &l.moe.down.weight})
+        f(*t);
+      for (Linear* x : {&l.gdn.in_proj, &l.gdn.out_proj, &l.attn.qkv, &l.attn.o_proj, &l.mlp.gate_up, &l.mlp.down,
+                        &l.moe.router, &l.moe.shared.gate_up, &l.moe.shared.down, &l.moe.shared_gate})
+        visit(f, *x);
+    }
+    f(norm_);
+    visit(f, lm_head_);
+  }
   std::string architecture() const override {
     return c_.family + (c_.moe ? "Moe" : "") +
            (c_.conditional_generation ? "ForConditionalGeneration" : "ForCausalLM");

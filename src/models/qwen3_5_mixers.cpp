@@ -23,13 +23,7 @@ void gdn_forward(const ForwardArgs& a, const Config& c, const GdnMixer& m, int64
   ops::causal_conv1d(a.ctx, proj.cols(0, C), m.conv_w, Tensor(), a.step.layout, cache.conv, /*silu=*/true, qkv);
   // β = sigmoid(b), g = −exp(A_log) · softplus(a + dt_bias), per row and value head.
   Tensor g = a.tmp({T, Hv}), beta = a.tmp({T, Hv});
-  for (int64_t t = 0; t < T; ++t) {
-    const float* row = proj.f32() + t * proj.ld() + C + vd;  // [b (Hv) | a (Hv)]
-    for (int64_t j = 0; j < Hv; ++j) {
-      beta.f32()[t * Hv + j] = ops::sigmoid(row[j]);
-      g.f32()[t * Hv + j] = m.neg_A.f32()[j] * ops::softplus(row[Hv + j] + m.dt_bias.f32()[j]);
-    }
-  }
+  ops::gdn_gates(a.ctx, proj.cols(C + vd, Hv), proj.cols(C + vd + Hv, Hv), m.neg_A, m.dt_bias, g, beta);
   Tensor o = a.tmp({T, vd});  // delta-rule output before the gated norm
   ops::gated_delta_rule(a.ctx, qkv.cols(0, kd), qkv.cols(kd, kd), qkv.cols(2 * kd, vd), g, beta, a.step.layout,
                         cache.recurrent, o);

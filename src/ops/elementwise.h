@@ -38,5 +38,11 @@ void split_head_halves(ExecCtx& ctx, const Tensor& x, int64_t head_dim, Tensor& 
 void gather_rows(ExecCtx& ctx, const Tensor& x, const Tensor& rows, Tensor& y);
 // y[n] = table[ids[n]]; table [V, H] float32, ids [n] int32.
 void embedding(ExecCtx& ctx, const Tensor& table, const Tensor& ids, Tensor& y);
+// dst = src (same shape, both on ctx's device, either may be strided 2-D views). The device-capable copy_into.
+void copy(ExecCtx& ctx, const Tensor& src, Tensor& dst);
+// Gated DeltaNet gates (Qwen3.5): beta = sigmoid(b), g = neg_A · softplus(a + dt_bias) per row and value head.
+// b, a [T, Hv] (ld); neg_A, dt_bias [Hv]; g, beta [T, Hv]. An op (not a host loop) so it runs on the step's device.
+void gdn_gates(ExecCtx& ctx, const Tensor& b, const Tensor& a, const Tensor& neg_A, const Tensor& dt_bias, Tensor& g,
+               Tensor& beta);
 
 }  // namespace hylora::ops

@@ -23,6 +23,9 @@ struct LoraSegments {
   Tensor perm;               // [num_rows] logical row -> physical row of x / y, grouped by segment
   Tensor indptr;             // [G + 1] segment g owns logical rows [indptr[g], indptr[g+1])
   Tensor group;              // [G] buffer group of each segment
+  // Host copy of `group` (empty where nobody needs it, e.g. MoE segments): lets callers pick per-segment host-side
+  // objects (modules_to_save deltas, effective kv_b weights) without reading device memory.
+  std::vector<int32_t> group_host;
   bool empty() const { return num_rows == 0; }
 };
 
@@ -41,6 +44,17 @@ void lora_shrink(ExecCtx& ctx, const Tensor& x, const LoraSegments& seg, const s
 void lora_shrink_embedding(ExecCtx& ctx, const Tensor& ids, const LoraSegments& seg,
                            const std::vector<const LoraSliceBuffers*>& slices, Tensor& s);
 // y[perm[i], off_k + c] += Σ_j s[i, k, j] · B_k[group(i)][c, j]. y [N, out].
+// modules_to_save replacement of one segment: y[perm[i], off : off + n] += x[perm[i]] · deltaᵀ for the logical rows i
+// of segment g (delta [n, in], x [N, in], y [N, out]).
+void lora_segment_dense_delta(ExecCtx& ctx, const Tensor& x, const LoraSegments& seg, int64_t g, const Tensor& delta,
+                              int64_t out_offset, Tensor& y);
+// A replaced embedding table of one segment: y[perm[i]] += delta[ids[perm[i]]] for the rows i of segment g
+// (delta [V, H], ids [N] int32, y [N, H]).
+void lora_segment_embedding_delta(ExecCtx& ctx, const Tensor& ids, const LoraSegments& seg, int64_t g,
+                                  const Tensor& delta, Tensor& y);
+// out[r] = 0 for every row r, then out[perm[i]] = g + 1 for the rows i of each segment g (out [N] int32): which of
+// [base, segment 0, segment 1, ...] a row uses.
+void segment_index(ExecCtx& ctx, const LoraSegments& seg, Tensor& out);
 void lora_expand(ExecCtx& ctx, const Tensor& s, const LoraSegments& seg, const std::vector<const LoraSliceBuffers*>& slices,
                  Tensor& y);
 

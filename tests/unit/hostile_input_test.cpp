@@ -126,16 +126,16 @@ TEST(ConfigLimits, NonIntegerZeroNegativeAndAbsurdSizesAreRefused) {
   EXPECT_TRUE(has(err("vocab_size", uint64_t{18446744073709551615u}), "must be an integer in ["));
   EXPECT_TRUE(has(err("hidden_size", 0), "must be positive"));
   EXPECT_TRUE(has(err("num_attention_heads", -4), "positive"));
-  EXPECT_TRUE(has(err("rms_norm_eps", "small"), "must be a number"));
+  EXPECT_TRUE(has(err("rms_norm_eps", "small"), "wrong type"));
 }
 
-TEST(ConfigLimits, AbsurdButRepresentableSizeFailsBeforeAllocating) {
+TEST(ConfigLimits, AbsurdSizeFailsBeforeAllocating) {
   auto dir = copy_dir(kQwenModel, "absurd_config");
   auto cfg = read_ojson(dir / "config.json");
-  cfg["intermediate_size"] = int64_t{1} << 30;  // within the integer limit: the checkpoint's shapes refuse it
+  cfg["intermediate_size"] = int64_t{1} << 30;  // used to reach an allocation of 512 GiB
   write_text(dir / "config.json", cfg.dump());
   const std::string msg = error_of([&] { load_model(dir.string()); });
-  EXPECT_TRUE(has(msg, "has shape")) << msg;
+  EXPECT_TRUE(has(msg, "\"intermediate_size\" must be an integer in [-16777216, 16777216], found 1073741824")) << msg;
 }
 
 // ---- safetensors ----
@@ -156,16 +156,20 @@ TEST(SafetensorsLimits, OverlapGapTrailingDuplicateAndMismatchAreRefused) {
                            R"("a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
                            f4.substr(0, 8)),
                   "appears twice"));
+  EXPECT_TRUE(has(st_error(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,8]}})", f4.substr(0, 8)),
+                  "has 8 bytes, expected 4 for dtype F32 and shape [1]"));
   EXPECT_TRUE(has(st_error(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", f4.substr(0, 8)),
-                  "expected 12"));
+                  "has 8 bytes, expected 12"));
+  EXPECT_TRUE(has(st_error(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,12]}})", f4.substr(0, 8)),
+                  "truncated safetensors file"));
   EXPECT_TRUE(has(st_error(R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", f4.substr(0, 4)),
                   "integers >= 0"));
-  // Shapes whose product overflows 64 bits are refused against the file size, not multiplied out.
+  // Shapes whose product overflows 64 bits are refused, not multiplied out.
   EXPECT_TRUE(has(st_error(R"({"a":{"dtype":"F32","shape":[4611686018427387904,4611686018427387904],)"
                            R"("data_offsets":[0,4]}})",
                            f4.substr(0, 4)),
-                  "needs more bytes than the data section holds"));
-  EXPECT_TRUE(has(st_error(R"({})", "", uint64_t{1} << 40), "over the limit of 100000000"));
+                  "expected more than 2^64"));
+  EXPECT_TRUE(has(st_error(R"({})", "", uint64_t{1} << 40), "is over the limit of 100000000 bytes"));
   EXPECT_TRUE(has(st_error(R"({"a":)" + deep(1000) + "}", ""), "nesting depth"));
 }
 
@@ -189,10 +193,11 @@ TEST(SafetensorsLimits, ShapeWithAnExtraUnitDimensionIsTheWrongTensor) {
 // ---- adapters ----
 
 namespace {
-std::string adapter_error(const std::function<void(nlohmann::ordered_json&)>& edit) {
+std::string adapter_error(const std::function<void(nlohmann::ordered_json&)>& edit,
+                          const std::string& adapter = "full_r16") {
   static auto model = load_model(kQwenModel);
   static lora::TargetIndex index(*model);
-  auto dir = copy_dir(kQwenAdapters + "/full_r16", "adapter");
+  auto dir = copy_dir(kQwenAdapters + "/" + adapter, "adapter");
   auto cfg = read_ojson(dir / "adapter_config.json");
   edit(cfg);
   write_text(dir / "adapter_config.json", cfg.dump(2));
@@ -214,9 +219,14 @@ TEST(AdapterLimits, TargetModulesThatSelectNothingAreRefused) {
 
 TEST(AdapterLimits, LayersToTransformIsHonouredOrRefused) {
   // PEFT puts LoRA only on the listed layers: weights stored for another layer are refused, not served.
-  std::string msg = adapter_error([](auto& c) { c["layers_to_transform"] = {0}; });
-  EXPECT_TRUE(has(msg, "which layers_to_transform does not list")) << msg;
-  EXPECT_EQ(adapter_error([](auto& c) { c["layers_to_transform"] = {0, 1, 2, 3, 4, 5, 6, 7}; }), "(no error)");
+  std::string msg = adapter_error([](auto& c) { c["layers_to_transform"] = {0}; }, "mixed_r4");
+  EXPECT_TRUE(has(msg, "is in layer 1, which layers_to_transform does not list")) << msg;
+  EXPECT_EQ(adapter_error([](auto& c) { c["layers_to_transform"] = {0, 1, 2, 3}; }, "mixed_r4"), "(no error)");
+  EXPECT_EQ(adapter_error([](auto& c) { c["layers_to_transform"] = 2; }, "mixed_r4").find("layer 0,") != std::string::npos,
+            true);
+  // As in PEFT, modules outside the layer stack (embed_tokens, lm_head) have no layer index: not selected.
+  msg = adapter_error([](auto& c) { c["layers_to_transform"] = {0, 1, 2, 3}; });
+  EXPECT_TRUE(has(msg, "has no layer index")) << msg;
   msg = adapter_error([](auto& c) { c["layers_to_transform"] = "x"; });
   EXPECT_TRUE(has(msg, "layers_to_transform must be a layer index")) << msg;
 }
@@ -233,7 +243,7 @@ TEST(AdapterLimits, ScalingThatOverflowsFloat32IsRefusedAtLoad) {
 TEST(ScoreHostile, DeepInvalidUtf8AndTooLongLinesFailAlone) {
   int status = 0;
   const std::string good = "{\"id\": \"g\", \"input_ids\": [1, 2, 3]}\n";
-  const std::string input = good + "{\"id\":\"x\",\"input_ids\":" + deep(100000) + ",\"lora\":null}\n" +
+  const std::string input = good + "{\"id\":\"x\",\"input_ids\":" + deep(1000) + ",\"lora\":null}\n" +
                             "{\"id\":\"b\xff\",\"input_ids\":[1,2]}\n" + "{\"id\":\"long\",\"input_ids\":[" +
                             std::string(5000, ' ') + "1,2]}\n" + good;
   const std::string out = score(input, "--model " + kQwenModel + " --max-line-bytes 4096", status);
@@ -245,6 +255,17 @@ TEST(ScoreHostile, DeepInvalidUtf8AndTooLongLinesFailAlone) {
   EXPECT_TRUE(has(r[2]["error"], "line 3")) << r[2];
   EXPECT_TRUE(has(r[3]["error"], "over the line limit of 4096 bytes")) << r[3];
   EXPECT_EQ(r[4]["logprobs"].size(), 2u);
+}
+
+TEST(ScoreHostile, FiftyMegabyteLineFailsAloneUnderTheDefaultLimit) {
+  int status = 0;
+  const std::string big = "{\"id\": \"big\", \"input_ids\": [" + std::string(50 << 20, ' ') + "1]}\n";
+  const std::string out = score(big + "{\"id\": \"ok\", \"input_ids\": [1, 2]}\n", "--model " + kQwenModel, status);
+  EXPECT_EQ(status, 1);
+  auto r = lines_of(out);
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_TRUE(has(r[0]["error"], "line 1: 52428831 bytes is over the line limit of 16777216 bytes")) << r[0];
+  EXPECT_EQ(r[1]["logprobs"].size(), 1u);
 }
 
 TEST(ScoreHostile, PromptLongerThanMaxPositionsFailsAlone) {
@@ -272,8 +293,16 @@ TEST(ScoreHostile, WindowsKeepOrderAndResults) {
   const std::string windowed = score(input, "--model " + kQwenModel + " --window-requests 2 --window-tokens 4", s2);
   EXPECT_EQ(s1, 0);
   EXPECT_EQ(s2, 0);
-  EXPECT_EQ(all, windowed);
-  EXPECT_EQ(lines_of(all).size(), 7u);
+  // Same results in the same order; values agree to float32 rounding (batch composition changes BLAS blocking).
+  auto a = lines_of(all), w = lines_of(windowed);
+  ASSERT_EQ(a.size(), 7u);
+  ASSERT_EQ(w.size(), 7u);
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i]["id"], w[i]["id"]);
+    ASSERT_EQ(a[i]["logprobs"].size(), w[i]["logprobs"].size());
+    for (size_t k = 0; k < a[i]["logprobs"].size(); ++k)
+      EXPECT_NEAR(a[i]["logprobs"][k].get<double>(), w[i]["logprobs"][k].get<double>(), 1e-5);
+  }
 }
 
 // Largest resident set of any finished child process so far (KiB).
@@ -285,21 +314,21 @@ long children_max_rss_kib() {
 
 TEST(ScoreHostile, MemoryDoesNotGrowWithTheNumberOfRequests) {
   // Requests are read, scored and written one window at a time: 10x the requests, the same peak memory (the whole
-  // input used to be held with a cache per request: 200k three-token requests took 5.5 GB).
+  // input used to be held with a cache per request, ~27 KB each: 200k three-token requests took 5.5 GB).
   auto requests = [](int n) {
     std::string s;
     for (int i = 0; i < n; ++i) s += "{\"id\": \"r" + std::to_string(i) + "\", \"input_ids\": [1, 2, 3]}\n";
     return s;
   };
   int status = 0;
-  score(requests(2000), "--model " + kQwenModel + " --window-requests 256 >/dev/null", status);
+  score(requests(400), "--model " + kQwenModel + " --window-requests 64 >/dev/null", status);
   ASSERT_EQ(status, 0);
   const long small = children_max_rss_kib();
-  score(requests(20000), "--model " + kQwenModel + " --window-requests 256 >/dev/null", status);
+  score(requests(4000), "--model " + kQwenModel + " --window-requests 64 >/dev/null", status);
   ASSERT_EQ(status, 0);
   const long large = children_max_rss_kib();
-  EXPECT_LT(large, small + 64 * 1024) << "peak RSS " << small << " KiB for 2000 requests, " << large
-                                       << " KiB for 20000";
+  EXPECT_LT(large, small + 48 * 1024) << "peak RSS " << small << " KiB for 400 requests, " << large
+                                       << " KiB for 4000";
 }
 
 TEST(ScoreHostile, WriteErrorsExitNonZero) {

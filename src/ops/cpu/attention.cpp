@@ -7,7 +7,7 @@
 
 #include <omp.h>
 
-namespace hylora::ops {
+namespace hylora::ops::cpu {
 
 namespace {
 // Cache slot (page·page_size + offset) of position j of sequence s.
@@ -38,13 +38,21 @@ void paged_attention(ExecCtx& ctx, const Tensor& q, const Tensor& k_cache, const
                "internal: attention q ", shape_str(q.shape()), " K ", shape_str(k_cache.shape()), " o ",
                shape_str(o.shape()));
   const int64_t group = nH / nKV, kstride = nKV * Dk, vstride = nKV * Dv;
-  // Row -> sequence, and the longest context, to size per-thread score buffers from the scratch arena.
+  // Row -> sequence, the longest context (to size per-thread score buffers from the scratch arena), and each
+  // sequence's cache slot of every position, resolved through the page table once instead of per (row, head, key).
   Tensor row_seq = ctx.scratch.tensor({T}, DType::I32);
-  int64_t max_ctx = 1;
+  Tensor seq_off = ctx.scratch.tensor({layout.num_seqs + 1}, DType::I32);
+  int64_t max_ctx = 1, total_ctx = 0;
   for (int64_t s = 0; s < layout.num_seqs; ++s) {
     for (int32_t t = layout.cu_seqlens.i32()[s]; t < layout.cu_seqlens.i32()[s + 1]; ++t) row_seq.i32()[t] = s;
     max_ctx = std::max<int64_t>(max_ctx, layout.context_lens.i32()[s]);
+    seq_off.i32()[s] = static_cast<int32_t>(total_ctx);
+    total_ctx += layout.context_lens.i32()[s];
   }
+  Tensor slot_of = ctx.scratch.tensor({std::max<int64_t>(total_ctx, 1)}, DType::I32);
+  for (int64_t s = 0; s < layout.num_seqs; ++s)
+    for (int64_t j = 0; j < layout.context_lens.i32()[s]; ++j)
+      slot_of.i32()[seq_off.i32()[s] + j] = static_cast<int32_t>(cache_slot(layout, s, j));
   const int64_t work = T * nH * max_ctx;
   const int threads = work > 4096 ? omp_get_max_threads() : 1;  // a decode of a few heads: no thread team
   Tensor scores = ctx.scratch.tensor({threads, max_ctx});
@@ -62,9 +70,10 @@ void paged_attention(ExecCtx& ctx, const Tensor& q, const Tensor& k_cache, const
         const int64_t len = past + (t - layout.cu_seqlens.i32()[s]) + 1;  // causal: keys 0 .. own position
         const int64_t kvh = h / group;
         const float* qv = q.f32() + t * q.ld() + h * Dk;
+        const int32_t* slots = slot_of.i32() + seq_off.i32()[s];
         float mx = -INFINITY;
         for (int64_t j = 0; j < len; ++j) {
-          const float* kv = kc + cache_slot(layout, s, j) * kstride + kvh * Dk;
+          const float* kv = kc + static_cast<int64_t>(slots[j]) * kstride + kvh * Dk;
           float acc = 0.0f;
           for (int64_t d = 0; d < Dk; ++d) acc += qv[d] * kv[d];
           acc *= scale;
@@ -81,7 +90,7 @@ void paged_attention(ExecCtx& ctx, const Tensor& q, const Tensor& k_cache, const
         std::fill(out, out + Dv, 0.0f);
         for (int64_t j = 0; j < len; ++j) {
           const float p = sc[j] * inv;
-          const float* vv = vc + cache_slot(layout, s, j) * vstride + kvh * Dv;
+          const float* vv = vc + static_cast<int64_t>(slots[j]) * vstride + kvh * Dv;
           for (int64_t d = 0; d < Dv; ++d) out[d] += p * vv[d];
         }
       }
@@ -89,4 +98,4 @@ void paged_attention(ExecCtx& ctx, const Tensor& q, const Tensor& k_cache, const
   }
 }
 
-}  // namespace hylora::ops
+}  // namespace hylora::ops::cpu

@@ -5,7 +5,7 @@
 
 #include "ops/elementwise.h"
 
-namespace hylora::ops {
+namespace hylora::ops::cpu {
 
 void causal_conv1d(ExecCtx& ctx, const Tensor& x, const Tensor& w, const Tensor& bias, const SeqLayout& layout,
                    Tensor& state_pool, bool apply_silu, Tensor& y) {
@@ -42,4 +42,4 @@ void causal_conv1d(ExecCtx& ctx, const Tensor& x, const Tensor& w, const Tensor&
   }
 }
 
-}  // namespace hylora::ops
+}  // namespace hylora::ops::cpu

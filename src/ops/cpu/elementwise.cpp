@@ -4,7 +4,7 @@
 #include <cmath>
 #include <cstring>
 
-namespace hylora::ops {
+namespace hylora::ops::cpu {
 
 namespace {
 void check_same(const Tensor& a, const Tensor& b, const char* op) {
@@ -128,4 +128,19 @@ void embedding(ExecCtx&, const Tensor& table, const Tensor& ids, Tensor& y) {
   }
 }
 
-}  // namespace hylora::ops
+void copy(ExecCtx&, const Tensor& src, Tensor& dst) { copy_into(src, dst); }
+
+void gdn_gates(ExecCtx&, const Tensor& b, const Tensor& a, const Tensor& neg_A, const Tensor& dt_bias, Tensor& g,
+               Tensor& beta) {
+  const int64_t T = b.dim(0), Hv = b.dim(1);
+  HYLORA_CHECK(a.dim(0) == T && a.dim(1) == Hv && neg_A.numel() == Hv && dt_bias.numel() == Hv && g.dim(0) == T &&
+                   g.dim(1) == Hv && beta.dim(0) == T && beta.dim(1) == Hv,
+               "internal: gdn_gates of ", shape_str(b.shape()));
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t j = 0; j < Hv; ++j) {
+      beta.f32()[t * beta.ld() + j] = sigmoid(b.f32()[t * b.ld() + j]);
+      g.f32()[t * g.ld() + j] = neg_A.f32()[j] * softplus(a.f32()[t * a.ld() + j] + dt_bias.f32()[j]);
+    }
+}
+
+}  // namespace hylora::ops::cpu

@@ -8,7 +8,7 @@
 
 #include <omp.h>
 
-namespace hylora::ops {
+namespace hylora::ops::cpu {
 
 namespace {
 // out = x · rsqrt(Σx² + 1e-6) · scale   (HF l2norm: eps inside the sqrt, a sum, not a mean)
@@ -78,4 +78,4 @@ void gated_delta_rule(ExecCtx& ctx, const Tensor& q, const Tensor& k, const Tens
   }
 }
 
-}  // namespace hylora::ops
+}  // namespace hylora::ops::cpu

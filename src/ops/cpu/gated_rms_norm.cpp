@@ -6,7 +6,7 @@
 
 #include "ops/elementwise.h"
 
-namespace hylora::ops {
+namespace hylora::ops::cpu {
 
 void rms_norm_gated(ExecCtx& ctx, const Tensor& y, const Tensor& z, const Tensor& w, int64_t group, float eps,
                     GateOrder order, Tensor& out) {
@@ -37,4 +37,4 @@ void rms_norm_gated(ExecCtx& ctx, const Tensor& y, const Tensor& z, const Tensor
   }
 }
 
-}  // namespace hylora::ops
+}  // namespace hylora::ops::cpu

@@ -3,7 +3,7 @@
 
 #include <cblas.h>
 
-namespace hylora::ops {
+namespace hylora::ops::cpu {
 
 namespace {
 int i32(int64_t v) { return static_cast<int>(v); }
@@ -37,4 +37,4 @@ void add_bias(ExecCtx&, const Tensor& b, Tensor& y) {
   }
 }
 
-}  // namespace hylora::ops
+}  // namespace hylora::ops::cpu

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
-namespace hylora::ops {
+namespace hylora::ops::cpu {
 
 namespace {
 int i32(int64_t v) { return static_cast<int>(v); }
@@ -101,4 +101,40 @@ void lora_expand(ExecCtx& ctx, const Tensor& s, const LoraSegments& seg, const s
   }
 }
 
-}  // namespace hylora::ops
+void lora_segment_dense_delta(ExecCtx&, const Tensor& x, const LoraSegments& seg, int64_t g, const Tensor& delta,
+                              int64_t out_offset, Tensor& y) {
+  const int64_t in = x.dim(1), n = delta.dim(0);
+  HYLORA_CHECK(delta.dim(1) == in && out_offset + n <= y.dim(1), "internal: dense delta ", shape_str(delta.shape()));
+  const int32_t* perm = seg.perm.i32();
+  for (int32_t i = seg.indptr.i32()[g]; i < seg.indptr.i32()[g + 1]; ++i) {
+    const float* xr = x.f32() + perm[i] * x.ld();
+    float* yr = y.f32() + perm[i] * y.ld() + out_offset;
+    for (int64_t c = 0; c < n; ++c) {
+      const float* d = delta.f32() + c * in;
+      double acc = 0.0;
+      for (int64_t j = 0; j < in; ++j) acc += static_cast<double>(xr[j]) * d[j];
+      yr[c] += static_cast<float>(acc);
+    }
+  }
+}
+
+void lora_segment_embedding_delta(ExecCtx&, const Tensor& ids, const LoraSegments& seg, int64_t g, const Tensor& delta,
+                                  Tensor& y) {
+  const int64_t H = y.dim(1);
+  HYLORA_CHECK(delta.dim(1) == H, "internal: embedding delta ", shape_str(delta.shape()));
+  for (int32_t i = seg.indptr.i32()[g]; i < seg.indptr.i32()[g + 1]; ++i) {
+    const int64_t row = seg.perm.i32()[i];
+    const float* src = delta.f32() + static_cast<int64_t>(ids.i32()[row]) * H;
+    float* dst = y.f32() + row * y.ld();
+    for (int64_t c = 0; c < H; ++c) dst[c] += src[c];
+  }
+}
+
+void segment_index(ExecCtx&, const LoraSegments& seg, Tensor& out) {
+  std::fill(out.i32(), out.i32() + out.numel(), 0);
+  for (int64_t g = 0; g < seg.num_segments; ++g)
+    for (int32_t i = seg.indptr.i32()[g]; i < seg.indptr.i32()[g + 1]; ++i)
+      out.i32()[seg.perm.i32()[i]] = static_cast<int32_t>(g + 1);
+}
+
+}  // namespace hylora::ops::cpu

@@ -7,7 +7,7 @@
 
 #include <omp.h>
 
-namespace hylora::ops {
+namespace hylora::ops::cpu {
 
 void mla_attention(ExecCtx& ctx, const Tensor& q, const Tensor& cache, const SeqLayout& layout,
                    const std::vector<Tensor>& kvb, const Tensor& kvb_of_row, int64_t nH, int64_t Dn, int64_t Dv,
@@ -83,4 +83,4 @@ void mla_attention(ExecCtx& ctx, const Tensor& q, const Tensor& cache, const Seq
   }
 }
 
-}  // namespace hylora::ops
+}  // namespace hylora::ops::cpu

@@ -10,7 +10,7 @@
 #include "ops/elementwise.h"
 #include "ops/linear.h"
 
-namespace hylora::ops {
+namespace hylora::ops::cpu {
 
 namespace {
 // Indices of the k largest of v[0..n), largest first; ties keep the lower index first (torch.topk on CPU does too
@@ -175,4 +175,4 @@ void moe_combine(ExecCtx& ctx, const Tensor& ys, const MoePermutation& perm, con
   }
 }
 
-}  // namespace hylora::ops
+}  // namespace hylora::ops::cpu

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-namespace hylora::ops {
+namespace hylora::ops::cpu {
 
 std::vector<float> rope_inv_freq(int64_t rot, double theta) {
   std::vector<float> inv(rot / 2);
@@ -40,4 +40,4 @@ void rope_neox(ExecCtx&, Tensor& x, int64_t D, const Tensor& positions, const st
   }
 }
 
-}  // namespace hylora::ops
+}  // namespace hylora::ops::cpu

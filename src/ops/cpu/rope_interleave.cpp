@@ -4,7 +4,7 @@
 
 #include "ops/rope.h"
 
-namespace hylora::ops {
+namespace hylora::ops::cpu {
 
 void rope_pairs_to_halves(Tensor& x, int64_t D, int64_t rot, int64_t offset) {
   const int64_t n = x.dim(0), heads = D > 0 ? x.row_size() / D : 0, half = rot / 2;
@@ -29,4 +29,4 @@ void rope_interleaved(ExecCtx& ctx, Tensor& x, int64_t D, const Tensor& position
   rope_neox(ctx, x, D, positions, inv_freq, rot, offset, attention_scaling);
 }
 
-}  // namespace hylora::ops
+}  // namespace hylora::ops::cpu

@@ -8,7 +8,7 @@
 
 #include "ops/elementwise.h"
 
-namespace hylora::ops {
+namespace hylora::ops::cpu {
 
 void ssm_scan(ExecCtx&, const Tensor& x, const Tensor& dt, const Tensor& B, const Tensor& C, const Tensor& A,
               const Tensor& D, const Tensor& dt_bias, float dt_min, const SeqLayout& layout, Tensor& state_pool,
@@ -50,4 +50,4 @@ void ssm_scan(ExecCtx&, const Tensor& x, const Tensor& dt, const Tensor& B, cons
   }
 }
 
-}  // namespace hylora::ops
+}  // namespace hylora::ops::cpu

@@ -3,6 +3,7 @@
 #include "text/jinja/builtins.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <ctime>
 
@@ -183,7 +184,9 @@ Value attribute_path(const Value& v, const std::string& path) {
     std::size_t dot = path.find('.', start);
     std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     bool digits = !part.empty() && std::all_of(part.begin(), part.end(), ::isdigit);
-    cur = digits && cur.is_array() ? get_item(cur, Value(static_cast<int64_t>(std::stoll(part)))) : get_attr(cur, part);
+    int64_t index = 0;
+    const bool in_range = digits && std::from_chars(part.data(), part.data() + part.size(), index).ec == std::errc();
+    cur = in_range && cur.is_array() ? get_item(cur, Value(index)) : get_attr(cur, part);
     if (dot == std::string::npos) return cur;
     start = dot + 1;
   }

@@ -186,7 +186,18 @@ class Lexer {
         case 'U': {
           std::size_t n = e == 'x' ? 2 : e == 'u' ? 4 : 8;
           if (p + n > s_.size()) fail_at(line_, "truncated \\" + std::string(1, e) + " escape");
-          char32_t cp = static_cast<char32_t>(std::stoul(s_.substr(p, n), nullptr, 16));
+          char32_t cp = 0;
+          for (std::size_t k = 0; k < n; ++k) {
+            const char h = s_[p + k];
+            const int d = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                        : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+            if (d < 0) fail_at(line_, "invalid \\" + std::string(1, e) + " escape (expected " + std::to_string(n) +
+                                          " hex digits)");
+            cp = cp * 16 + static_cast<char32_t>(d);
+          }
+          // Python refuses code points past U+10FFFF; a lone surrogate could not be written as UTF-8 either.
+          if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            fail_at(line_, "\\" + std::string(1, e) + " escape is not a Unicode scalar value");
           p += n;
           append_utf8(out, cp);
           break;

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Issue 7, item 4 on the GPU machine: builds `hylora` with the CUDA backend (CMake + Ninja, no unit tests: that
+# machine has no GoogleTest) and scores every golden fixture with --device cuda (scripts/gpu_score_compare.py).
+# The log goes to LOG (default bench/results/gpu_score_checks_<date>.log).
+#   scripts/gpu_score_checks.sh [--deps PREFIX] [--dtype float32|bfloat16]... [--log FILE]
+# --deps PREFIX: a prefix holding what the GPU machine lacks (bin/pkg-config, lib/pkgconfig/{openblas,libpcre2-8,
+# libutf8proc,cpp-httplib}.pc with their libraries, include/{nlohmann,CLI}, share/cmake/{nlohmann_json,CLI11}), made
+# on the CPU machine by scripts/gpu_deps_bundle.sh. With the device tool: copy the worktree and PREFIX.tar.xz into an
+# ignored folder of the checkout, carry it, unpack both there and run this script.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+deps="" log="" dtypes=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --deps) deps=$2; shift 2 ;;
+    --dtype) dtypes+=("$2"); shift 2 ;;
+    --log) log=$2; shift 2 ;;
+    *) echo "unknown argument $1"; exit 2 ;;
+  esac
+done
+[ ${#dtypes[@]} -gt 0 ] || dtypes=(float32)
+log=${log:-$root/bench/results/gpu_score_checks_$(date -u +%Y%m%d_%H%M).log}
+mkdir -p "$(dirname "$log")"
+exec > >(tee "$log") 2>&1
+args=()
+if [ -n "$deps" ]; then
+  export PKG_CONFIG_PATH=$deps/lib/pkgconfig PKG_CONFIG_LIBDIR=$deps/lib/pkgconfig
+  export LD_LIBRARY_PATH=$deps/lib:${LD_LIBRARY_PATH:-}
+  args+=(-DCMAKE_PREFIX_PATH="$deps" -DPKG_CONFIG_EXECUTABLE="$deps/bin/pkg-config")
+fi
+echo "== $(date -u) $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo no-git) on $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null)"
+build=$root/build-gpu
+gen=()
+command -v ninja >/dev/null && gen=(-G Ninja)
+# GCC 13 (the GPU image's) flags the text library's `const std::string& x = need_string(...)` (a reference into a
+# long-lived Value) as possibly dangling: a false positive that -Werror would turn into a failed build.
+flags=""
+g++ -dumpversion 2>/dev/null | grep -qE '^1[3-9]' && flags="-Wno-dangling-reference"
+cmake -S "$root" -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DHYLORA_BUILD_TESTS=OFF \
+  -DCMAKE_CXX_FLAGS="$flags" "${args[@]}" || exit 1
+cmake --build "$build" -j "$(nproc)" --target hylora || exit 1
+bin=$(find "$build" -name hylora -type f -perm -u+x | head -1)
+python3 "$root/scripts/gpu_score_compare.py" "$bin" "$root/tests/fixtures" "${dtypes[@]}"

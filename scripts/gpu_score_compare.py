@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""Scores every golden fixture (tests/fixtures/<case>/ with case.json + expected.jsonl) with `hylora score --device
+cuda` and compares with the float64 references, the way tests/unit/golden_test.cpp runs the CPU build: each case three
+ways (one prefill per sequence, token by token, small chunks packed into small steps).
+  float32:  max |Δ logprob| ≤ 1e-3
+  bfloat16: kl_v2 = mean(½·Δ²) ≤ 2.5e-4   (issue 7, item 4)
+Usage: gpu_score_compare.py HYLORA_BINARY FIXTURES_DIR DTYPE [DTYPE...]; prints one line per (case, way, dtype) and
+exits non-zero when any fails."""
+import json, os, shlex, subprocess, sys, time
+
+binary, fixtures, dtypes = sys.argv[1], sys.argv[2], sys.argv[3:] or ['float32']
+ways = ['', '--prefill-chunk 1', '--prefill-chunk 37 --max-batch-tokens 64']
+fails = 0
+for name in sorted(os.listdir(fixtures)):
+    d = os.path.join(fixtures, name)
+    if not (os.path.exists(os.path.join(d, 'case.json')) and os.path.exists(os.path.join(d, 'expected.jsonl'))):
+        continue
+    cfg = json.load(open(os.path.join(d, 'case.json')))
+    cmd = [binary, 'score', '--model', os.path.join(d, 'model')]
+    for an, ap in (cfg.get('adapters') or {}).items():
+        cmd += ['--lora', f'{an}={os.path.join(d, ap)}']
+    cmd += cfg.get('score_args', [])
+    expected = [json.loads(l) for l in open(os.path.join(d, 'expected.jsonl')) if l.strip()]
+    for dtype in dtypes:
+        for way in ways:
+            full = cmd + ['--device', 'cuda', '--dtype', dtype] + shlex.split(way)
+            t0 = time.time()
+            p = subprocess.run(full, stdin=open(os.path.join(d, 'requests.jsonl')), capture_output=True, text=True)
+            dt = time.time() - t0
+            got = [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+            status, worst, kl, n = 'ok', 0.0, 0.0, 0
+            if p.returncode != 0 or len(got) != len(expected):
+                status = f'FAIL rc={p.returncode} rows={len(got)}/{len(expected)}: {p.stderr.strip()[-300:]}'
+            else:
+                for g, e in zip(got, expected):
+                    if g.get('id') != e.get('id') or 'logprobs' not in g or len(g['logprobs']) != len(e['logprobs']):
+                        status = f'FAIL request {e.get("id")}: {json.dumps(g)[:200]}'
+                        break
+                    for a, b in zip(g['logprobs'], e['logprobs']):
+                        worst = max(worst, abs(a - b))
+                        kl += 0.5 * (a - b) ** 2
+                        n += 1
+                kl = kl / max(n, 1)
+                if status == 'ok':
+                    bad = worst > 1e-3 if dtype == 'float32' else kl > 2.5e-4
+                    status = 'FAIL tolerance' if bad else 'ok'
+            fails += status != 'ok'
+            print(f'[gpu-golden] {name:28s} {dtype:8s} {way or "one prefill":40s} max|dlogprob| = {worst:.3g} '
+                  f'kl_v2 = {kl:.3g} ({dt:.1f}s) {status}', flush=True)
+print(f'[gpu-golden] {fails} failing run(s)')
+sys.exit(1 if fails else 0)

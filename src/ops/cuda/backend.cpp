@@ -1,0 +1,387 @@
+// ops::cuda_backend: the neutral ops (src/ops/*.h) on the GPU. Each function maps its Tensor views (shape, leading
+// dimension, dtype) onto a hylora::cuda kernel (the tuned ones of this folder, or the small ones of extra.h) on
+// ctx.stream. Tensors must live on the device; activations are float32 (the bf16 path is not wired yet).
+#include <cuda_runtime.h>
+
+#include <cstring>
+
+#include "ops/backends.h"
+#include "ops/cuda/attention.h"
+#include "ops/cuda/extra.h"
+#include "ops/cuda/gemm.h"
+#include "ops/cuda/lora.h"
+#include "ops/cuda/misc.h"
+#include "ops/cuda/norms.h"
+#include "ops/cuda/recurrent.h"
+#include "ops/device.h"
+
+namespace hylora::ops::cuda_backend {
+
+namespace {
+using cuda::DType::f32;
+
+cudaStream_t stream(const ExecCtx& ctx) { return static_cast<cudaStream_t>(ctx.stream); }
+
+void ok(cudaError_t e, const char* op) {
+  if (e != cudaSuccess) fail("CUDA error in ", op, ": ", cudaGetErrorString(e));
+}
+
+// Every operand must be a float32 (or int32 metadata) tensor on the GPU: a host tensor here is an engine bug.
+const float* cf(const Tensor& t, const char* op) {
+  HYLORA_CHECK(t.device() == Device::CUDA && t.dtype() == DType::F32, "internal: ", op, " got a ",
+               dtype_name(t.dtype()), " tensor on the ", t.device() == Device::CPU ? "host" : "GPU",
+               ", expected float32 on the GPU");
+  return static_cast<const float*>(t.raw());
+}
+float* mf(const Tensor& t, const char* op) { return const_cast<float*>(cf(t, op)); }
+const int32_t* ci(const Tensor& t, const char* op) {
+  HYLORA_CHECK(t.device() == Device::CUDA && t.dtype() == DType::I32, "internal: ", op,
+               " expected int32 metadata on the GPU, got ", dtype_name(t.dtype()));
+  return static_cast<const int32_t*>(t.raw());
+}
+int32_t* mi(const Tensor& t, const char* op) { return const_cast<int32_t*>(ci(t, op)); }
+
+cuda::GemmHandle& gemm_handle() {
+  static cuda::GemmHandle* h = new cuda::GemmHandle();  // one per process, never destroyed (tensors outlive statics)
+  return *h;
+}
+
+// A small host array copied into the step's scratch on the device (rope frequencies, MLA weight tables).
+Tensor upload(ExecCtx& ctx, const void* data, size_t bytes) {
+  Tensor t = ctx.scratch.tensor({static_cast<int64_t>((bytes + 3) / 4)}, DType::I32);
+  memcpy(ctx, t.raw(), data, bytes);
+  return t;
+}
+
+cuda::LoraSegments segs(const LoraSegments& seg) {
+  cuda::LoraSegments s;
+  s.perm = ci(seg.perm, "lora");
+  s.T_lora = seg.num_rows;
+  s.seg_indptr = ci(seg.indptr, "lora");
+  s.seg_slot = ci(seg.group, "lora");
+  s.G = seg.num_segments;
+  s.rank = nullptr;  // max_r for every group: the zero tail past each rank adds nothing
+  return s;
+}
+cuda::LoraSlices slices_of(const std::vector<const LoraSliceBuffers*>& sl) {
+  HYLORA_CHECK(!sl.empty() && static_cast<int>(sl.size()) <= cuda::kLoraMaxSlices, "internal: LoRA of ", sl.size(),
+               " slices on the GPU (at most ", cuda::kLoraMaxSlices, ")");
+  cuda::LoraSlices s;
+  s.n = static_cast<int>(sl.size());
+  for (int k = 0; k < s.n; ++k) {
+    s.A[k] = cf(sl[k]->A, "lora A");
+    s.B[k] = cf(sl[k]->B, "lora B");
+    s.out_off[k] = sl[k]->out_offset;
+    s.out_size[k] = sl[k]->out_size;
+  }
+  return s;
+}
+void pw(ExecCtx& ctx, cuda::extra::Pointwise kind, const Tensor* x, Tensor& y, const char* op) {
+  const float* xp = x ? cf(*x, op) : nullptr;
+  if (x)
+    HYLORA_CHECK(x->dim(0) == y.dim(0) && x->row_size() == y.row_size(), "internal: ", op, " of ",
+                 shape_str(x->shape()), " and ", shape_str(y.shape()));
+  ok(cuda::extra::pointwise(kind, xp, x ? x->ld() : 0, mf(y, op), y.ld(), y.dim(0), y.row_size(), stream(ctx)), op);
+}
+}  // namespace
+
+// --- attention -----------------------------------------------------------------------------------------------
+void paged_store(ExecCtx& ctx, const Tensor& x, const SeqLayout& layout, Tensor& cache) {
+  const int64_t W = x.dim(1), slot_width = cache.numel() / (cache.dim(0) * cache.dim(1));
+  HYLORA_CHECK(W == slot_width, "internal: paged_store of width ", W, " into cache slots of ", slot_width);
+  ok(cuda::extra::paged_store(cf(x, "paged_store"), x.ld(), ci(layout.kv_slots, "paged_store"), x.dim(0), W,
+                              mf(cache, "paged_store"), stream(ctx)),
+     "paged_store");
+}
+
+void paged_attention(ExecCtx& ctx, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                     const SeqLayout& layout, int64_t num_heads, float scale, Tensor& o) {
+  cuda::PagedAttention p;
+  p.q = cf(q, "attention");
+  p.ldq = q.ld();
+  p.k_pool = cf(k_cache, "attention");
+  p.v_pool = cf(v_cache, "attention");
+  p.o = mf(o, "attention");
+  p.ldo = o.ld();
+  p.cu_seqlens = ci(layout.cu_seqlens, "attention");
+  p.context_lens = ci(layout.context_lens, "attention");
+  p.page_table = ci(layout.page_table, "attention");
+  p.S = layout.num_seqs;
+  p.T = layout.num_tokens;
+  p.nH = num_heads;
+  p.nKV = k_cache.dim(2);
+  p.D = k_cache.dim(3);
+  p.Dv = v_cache.dim(3);
+  p.page_size = layout.page_size;
+  p.max_pages = layout.max_pages;
+  p.scale = scale;
+  ok(cuda::attention_prefill(f32, p, stream(ctx)), "paged_attention");
+}
+
+// --- recurrences ---------------------------------------------------------------------------------------------
+void causal_conv1d(ExecCtx& ctx, const Tensor& x, const Tensor& w, const Tensor& bias, const SeqLayout& layout,
+                   Tensor& state_pool, bool silu, Tensor& y) {
+  ok(cuda::causal_conv1d(f32, cf(x, "conv1d"), x.ld(), cf(w, "conv1d"), bias.defined() ? cf(bias, "conv1d") : nullptr,
+                         mf(y, "conv1d"), y.ld(), mf(state_pool, "conv1d"), ci(layout.state_slots, "conv1d"),
+                         ci(layout.cu_seqlens, "conv1d"), layout.num_seqs, layout.num_tokens, x.dim(1), w.dim(1), silu,
+                         stream(ctx)),
+     "causal_conv1d");
+}
+
+void gated_delta_rule(ExecCtx& ctx, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& g,
+                      const Tensor& beta, const SeqLayout& layout, Tensor& state_pool, Tensor& o) {
+  const int64_t Hv = state_pool.dim(1), Dk = state_pool.dim(2), Dv = state_pool.dim(3), Hk = q.dim(1) / Dk;
+  ok(cuda::gated_delta_rule(f32, cf(q, "gdn"), q.ld(), cf(k, "gdn"), k.ld(), cf(v, "gdn"), v.ld(), cf(g, "gdn"),
+                            g.ld(), cf(beta, "gdn"), beta.ld(), mf(o, "gdn"), o.ld(), mf(state_pool, "gdn"),
+                            ci(layout.state_slots, "gdn"), ci(layout.cu_seqlens, "gdn"), layout.num_seqs,
+                            layout.num_tokens, Hk, Hv, Dk, Dv, stream(ctx)),
+     "gated_delta_rule");
+}
+
+void ssm_scan(ExecCtx& ctx, const Tensor& x, const Tensor& dt, const Tensor& B, const Tensor& C, const Tensor& A,
+              const Tensor& D, const Tensor& dt_bias, float dt_min, const SeqLayout& layout, Tensor& state_pool,
+              Tensor& y) {
+  const int64_t nh = state_pool.dim(1), hd = state_pool.dim(2), N = state_pool.dim(3), G = B.dim(1) / N;
+  ok(cuda::ssm_scan(f32, cf(x, "ssm"), x.ld(), cf(dt, "ssm"), dt.ld(), cf(B, "ssm"), B.ld(), cf(C, "ssm"), C.ld(),
+                    cf(A, "ssm"), cf(D, "ssm"), cf(dt_bias, "ssm"), dt_min, mf(y, "ssm"), y.ld(), mf(state_pool, "ssm"),
+                    ci(layout.state_slots, "ssm"), ci(layout.cu_seqlens, "ssm"), layout.num_seqs, layout.num_tokens,
+                    nh, hd, G, N, stream(ctx)),
+     "ssm_scan");
+}
+
+// --- norms and pointwise -------------------------------------------------------------------------------------
+void rms_norm(ExecCtx& ctx, const Tensor& x, const Tensor& w, int64_t group, float eps, NormKind kind, Tensor& y) {
+  const int64_t W = x.dim(1);
+  HYLORA_CHECK(group > 0 && W % group == 0 && y.dim(0) == x.dim(0) && y.dim(1) == W, "internal: rms_norm shapes");
+  ok(cuda::rms_norm(f32, cf(x, "rms_norm"), x.ld(), cf(w, "rms_norm"), mf(y, "rms_norm"), y.ld(), x.dim(0), W / group,
+                    group, eps, kind == NormKind::kOnePlus, stream(ctx)),
+     "rms_norm");
+}
+
+void rms_norm_gated(ExecCtx& ctx, const Tensor& y, const Tensor& z, const Tensor& w, int64_t group, float eps,
+                    GateOrder order, Tensor& out) {
+  ok(cuda::rms_norm_gated(f32, cf(y, "rms_norm_gated"), y.ld(), cf(z, "rms_norm_gated"), z.ld(),
+                          cf(w, "rms_norm_gated"), mf(out, "rms_norm_gated"), out.ld(), y.dim(0), y.dim(1), group, eps,
+                          order == GateOrder::kGateBeforeNorm, stream(ctx)),
+     "rms_norm_gated");
+}
+
+void add(ExecCtx& ctx, const Tensor& x, Tensor& y) { pw(ctx, cuda::extra::Pointwise::kAdd, &x, y, "add"); }
+void sigmoid_inplace(ExecCtx& ctx, Tensor& y) { pw(ctx, cuda::extra::Pointwise::kSigmoid, nullptr, y, "sigmoid"); }
+void mul_sigmoid(ExecCtx& ctx, const Tensor& gate, Tensor& o) {
+  pw(ctx, cuda::extra::Pointwise::kMulSigmoid, &gate, o, "mul_sigmoid");
+}
+void relu2_inplace(ExecCtx& ctx, Tensor& y) { pw(ctx, cuda::extra::Pointwise::kRelu2, nullptr, y, "relu2"); }
+void copy(ExecCtx& ctx, const Tensor& src, Tensor& dst) { pw(ctx, cuda::extra::Pointwise::kCopy, &src, dst, "copy"); }
+
+void add_row_scaled(ExecCtx& ctx, const Tensor& x, const Tensor& s, Tensor& y) {
+  ok(cuda::extra::add_row_scaled(cf(x, "add_row_scaled"), x.ld(), cf(s, "add_row_scaled"), mf(y, "add_row_scaled"),
+                                 y.ld(), y.dim(0), y.row_size(), stream(ctx)),
+     "add_row_scaled");
+}
+
+void silu_mul_halves(ExecCtx& ctx, const Tensor& x, Tensor& y) {
+  HYLORA_CHECK(x.dim(1) == 2 * y.dim(1) && x.dim(0) == y.dim(0), "internal: silu_mul_halves shapes");
+  ok(cuda::extra::silu_mul_halves(cf(x, "silu_mul"), x.ld(), mf(y, "silu_mul"), y.ld(), y.dim(0), y.dim(1),
+                                  stream(ctx)),
+     "silu_mul_halves");
+}
+
+void split_head_halves(ExecCtx& ctx, const Tensor& x, int64_t head_dim, Tensor& a, Tensor& b) {
+  ok(cuda::extra::split_head_halves(cf(x, "split"), x.ld(), mf(a, "split"), a.ld(), mf(b, "split"), b.ld(), x.dim(0),
+                                    a.dim(1) / head_dim, head_dim, stream(ctx)),
+     "split_head_halves");
+}
+
+void gather_rows(ExecCtx& ctx, const Tensor& x, const Tensor& rows, Tensor& y) {
+  ok(cuda::extra::gather_rows(cf(x, "gather_rows"), x.ld(), ci(rows, "gather_rows"), 1, mf(y, "gather_rows"), y.ld(),
+                              rows.numel(), x.dim(1), stream(ctx)),
+     "gather_rows");
+}
+
+void embedding(ExecCtx& ctx, const Tensor& table, const Tensor& ids, Tensor& y) {
+  ok(cuda::extra::embedding(cf(table, "embedding"), table.dim(1), ci(ids, "embedding"), ids.numel(),
+                            mf(y, "embedding"), y.ld(), stream(ctx)),
+     "embedding");
+}
+
+void gdn_gates(ExecCtx& ctx, const Tensor& b, const Tensor& a, const Tensor& neg_A, const Tensor& dt_bias, Tensor& g,
+               Tensor& beta) {
+  ok(cuda::extra::gdn_gates(cf(b, "gdn_gates"), b.ld(), cf(a, "gdn_gates"), a.ld(), cf(neg_A, "gdn_gates"),
+                            cf(dt_bias, "gdn_gates"), mf(g, "gdn_gates"), g.ld(), mf(beta, "gdn_gates"), beta.ld(),
+                            b.dim(0), b.dim(1), stream(ctx)),
+     "gdn_gates");
+}
+
+// --- GEMMs ---------------------------------------------------------------------------------------------------
+void matmul_nt(ExecCtx& ctx, const Tensor& x, const Tensor& w, Tensor& y, bool accumulate) {
+  const int64_t M = x.dim(0), K = x.dim(1), N = w.dim(0);
+  HYLORA_CHECK(w.dim(1) == K && y.dim(0) == M && y.dim(1) == N, "internal: matmul_nt of ", shape_str(x.shape()),
+               " and ", shape_str(w.shape()), " into ", shape_str(y.shape()));
+  if (M == 0) return;
+  ok(cuda::gemm(gemm_handle(), f32, cf(x, "matmul"), x.ld(), cf(w, "matmul"), w.ld(), mf(y, "matmul"), y.ld(), M, N,
+                K, nullptr, accumulate, stream(ctx)),
+     "matmul_nt (cuBLASLt)");
+}
+
+void matmul_nn(ExecCtx& ctx, const Tensor& x, const Tensor& w, Tensor& y, bool accumulate) {
+  const int64_t M = x.dim(0), K = x.dim(1), N = w.dim(1);
+  HYLORA_CHECK(w.dim(0) == K && y.dim(0) == M && y.dim(1) == N, "internal: matmul_nn shapes");
+  ok(cuda::extra::matmul_nn(cf(x, "matmul_nn"), x.ld(), cf(w, "matmul_nn"), w.ld(), mf(y, "matmul_nn"), y.ld(), M, N,
+                            K, accumulate, stream(ctx)),
+     "matmul_nn");
+}
+
+void add_bias(ExecCtx& ctx, const Tensor& b, Tensor& y) {
+  ok(cuda::extra::add_bias(cf(b, "add_bias"), mf(y, "add_bias"), y.ld(), y.dim(0), y.dim(1), stream(ctx)), "add_bias");
+}
+
+// --- LoRA ----------------------------------------------------------------------------------------------------
+void lora_shrink(ExecCtx& ctx, const Tensor& x, const LoraSegments& seg,
+                 const std::vector<const LoraSliceBuffers*>& slices, Tensor& s) {
+  if (seg.empty()) return;
+  const int64_t max_r = slices.at(0)->A.dim(1);
+  HYLORA_CHECK(max_r <= cuda::kLoraMaxRank, "LoRA rank ", max_r, " above the GPU kernels' ", cuda::kLoraMaxRank);
+  ok(cuda::lora_shrink(f32, cf(x, "lora_shrink"), x.ld(), x.dim(1), slices_of(slices), max_r, segs(seg),
+                       mf(s, "lora_shrink"), cuda::LoraPath::kAuto, stream(ctx)),
+     "lora_shrink");
+}
+
+void lora_shrink_embedding(ExecCtx& ctx, const Tensor& ids, const LoraSegments& seg,
+                           const std::vector<const LoraSliceBuffers*>& slices, Tensor& s) {
+  if (seg.empty()) return;
+  const Tensor& A = slices.at(0)->A;  // [groups, max_r, vocab]
+  ok(cuda::lora_embedding_shrink(f32, ci(ids, "lora_embedding"), cf(A, "lora_embedding"), A.dim(2), A.dim(1),
+                                 segs(seg), mf(s, "lora_embedding"), stream(ctx)),
+     "lora_shrink_embedding");
+}
+
+void lora_expand(ExecCtx& ctx, const Tensor& s, const LoraSegments& seg,
+                 const std::vector<const LoraSliceBuffers*>& slices, Tensor& y) {
+  if (seg.empty()) return;
+  ok(cuda::lora_expand(f32, cf(s, "lora_expand"), slices_of(slices), slices.at(0)->A.dim(1), segs(seg),
+                       mf(y, "lora_expand"), y.ld(), stream(ctx)),
+     "lora_expand");
+}
+
+void lora_segment_dense_delta(ExecCtx& ctx, const Tensor& x, const LoraSegments& seg, int64_t g, const Tensor& delta,
+                              int64_t out_offset, Tensor& y) {
+  ok(cuda::extra::segment_dense_delta(cf(x, "dense_delta"), x.ld(), ci(seg.perm, "dense_delta"),
+                                      ci(seg.indptr, "dense_delta"), g, seg.num_rows, cf(delta, "dense_delta"),
+                                      delta.dim(0), delta.dim(1), mf(y, "dense_delta"), y.ld(), out_offset,
+                                      stream(ctx)),
+     "lora_segment_dense_delta");
+}
+
+void lora_segment_embedding_delta(ExecCtx& ctx, const Tensor& ids, const LoraSegments& seg, int64_t g,
+                                  const Tensor& delta, Tensor& y) {
+  ok(cuda::extra::segment_embedding_delta(ci(ids, "embedding_delta"), ci(seg.perm, "embedding_delta"),
+                                          ci(seg.indptr, "embedding_delta"), g, seg.num_rows,
+                                          cf(delta, "embedding_delta"), delta.dim(1), mf(y, "embedding_delta"),
+                                          y.ld(), stream(ctx)),
+     "lora_segment_embedding_delta");
+}
+
+void segment_index(ExecCtx& ctx, const LoraSegments& seg, Tensor& out) {
+  ok(cuda::extra::segment_index(seg.num_segments ? ci(seg.perm, "segment_index") : nullptr,
+                                seg.num_segments ? ci(seg.indptr, "segment_index") : nullptr, seg.num_segments,
+                                seg.num_rows, mi(out, "segment_index"), out.numel(), stream(ctx)),
+     "segment_index");
+}
+
+// --- MLA -----------------------------------------------------------------------------------------------------
+void mla_attention(ExecCtx& ctx, const Tensor& q, const Tensor& cache, const SeqLayout& layout,
+                   const std::vector<Tensor>& kvb, const Tensor& kvb_of_row, int64_t num_heads, int64_t nope_dim,
+                   int64_t v_dim, float scale, Tensor& o) {
+  const int64_t Dqk = q.dim(1) / num_heads, Dr = Dqk - nope_dim, Ckv = cache.dim(2) - Dr;
+  std::vector<const float*> table;
+  for (const Tensor& w : kvb) table.push_back(cf(w, "mla kv_b"));
+  const Tensor dev_table = upload(ctx, table.data(), table.size() * sizeof(const float*));
+  const int64_t max_ctx = layout.max_pages * layout.page_size;  // host-known bound of every context
+  ok(cuda::extra::mla_attention(cf(q, "mla"), q.ld(), cf(cache, "mla"), ci(layout.cu_seqlens, "mla"),
+                                ci(layout.context_lens, "mla"), ci(layout.page_table, "mla"), layout.num_seqs,
+                                layout.num_tokens, layout.max_pages, layout.page_size,
+                                static_cast<const float* const*>(dev_table.raw()), ci(kvb_of_row, "mla"), num_heads,
+                                nope_dim, Dr, v_dim, Ckv, max_ctx, scale, mf(o, "mla"), o.ld(), stream(ctx)),
+     "mla_attention");
+}
+
+// --- MoE -----------------------------------------------------------------------------------------------------
+void route_softmax_topk(ExecCtx& ctx, const Tensor& logits, int64_t k, bool normalize, Tensor& ids, Tensor& weights) {
+  ok(cuda::moe_route_softmax_topk(cf(logits, "route"), logits.ld(), logits.dim(0), logits.dim(1), k, normalize,
+                                  mi(ids, "route"), mf(weights, "route"), stream(ctx)),
+     "route_softmax_topk");
+}
+
+void route_sigmoid_grouped(ExecCtx& ctx, const Tensor& logits, const Tensor& bias, int64_t n_group,
+                           int64_t topk_group, int64_t k, bool normalize, float scale, Tensor& ids, Tensor& weights) {
+  ok(cuda::moe_route_sigmoid_grouped(cf(logits, "route"), logits.ld(), cf(bias, "route"), logits.dim(0),
+                                     logits.dim(1), n_group, topk_group, k, normalize, scale, mi(ids, "route"),
+                                     mf(weights, "route"), stream(ctx)),
+     "route_sigmoid_grouped");
+}
+
+void moe_permute(ExecCtx& ctx, const Tensor& ids, const Tensor& row_slot, int64_t num_experts, MoePermutation& out) {
+  // The permutation's sizes (pairs per segment, the number of (expert, slot) segments) size the tensors that follow,
+  // so they must be known on the host: bring ids and slots over, run the reference counting sort, send the result
+  // back (small int32 arrays; one synchronisation per MoE layer).
+  static thread_local ExecCtx host;
+  host.scratch.reset();
+  Tensor hid = Tensor::empty(ids.shape(), DType::I32), hslot = Tensor::empty(row_slot.shape(), DType::I32);
+  copy_tensor(ctx, ids, hid);
+  copy_tensor(ctx, row_slot, hslot);
+  MoePermutation h;
+  cpu::moe_permute(host, hid, hslot, num_experts, h);
+  auto up = [&](const Tensor& t) {
+    Tensor d = ctx.scratch.tensor(t.shape(), DType::I32);
+    copy_tensor(ctx, t, d);
+    return d;
+  };
+  out.num_pairs = h.num_pairs;
+  out.pair = up(h.pair);
+  out.expert_offsets = up(h.expert_offsets);
+  out.lora.num_rows = h.lora.num_rows;
+  out.lora.num_segments = h.lora.num_segments;
+  out.lora.perm = up(h.lora.perm);
+  out.lora.indptr = up(h.lora.indptr);
+  out.lora.group = up(h.lora.group);
+}
+
+void moe_gather(ExecCtx& ctx, const Tensor& x, const MoePermutation& perm, int64_t k, Tensor& xs) {
+  ok(cuda::extra::gather_rows(cf(x, "moe_gather"), x.ld(), ci(perm.pair, "moe_gather"), k, mf(xs, "moe_gather"),
+                              xs.ld(), perm.num_pairs, x.dim(1), stream(ctx)),
+     "moe_gather");
+}
+
+void moe_expert_gemm(ExecCtx& ctx, const Tensor& xs, const Tensor& w, const MoePermutation& perm, Tensor& ys) {
+  ok(cuda::extra::expert_gemm(cf(xs, "expert_gemm"), xs.ld(), cf(w, "expert_gemm"),
+                              ci(perm.expert_offsets, "expert_gemm"), w.dim(0), mf(ys, "expert_gemm"), ys.ld(),
+                              perm.num_pairs, w.dim(1), w.dim(2), stream(ctx)),
+     "moe_expert_gemm");
+}
+
+void moe_combine(ExecCtx& ctx, const Tensor& ys, const MoePermutation& perm, const Tensor& weights, Tensor& out) {
+  ok(cuda::extra::moe_combine(cf(ys, "moe_combine"), ys.ld(), ci(perm.pair, "moe_combine"),
+                              cf(weights, "moe_combine"), out.dim(0), weights.dim(1), out.dim(1), mf(out, "moe_combine"),
+                              out.ld(), stream(ctx)),
+     "moe_combine");
+}
+
+// --- RoPE ----------------------------------------------------------------------------------------------------
+void rope_neox(ExecCtx& ctx, Tensor& x, int64_t head_dim, const Tensor& positions, const std::vector<float>& inv_freq,
+               int64_t rot, int64_t offset, float attention_scaling) {
+  const Tensor inv = upload(ctx, inv_freq.data(), inv_freq.size() * sizeof(float));
+  ok(cuda::extra::rope(mf(x, "rope"), x.ld(), x.dim(0), x.row_size() / head_dim, head_dim, ci(positions, "rope"),
+                       static_cast<const float*>(inv.raw()), rot, offset, attention_scaling, false, stream(ctx)),
+     "rope_neox");
+}
+
+void rope_interleaved(ExecCtx& ctx, Tensor& x, int64_t head_dim, const Tensor& positions,
+                      const std::vector<float>& inv_freq, int64_t rot, int64_t offset, float attention_scaling) {
+  const Tensor inv = upload(ctx, inv_freq.data(), inv_freq.size() * sizeof(float));
+  ok(cuda::extra::rope(mf(x, "rope"), x.ld(), x.dim(0), x.row_size() / head_dim, head_dim, ci(positions, "rope"),
+                       static_cast<const float*>(inv.raw()), rot, offset, attention_scaling, true, stream(ctx)),
+     "rope_interleaved");
+}
+
+}  // namespace hylora::ops::cuda_backend

@@ -1,0 +1,294 @@
+// Multi-LoRA shrink / expand (math in lora.h).
+// SGMV shrink: a block computes a 16-row × max_r tile of s for one (segment, slice): x rows (gathered through perm)
+// and the slot's A rows are staged in shared memory in K-chunks of 64, each thread accumulates 2 rows × 4 rank
+// columns in fp32. Decode shrink (segments of one or a few rows): a block per (segment, slice, 8 rank columns) whose
+// 8 warps split `in`; each thread reads 16-byte vectors of up to 8 rows of x and of the 8 A rows and keeps 8×8 fp32
+// sums, reduced by warp shuffles and across warps in shared memory. Expand: a block computes a 16-row × 64-column
+// tile of one slice's output for one segment: s rows and a 64×rank tile of B in shared memory, one fp32 sum per
+// output, then y += sum (one rounding in bf16). Columns/ranks ≥ the adapter's rank are skipped (zero by contract).
+#include "ops/cuda/common.cuh"
+#include "ops/cuda/lora.h"
+
+namespace hylora::cuda {
+using namespace detail;
+
+namespace {
+constexpr int kTM = 16;   // rows per tile
+constexpr int kKC = 64;   // K chunk of the SGMV shrink
+constexpr int kTN = 64;   // output columns per expand tile
+
+__device__ __forceinline__ int slice_rank(const LoraSegments& seg, int slot, int n, int k, int max_r) {
+  if (!seg.rank) return max_r;
+  const int r = seg.rank[slot * n + k];
+  return r < 0 ? 0 : (r > max_r ? max_r : r);
+}
+
+template <typename T>
+__global__ void __launch_bounds__(256) shrink_sgmv_kernel(const T* __restrict__ x, int64_t ldx, int64_t in,
+                                                          LoraSlices sl, int max_r, LoraSegments seg,
+                                                          float* __restrict__ s) {
+  __shared__ float Xs[kTM][kKC + 1];
+  __shared__ float As[kLoraMaxRank][kKC + 1];
+  int g, tile;
+  if (!find_tile(seg.seg_indptr, static_cast<int>(seg.G), kTM, blockIdx.x, &g, &tile)) return;
+  const int k = blockIdx.y;
+  const int slot = seg.seg_slot[g];
+  const int R = slice_rank(seg, slot, sl.n, k, max_r);
+  const int row0 = seg.seg_indptr[g] + tile * kTM;
+  const int nrows = min(kTM, seg.seg_indptr[g + 1] - row0);
+  const T* A = static_cast<const T*>(sl.A[k]) + static_cast<int64_t>(slot) * max_r * in;
+  const int tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
+  float acc[2][4] = {};
+  __shared__ int64_t xrow[kTM];
+  if (threadIdx.x < kTM) xrow[threadIdx.x] = threadIdx.x < nrows ? seg.perm[row0 + threadIdx.x] : -1;
+  __syncthreads();
+  if (R > 0) {
+    for (int64_t k0 = 0; k0 < in; k0 += kKC) {
+      for (int e = threadIdx.x; e < kTM * kKC; e += blockDim.x) {
+        const int r = e / kKC, c = e % kKC;
+        Xs[r][c] = (xrow[r] >= 0 && k0 + c < in) ? ld(x + xrow[r] * ldx + k0 + c) : 0.0f;
+      }
+      for (int e = threadIdx.x; e < R * kKC; e += blockDim.x) {
+        const int r = e / kKC, c = e % kKC;
+        As[r][c] = k0 + c < in ? ld(A + static_cast<int64_t>(r) * in + k0 + c) : 0.0f;
+      }
+      __syncthreads();
+#pragma unroll 4
+      for (int kk = 0; kk < kKC; ++kk) {
+        const float x0 = Xs[ty][kk], x1 = Xs[ty + 8][kk];
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+          const int col = tx + 32 * c;
+          if (col < R) {
+            const float a = As[col][kk];
+            acc[0][c] += x0 * a;
+            acc[1][c] += x1 * a;
+          }
+        }
+      }
+      __syncthreads();
+    }
+  }
+#pragma unroll
+  for (int rr = 0; rr < 2; ++rr) {
+    const int row = ty + 8 * rr;
+    if (row >= nrows) continue;
+    float* out = s + (static_cast<int64_t>(row0 + row) * sl.n + k) * max_r;
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {
+      const int col = tx + 32 * c;
+      if (col < max_r) out[col] = col < R ? acc[rr][c] : 0.0f;
+    }
+  }
+}
+
+constexpr int kDR = 8;     // ranks per decode-shrink block
+constexpr int kDRows = 8;  // rows per decode-shrink pass
+
+// Decode shrink: block = (segment, slice, 8 rank columns), 8 warps split `in`; each thread accumulates 8 rows × 8
+// ranks over its 16-byte vectors (or scalars when unaligned), then warp sums and a cross-warp sum in shared memory.
+template <typename T>
+__global__ void __launch_bounds__(256) shrink_decode_kernel(const T* __restrict__ x, int64_t ldx, int64_t in,
+                                                            LoraSlices sl, int max_r, LoraSegments seg,
+                                                            float* __restrict__ s, bool vec) {
+  constexpr int V = 16 / sizeof(T);
+  __shared__ float red[8][kDRows][kDR];
+  const int g = blockIdx.x, k = blockIdx.y, r0 = blockIdx.z * kDR;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int slot = seg.seg_slot[g];
+  const int R = slice_rank(seg, slot, sl.n, k, max_r);
+  const int nr = max(0, min(kDR, R - r0));  // live rank columns of this block
+  const T* a = static_cast<const T*>(sl.A[k]) + (static_cast<int64_t>(slot) * max_r + r0) * in;
+  const int i0 = seg.seg_indptr[g], i1 = seg.seg_indptr[g + 1];
+  for (int ib = i0; ib < i1; ib += kDRows) {
+    const int nrow = min(kDRows, i1 - ib);
+    float acc[kDRows][kDR];
+#pragma unroll
+    for (int q = 0; q < kDRows; ++q)
+#pragma unroll
+      for (int c = 0; c < kDR; ++c) acc[q][c] = 0.0f;
+    if (nr > 0) {
+      const T* xr[kDRows];
+#pragma unroll
+      for (int q = 0; q < kDRows; ++q) xr[q] = x + static_cast<int64_t>(seg.perm[ib + (q < nrow ? q : 0)]) * ldx;
+      if (vec) {
+        for (int64_t j = static_cast<int64_t>(threadIdx.x) * V; j < in; j += 256 * V) {
+          float xv[kDRows][V];
+#pragma unroll
+          for (int q = 0; q < kDRows; ++q)
+            if (q < nrow) ld16(xr[q] + j, xv[q]);
+#pragma unroll
+          for (int c = 0; c < kDR; ++c) {
+            if (c < nr) {
+              float av[V];
+              ld16(a + static_cast<int64_t>(c) * in + j, av);
+#pragma unroll
+              for (int q = 0; q < kDRows; ++q)
+                if (q < nrow)
+#pragma unroll
+                  for (int e = 0; e < V; ++e) acc[q][c] += xv[q][e] * av[e];
+            }
+          }
+        }
+      } else {
+        for (int64_t j = threadIdx.x; j < in; j += 256) {
+          float xv[kDRows];
+#pragma unroll
+          for (int q = 0; q < kDRows; ++q) xv[q] = q < nrow ? ld(xr[q] + j) : 0.0f;
+#pragma unroll
+          for (int c = 0; c < kDR; ++c)
+            if (c < nr) {
+              const float av = ld(a + static_cast<int64_t>(c) * in + j);
+#pragma unroll
+              for (int q = 0; q < kDRows; ++q) acc[q][c] += xv[q] * av;
+            }
+        }
+      }
+    }
+#pragma unroll
+    for (int q = 0; q < kDRows; ++q)
+#pragma unroll
+      for (int c = 0; c < kDR; ++c) {
+        const float v = warp_sum(acc[q][c]);
+        if (lane == 0) red[warp][q][c] = v;
+      }
+    __syncthreads();
+    if (threadIdx.x < kDRows * kDR) {
+      const int q = threadIdx.x / kDR, c = threadIdx.x % kDR;
+      if (q < nrow && r0 + c < max_r) {
+        float v = 0.0f;
+#pragma unroll
+        for (int w = 0; w < 8; ++w) v += red[w][q][c];
+        s[(static_cast<int64_t>(ib + q) * sl.n + k) * max_r + r0 + c] = c < nr ? v : 0.0f;
+      }
+    }
+    __syncthreads();
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(256) expand_kernel(const float* __restrict__ s, LoraSlices sl, int max_r,
+                                                     LoraSegments seg, T* y, int64_t ldy) {
+  __shared__ float Ss[kTM][kLoraMaxRank + 1];
+  __shared__ float Bs[kTN][kLoraMaxRank + 1];
+  int g, tile;
+  if (!find_tile(seg.seg_indptr, static_cast<int>(seg.G), kTM, blockIdx.x, &g, &tile)) return;
+  const int k = blockIdx.y;
+  const int64_t o0 = static_cast<int64_t>(blockIdx.z) * kTN;
+  if (o0 >= sl.out_size[k]) return;
+  const int slot = seg.seg_slot[g];
+  const int R = slice_rank(seg, slot, sl.n, k, max_r);
+  if (R == 0) return;
+  const int row0 = seg.seg_indptr[g] + tile * kTM;
+  const int nrows = min(kTM, seg.seg_indptr[g + 1] - row0);
+  const int64_t osz = sl.out_size[k];
+  const int ncols = static_cast<int>(imin64(kTN, osz - o0));
+  const T* B = static_cast<const T*>(sl.B[k]) + (static_cast<int64_t>(slot) * osz + o0) * max_r;
+  for (int e = threadIdx.x; e < kTM * R; e += blockDim.x) {
+    const int r = e / R, c = e % R;
+    Ss[r][c] = r < nrows ? s[(static_cast<int64_t>(row0 + r) * sl.n + k) * max_r + c] : 0.0f;
+  }
+  for (int e = threadIdx.x; e < kTN * R; e += blockDim.x) {
+    const int o = e / R, c = e % R;
+    Bs[o][c] = o < ncols ? ld(B + static_cast<int64_t>(o) * max_r + c) : 0.0f;
+  }
+  __syncthreads();
+  const int col = threadIdx.x % kTN;
+  const int rbase = threadIdx.x / kTN;  // 0..3
+  float acc[4] = {};
+  for (int c = 0; c < R; ++c) {
+    const float b = Bs[col][c];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) acc[j] += Ss[rbase + 4 * j][c] * b;
+  }
+  if (col >= ncols) return;
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const int row = rbase + 4 * j;
+    if (row >= nrows) continue;
+    const int32_t* py = seg.perm_y ? seg.perm_y : seg.perm;
+    T* yp = y + static_cast<int64_t>(py[row0 + row]) * ldy + sl.out_off[k] + o0 + col;
+    st(yp, ld(yp) + acc[j]);
+  }
+}
+
+template <typename T>
+__global__ void embedding_shrink_kernel(const int32_t* __restrict__ ids, const T* __restrict__ A, int64_t vocab,
+                                        int max_r, LoraSegments seg, float* __restrict__ s) {
+  const int g = blockIdx.x;
+  const int slot = seg.seg_slot[g];
+  const int R = slice_rank(seg, slot, 1, 0, max_r);
+  const int i0 = seg.seg_indptr[g], i1 = seg.seg_indptr[g + 1];
+  for (int64_t e = threadIdx.x; e < static_cast<int64_t>(i1 - i0) * max_r; e += blockDim.x) {
+    const int i = i0 + static_cast<int>(e / max_r), r = static_cast<int>(e % max_r);
+    const int64_t id = ids[seg.perm[i]];
+    s[static_cast<int64_t>(i) * max_r + r] =
+        r < R ? ld(A + (static_cast<int64_t>(slot) * max_r + r) * vocab + id) : 0.0f;
+  }
+}
+
+unsigned tiles_bound(const LoraSegments& seg) {
+  return static_cast<unsigned>((seg.T_lora + kTM - 1) / kTM + seg.G);
+}
+}  // namespace
+
+cudaError_t lora_shrink(DType dt, const void* x, int64_t ldx, int64_t in, const LoraSlices& sl, int64_t max_r,
+                        const LoraSegments& seg, float* s, LoraPath path, cudaStream_t stream) {
+  if (seg.T_lora == 0 || seg.G == 0 || sl.n == 0) return cudaSuccess;
+  if (sl.n > kLoraMaxSlices || max_r <= 0 || max_r > kLoraMaxRank) return cudaErrorInvalidValue;
+  if (path == LoraPath::kAuto) path = seg.T_lora <= 16 * seg.G ? LoraPath::kDecode : LoraPath::kSgmv;
+  const int mr = static_cast<int>(max_r);
+  if (path == LoraPath::kSgmv) {
+    const dim3 grid(tiles_bound(seg), sl.n);
+    if (dt == DType::f32)
+      shrink_sgmv_kernel<float><<<grid, 256, 0, stream>>>(static_cast<const float*>(x), ldx, in, sl, mr, seg, s);
+    else
+      shrink_sgmv_kernel<__nv_bfloat16><<<grid, 256, 0, stream>>>(static_cast<const __nv_bfloat16*>(x), ldx, in,
+                                                                   sl, mr, seg, s);
+  } else {
+    const dim3 grid(static_cast<unsigned>(seg.G), sl.n, static_cast<unsigned>((max_r + kDR - 1) / kDR));
+    // 16-byte vectors when x rows and every A row start 16-byte aligned
+    const int64_t V = dt == DType::f32 ? 4 : 8;
+    bool vec = in % V == 0 && ldx % V == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+    for (int k = 0; k < sl.n; ++k) vec = vec && reinterpret_cast<uintptr_t>(sl.A[k]) % 16 == 0;
+    if (dt == DType::f32)
+      shrink_decode_kernel<float><<<grid, 256, 0, stream>>>(static_cast<const float*>(x), ldx, in, sl, mr, seg, s,
+                                                            vec);
+    else
+      shrink_decode_kernel<__nv_bfloat16><<<grid, 256, 0, stream>>>(static_cast<const __nv_bfloat16*>(x), ldx, in,
+                                                                     sl, mr, seg, s, vec);
+  }
+  return cudaGetLastError();
+}
+
+cudaError_t lora_expand(DType dt, const float* s, const LoraSlices& sl, int64_t max_r, const LoraSegments& seg,
+                        void* y, int64_t ldy, cudaStream_t stream) {
+  if (seg.T_lora == 0 || seg.G == 0 || sl.n == 0) return cudaSuccess;
+  if (sl.n > kLoraMaxSlices || max_r <= 0 || max_r > kLoraMaxRank) return cudaErrorInvalidValue;
+  int64_t max_out = 0;
+  for (int k = 0; k < sl.n; ++k) max_out = sl.out_size[k] > max_out ? sl.out_size[k] : max_out;
+  if (max_out == 0) return cudaSuccess;
+  const dim3 grid(tiles_bound(seg), sl.n, static_cast<unsigned>((max_out + kTN - 1) / kTN));
+  const int mr = static_cast<int>(max_r);
+  if (dt == DType::f32)
+    expand_kernel<float><<<grid, 256, 0, stream>>>(s, sl, mr, seg, static_cast<float*>(y), ldy);
+  else
+    expand_kernel<__nv_bfloat16><<<grid, 256, 0, stream>>>(s, sl, mr, seg, static_cast<__nv_bfloat16*>(y), ldy);
+  return cudaGetLastError();
+}
+
+cudaError_t lora_embedding_shrink(DType dt, const int32_t* ids, const void* A, int64_t vocab, int64_t max_r,
+                                  const LoraSegments& seg, float* s, cudaStream_t stream) {
+  if (seg.T_lora == 0 || seg.G == 0) return cudaSuccess;
+  if (max_r <= 0 || max_r > kLoraMaxRank) return cudaErrorInvalidValue;
+  const int mr = static_cast<int>(max_r);
+  if (dt == DType::f32)
+    embedding_shrink_kernel<float><<<static_cast<unsigned>(seg.G), 128, 0, stream>>>(
+        ids, static_cast<const float*>(A), vocab, mr, seg, s);
+  else
+    embedding_shrink_kernel<__nv_bfloat16><<<static_cast<unsigned>(seg.G), 128, 0, stream>>>(
+        ids, static_cast<const __nv_bfloat16*>(A), vocab, mr, seg, s);
+  return cudaGetLastError();
+}
+
+}  // namespace hylora::cuda

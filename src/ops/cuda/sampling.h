@@ -1,0 +1,46 @@
+// Token sampling, one row of logits per request, graph-safe (per-row parameters live in device memory).
+// For row r (logits row rows ? rows[r] : r, V entries of type dt) with params[r]:
+//   temperature ≤ 0: greedy, out = argmax (lowest index on ties).
+//   otherwise l_i = logit_i / temperature (fp32), m = max l, p_i ∝ exp(l_i − m), and the kept set is
+//     top-k  (0 < top_k < V): tokens whose l is ≥ the k-th largest l (ties at the threshold are all kept);
+//     top-p  (0 < top_p < 1): among the top-k survivors, the highest-l tokens whose mass Σ exp(l − m) first reaches
+//                             top_p × the survivors' mass (ties at the threshold kept; mass in 2⁻³² fixed point);
+//     min-p  (min_p > 0):     tokens with p_i ≥ min_p · p_max, i.e. l_i ≥ m + log(min_p);
+//   out = argmax over kept i of l_i + G_i with Gumbel noise G_i = −log(−log u_i), u_i = sample_uniform(seed, step, i):
+//   an exact draw from softmax(l) restricted to the kept set, reproducible from (seed, step) and independent of the
+//   launch shape. Callers advance `step` every decode step.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "ops/cuda/dtype.h"
+
+namespace hylora::cuda {
+
+struct SamplingParams {
+  float temperature = 1.0f;
+  int32_t top_k = 0;     // ≤ 0 or ≥ V: off
+  float top_p = 1.0f;    // ≥ 1: off
+  float min_p = 0.0f;    // ≤ 0: off
+  uint64_t seed = 0;
+  uint64_t step = 0;
+};
+
+__host__ __device__ inline uint64_t sample_mix64(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+// Uniform in (0, 1) with 24 random bits, a pure function of (seed, step, token).
+__host__ __device__ inline float sample_uniform(uint64_t seed, uint64_t step, uint64_t token) {
+  const uint64_t h = sample_mix64(seed ^ sample_mix64(step ^ sample_mix64(token)));
+  return (static_cast<float>(h >> 40) + 0.5f) * (1.0f / 16777216.0f);
+}
+
+// logits [*, V] (ld) of type dt; rows int32 [R] or nullptr; params [R] (device); out int32 [R].
+cudaError_t sample_tokens(DType dt, const void* logits, int64_t ld, int64_t V, const int32_t* rows, int64_t R,
+                          const SamplingParams* params, int32_t* out, cudaStream_t stream);
+
+}  // namespace hylora::cuda

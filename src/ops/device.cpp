@@ -1,0 +1,33 @@
+#include "ops/device.h"
+
+#include <cstring>
+
+namespace hylora::ops {
+
+bool cuda_available() { return cuda_backend::available(); }
+
+Allocator& allocator_for(Device d) { return d == Device::CUDA ? cuda_backend::allocator() : host_allocator(); }
+
+void copy_tensor(ExecCtx& ctx, const Tensor& src, Tensor& dst) {
+  HYLORA_CHECK(src.dtype() == dst.dtype() && src.numel() == dst.numel() && src.contiguous() && dst.contiguous(),
+               "internal: copy_tensor of ", shape_str(src.shape()), " ", dtype_name(src.dtype()), " into ",
+               shape_str(dst.shape()), " ", dtype_name(dst.dtype()));
+  if (src.nbytes() == 0) return;
+  if (src.device() == Device::CPU && dst.device() == Device::CPU)
+    std::memcpy(dst.raw(), src.raw(), src.nbytes());
+  else
+    cuda_backend::memcpy(ctx, dst.raw(), src.raw(), src.nbytes());
+}
+
+Tensor to_device(ExecCtx& ctx, const Tensor& t, Device device) {
+  const Tensor src = t.contiguous() ? t : t.clone();
+  Tensor out = Tensor::empty(src.shape(), src.dtype(), allocator_for(device));
+  copy_tensor(ctx, src, out);
+  return out;
+}
+
+void synchronize(ExecCtx& ctx) {
+  if (ctx.device == Device::CUDA) cuda_backend::synchronize(ctx);
+}
+
+}  // namespace hylora::ops

@@ -1,0 +1,18 @@
+// The device plumbing of a build without nvcc: no CUDA device, and a clear refusal when one is asked for.
+#include "ops/device.h"
+
+namespace hylora::ops::cuda_backend {
+
+namespace {
+[[noreturn]] void no_cuda() {
+  fail("--device cuda: this build has no CUDA backend (nvcc was not found when it was configured); rebuild on a "
+       "machine with the CUDA toolkit or use --device cpu");
+}
+}  // namespace
+
+bool available() { return false; }
+Allocator& allocator() { no_cuda(); }
+void memcpy(ExecCtx&, void*, const void*, size_t) { no_cuda(); }
+void synchronize(ExecCtx&) { no_cuda(); }
+
+}  // namespace hylora::ops::cuda_backend

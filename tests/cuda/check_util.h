@@ -1,0 +1,166 @@
+// Helpers of the CUDA op checks: device buffers, bf16/fp32 upload/download, random inputs rounded to the tested
+// dtype (so that the double-precision references see exactly the GPU's inputs), error statistics and the verdict.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "ops/cuda/dtype.h"
+
+namespace chk {
+using hylora::cuda::DType;
+
+inline bool g_small = false;  // sanitizer runs: smaller shapes
+inline int g_pass = 0, g_fail = 0;
+inline std::mt19937_64 g_rng(12345);
+
+#define CK(call)                                                                                     \
+  do {                                                                                               \
+    cudaError_t e_ = (call);                                                                         \
+    if (e_ != cudaSuccess) {                                                                         \
+      std::printf("CUDA error %s at %s:%d: %s\n", cudaGetErrorString(e_), __FILE__, __LINE__, #call); \
+      std::exit(2);                                                                                  \
+    }                                                                                                \
+  } while (0)
+
+inline const char* dname(DType d) { return d == DType::f32 ? "f32" : "bf16"; }
+
+inline float round_dt(float v, DType d) {
+  return d == DType::f32 ? v : __bfloat162float(__float2bfloat16_rn(v));
+}
+
+inline std::vector<float> randn(size_t n, float scale, DType d) {
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = round_dt(nd(g_rng) * scale, d);
+  return v;
+}
+inline std::vector<float> randu(size_t n, float lo, float hi, DType d) {
+  std::uniform_real_distribution<float> ud(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = round_dt(ud(g_rng), d);
+  return v;
+}
+inline int randint(int lo, int hi) {  // inclusive
+  return std::uniform_int_distribution<int>(lo, hi)(g_rng);
+}
+
+struct Buf {
+  void* p = nullptr;
+  size_t bytes = 0;
+  Buf() = default;
+  explicit Buf(size_t b) : bytes(b) {
+    CK(cudaMalloc(&p, b ? b : 1));
+  }
+  Buf(const Buf&) = delete;
+  Buf& operator=(const Buf&) = delete;
+  Buf(Buf&& o) noexcept : p(o.p), bytes(o.bytes) { o.p = nullptr; }
+  Buf& operator=(Buf&& o) noexcept {
+    std::swap(p, o.p);
+    std::swap(bytes, o.bytes);
+    return *this;
+  }
+  ~Buf() {
+    if (p) cudaFree(p);
+  }
+  template <typename T>
+  T* as() const { return static_cast<T*>(p); }
+};
+
+inline Buf up(const std::vector<float>& v, DType d) {
+  Buf b(v.size() * hylora::cuda::dtype_size(d));
+  if (d == DType::f32) {
+    CK(cudaMemcpy(b.p, v.data(), v.size() * 4, cudaMemcpyHostToDevice));
+  } else {
+    std::vector<__nv_bfloat16> h(v.size());
+    for (size_t i = 0; i < v.size(); ++i) h[i] = __float2bfloat16_rn(v[i]);
+    CK(cudaMemcpy(b.p, h.data(), v.size() * 2, cudaMemcpyHostToDevice));
+  }
+  return b;
+}
+template <typename T>
+inline Buf up_raw(const std::vector<T>& v) {
+  Buf b(v.size() * sizeof(T));
+  if (!v.empty()) CK(cudaMemcpy(b.p, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
+  return b;
+}
+inline std::vector<float> down(const Buf& b, size_t n, DType d) {
+  std::vector<float> v(n);
+  CK(cudaDeviceSynchronize());
+  if (d == DType::f32) {
+    CK(cudaMemcpy(v.data(), b.p, n * 4, cudaMemcpyDeviceToHost));
+  } else {
+    std::vector<__nv_bfloat16> h(n);
+    CK(cudaMemcpy(h.data(), b.p, n * 2, cudaMemcpyDeviceToHost));
+    for (size_t i = 0; i < n; ++i) v[i] = __bfloat162float(h[i]);
+  }
+  return v;
+}
+template <typename T>
+inline std::vector<T> down_raw(const Buf& b, size_t n) {
+  std::vector<T> v(n);
+  CK(cudaDeviceSynchronize());
+  if (n) CK(cudaMemcpy(v.data(), b.p, n * sizeof(T), cudaMemcpyDeviceToHost));
+  return v;
+}
+
+// Compares got (GPU) with ref (double) over the selected indices (all if idx empty). Tolerance on
+// max|Δ| / max|ref| (fp32: tol32, bf16: tol16) and on NMSE = Σ Δ² / Σ ref² (square of the same tolerance).
+struct Cmp {
+  double max_abs = 0, max_ref = 0, se = 0, sr = 0, max_rel = 0;
+  size_t n = 0;
+  bool nonfinite = false;
+  void add(double g, double r) {
+    if (!std::isfinite(g)) nonfinite = true;
+    const double d = std::fabs(g - r);
+    max_abs = std::max(max_abs, d);
+    max_ref = std::max(max_ref, std::fabs(r));
+    se += d * d;
+    sr += r * r;
+    ++n;
+  }
+  void finish_rel(const std::vector<float>& got, const std::vector<double>& ref) {
+    const double floor = 1e-3 * max_ref;
+    for (size_t i = 0; i < got.size(); ++i)
+      if (std::fabs(ref[i]) > floor) max_rel = std::max(max_rel, std::fabs(got[i] - ref[i]) / std::fabs(ref[i]));
+  }
+};
+
+inline bool verdict(const std::string& name, DType d, const Cmp& c, double tol32 = 2e-5, double tol16 = 1.6e-2) {
+  const double tol = d == DType::f32 ? tol32 : tol16;
+  const double nrm = c.max_ref > 0 ? c.max_abs / c.max_ref : c.max_abs;
+  const double nmse = c.sr > 0 ? c.se / c.sr : c.se;
+  const bool ok = !c.nonfinite && nrm <= tol && nmse <= tol * tol;
+  (ok ? g_pass : g_fail)++;
+  std::printf("%s %-58s %-4s n=%-9zu max|d|=%.3e max|ref|=%.3e max|d|/max|ref|=%.3e maxrel=%.3e nmse=%.3e\n",
+              ok ? "PASS" : "FAIL", name.c_str(), dname(d), c.n, c.max_abs, c.max_ref, nrm, c.max_rel, nmse);
+  std::fflush(stdout);
+  return ok;
+}
+
+inline bool compare(const std::string& name, DType d, const std::vector<float>& got, const std::vector<double>& ref,
+                    double tol32 = 2e-5, double tol16 = 1.6e-2) {
+  Cmp c;
+  for (size_t i = 0; i < got.size(); ++i) c.add(got[i], ref[i]);
+  c.finish_rel(got, ref);
+  return verdict(name, d, c, tol32, tol16);
+}
+
+inline bool expect(const std::string& name, bool ok, const std::string& detail = "") {
+  (ok ? g_pass : g_fail)++;
+  std::printf("%s %-58s %s\n", ok ? "PASS" : "FAIL", name.c_str(), detail.c_str());
+  std::fflush(stdout);
+  return ok;
+}
+
+inline double silu(double x) { return x / (1.0 + std::exp(-x)); }
+
+}  // namespace chk

@@ -1,0 +1,269 @@
+// GPU checks of every CUDA op against independent double-precision references on fresh random inputs, and a few
+// timings. Usage: hylora_cuda_checks [--small] [--bench] [--only NAME]
+//   --small: small shapes (for compute-sanitizer runs); --bench: also time key kernels.
+#include <chrono>
+#include <string>
+#include <tuple>
+
+#include "ops/cuda/attention.h"
+#include "ops/cuda/gemm.h"
+#include "ops/cuda/lora.h"
+#include "ops/cuda/moe.h"
+#include "ops/cuda/misc.h"
+#include "ops/cuda/sampling.h"
+#include "ops/cuda/recurrent.h"
+#include "tests/cuda/check_util.h"
+
+void check_dense();
+void check_lora();
+void check_attention();
+void check_recurrent();
+void check_sampling();
+void check_graph();
+
+using namespace chk;
+namespace hc = hylora::cuda;
+
+namespace {
+template <typename F>
+double time_ms(F&& f, int reps = 20) {
+  f();
+  CK(cudaDeviceSynchronize());
+  cudaEvent_t a, b;
+  cudaEventCreate(&a);
+  cudaEventCreate(&b);
+  cudaEventRecord(a);
+  for (int i = 0; i < reps; ++i) f();
+  cudaEventRecord(b);
+  CK(cudaEventSynchronize(b));
+  float ms = 0;
+  cudaEventElapsedTime(&ms, a, b);
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  return ms / reps;
+}
+
+void bench() {
+  std::printf("\n== timings (CUDA events, mean of 20 after warm-up)\n");
+  {
+    const size_t bytes = size_t{2} << 30;
+    Buf a(bytes), b(bytes);
+    CK(cudaMemset(a.p, 1, bytes));
+    const double ms = time_ms([&] { CK(cudaMemcpyAsync(b.p, a.p, bytes, cudaMemcpyDeviceToDevice)); }, 10);
+    std::printf("TIME copy D2D 2 GiB: %.3f ms  -> %.0f GB/s (read+write)\n", ms, 2.0 * bytes / ms / 1e6);
+  }
+  hc::GemmHandle gh;
+  for (auto cfg : {std::make_tuple(DType::bf16, 8192L, 8192L, 8192L), std::make_tuple(DType::f32, 4096L, 4096L, 4096L),
+                   std::make_tuple(DType::bf16, 64L, 4096L, 4096L), std::make_tuple(DType::bf16, 1L, 12288L, 4096L)}) {
+    const DType d = std::get<0>(cfg);
+    const int64_t M = std::get<1>(cfg), N = std::get<2>(cfg), K = std::get<3>(cfg);
+    const size_t es = hc::dtype_size(d);
+    Buf x(M * K * es), w(N * K * es), y(M * N * es);
+    CK(cudaMemset(x.p, 0, x.bytes));
+    CK(cudaMemset(w.p, 0, w.bytes));
+    const double ms = time_ms([&] { CK(hc::gemm(gh, d, x.p, K, w.p, K, y.p, N, M, N, K, nullptr, false, nullptr)); });
+    std::printf("TIME gemm %s M=%ld N=%ld K=%ld: %.4f ms  -> %.1f TFLOP/s, %.0f GB/s of weights+act\n", dname(d),
+                (long)M, (long)N, (long)K, ms, 2.0 * M * N * K / ms / 1e9, (double)(x.bytes + w.bytes + y.bytes) / ms / 1e6);
+  }
+  // attention decode: S=64, ctx 4096, nH 32, nKV 8, D 128, bf16
+  {
+    const int64_t S = 64, ctx = 4096, nH = 32, nKV = 8, D = 128, ps = 16, mp = ctx / ps;
+    std::vector<int32_t> cu(S + 1), cl(S, static_cast<int32_t>(ctx)), pt(S * mp);
+    for (int64_t s = 0; s <= S; ++s) cu[s] = static_cast<int32_t>(s);
+    for (int64_t i = 0; i < S * mp; ++i) pt[i] = static_cast<int32_t>(i);
+    Buf kp(S * ctx * nKV * D * 2), vp(S * ctx * nKV * D * 2), q(S * nH * D * 2), o(S * nH * D * 2);
+    CK(cudaMemset(kp.p, 0, kp.bytes));
+    CK(cudaMemset(vp.p, 0, vp.bytes));
+    CK(cudaMemset(q.p, 0, q.bytes));
+    Buf dcu = up_raw(cu), dcl = up_raw(cl), dpt = up_raw(pt);
+    hc::PagedAttention p;
+    p.q = q.p; p.ldq = nH * D; p.k_pool = kp.p; p.v_pool = vp.p; p.o = o.p; p.ldo = nH * D;
+    p.cu_seqlens = dcu.as<int32_t>(); p.context_lens = dcl.as<int32_t>(); p.page_table = dpt.as<int32_t>();
+    p.S = S; p.T = S; p.nH = nH; p.nKV = nKV; p.D = D; p.Dv = D; p.page_size = ps; p.max_pages = mp; p.scale = 0.088f;
+    for (int64_t chunk : {256L, 512L}) {
+      Buf ws(hc::attention_decode_workspace_floats(p, ctx, chunk) * 4);
+      const double ms = time_ms([&] { CK(hc::attention_decode(DType::bf16, p, ctx, ws.as<float>(), nullptr, chunk)); });
+      std::printf("TIME attention decode bf16 S=64 ctx=4096 nH=32 nKV=8 D=128 chunk=%ld: %.3f ms -> %.0f GB/s of KV\n",
+                  (long)chunk, ms, (double)(kp.bytes + vp.bytes) / ms / 1e6);
+    }
+    // prefill 1 x 8192, nH 16, nKV 4, D 256 (Qwen3.5 full attention)
+    const int64_t T = 8192, H2 = 16, KV2 = 4, D2 = 256, mp2 = T / ps;
+    std::vector<int32_t> cu2 = {0, static_cast<int32_t>(T)}, cl2 = {static_cast<int32_t>(T)}, pt2(mp2);
+    for (int64_t i = 0; i < mp2; ++i) pt2[i] = static_cast<int32_t>(i);
+    Buf kp2(T * KV2 * D2 * 2), vp2(T * KV2 * D2 * 2), q2(T * H2 * D2 * 2), o2(T * H2 * D2 * 2);
+    CK(cudaMemset(kp2.p, 0, kp2.bytes));
+    CK(cudaMemset(vp2.p, 0, vp2.bytes));
+    CK(cudaMemset(q2.p, 0, q2.bytes));
+    Buf dcu2 = up_raw(cu2), dcl2 = up_raw(cl2), dpt2 = up_raw(pt2);
+    hc::PagedAttention p2 = p;
+    p2.q = q2.p; p2.ldq = H2 * D2; p2.k_pool = kp2.p; p2.v_pool = vp2.p; p2.o = o2.p; p2.ldo = H2 * D2;
+    p2.cu_seqlens = dcu2.as<int32_t>(); p2.context_lens = dcl2.as<int32_t>(); p2.page_table = dpt2.as<int32_t>();
+    p2.S = 1; p2.T = T; p2.nH = H2; p2.nKV = KV2; p2.D = D2; p2.Dv = D2; p2.max_pages = mp2;
+    const double ms = time_ms([&] { CK(hc::attention_prefill(DType::bf16, p2, nullptr)); }, 3);
+    std::printf("TIME attention prefill bf16 1x8192 nH=16 nKV=4 D=256 causal: %.2f ms -> %.1f TFLOP/s\n", ms,
+                4.0 * H2 * D2 * (double)T * T / 2 / ms / 1e9);
+  }
+  // LoRA: decode batch 64 with 8 adapters (r=16), 3 slices 4096/1024/1024, in 4096; prefill 8192 rows 1 adapter r=64
+  for (auto cfg : {std::make_tuple(64L, 8L, 16L), std::make_tuple(8192L, 1L, 64L)}) {
+    const int64_t T = std::get<0>(cfg), G = std::get<1>(cfg), r = std::get<2>(cfg);
+    const int64_t in = 4096, slots = 8;
+    const std::vector<int64_t> outs = {4096, 1024, 1024};
+    std::vector<int32_t> perm(T), ind(G + 1), slot(G), rank(slots * 3, static_cast<int32_t>(r));
+    for (int64_t i = 0; i < T; ++i) perm[i] = static_cast<int32_t>(i);
+    for (int64_t g = 0; g <= G; ++g) ind[g] = static_cast<int32_t>(g * T / G);
+    for (int64_t g = 0; g < G; ++g) slot[g] = static_cast<int32_t>(g);
+    Buf x(T * in * 2), y(T * 6144 * 2), s(T * 3 * r * 4), dp = up_raw(perm), di = up_raw(ind), ds = up_raw(slot),
+        dr = up_raw(rank);
+    CK(cudaMemset(x.p, 0, x.bytes));
+    CK(cudaMemset(y.p, 0, y.bytes));
+    std::vector<Buf> ab;
+    hc::LoraSlices sl;
+    sl.n = 3;
+    int64_t off = 0, lbytes = 0;
+    for (int k = 0; k < 3; ++k) {
+      ab.emplace_back(slots * r * in * 2);
+      CK(cudaMemset(ab.back().p, 0, ab.back().bytes));
+      sl.A[k] = ab.back().p;
+      ab.emplace_back(slots * outs[k] * r * 2);
+      CK(cudaMemset(ab.back().p, 0, ab.back().bytes));
+      sl.B[k] = ab.back().p;
+      sl.out_off[k] = off;
+      sl.out_size[k] = outs[k];
+      off += outs[k];
+      lbytes += G * (r * in + outs[k] * r) * 2;
+    }
+    hc::LoraSegments seg{dp.as<int32_t>(), T, di.as<int32_t>(), ds.as<int32_t>(), G, dr.as<int32_t>()};
+    const double ms_s = time_ms([&] {
+      CK(hc::lora_shrink(DType::bf16, x.p, in, in, sl, r, seg, s.as<float>(), hc::LoraPath::kAuto, nullptr));
+    });
+    const double ms_e = time_ms([&] { CK(hc::lora_expand(DType::bf16, s.as<float>(), sl, r, seg, y.p, 6144, nullptr)); });
+    std::printf("TIME lora bf16 T=%ld G=%ld r=%ld in=4096 slices 4096/1024/1024: shrink %.4f ms, expand %.4f ms "
+                "(adapter bytes %.1f MB -> %.0f GB/s over both)\n",
+                (long)T, (long)G, (long)r, ms_s, ms_e, lbytes / 1e6, lbytes / (ms_s + ms_e) / 1e6);
+  }
+  // GDN decode and prefill (Qwen3.5-4B-like: Hk 16, Hv 32, Dk = Dv = 128)
+  for (auto cfg : {std::make_pair(64L, 1L), std::make_pair(1L, 8192L)}) {
+    const int64_t S = cfg.first, L = cfg.second;
+    const int64_t Hk = 16, Hv = 32, Dk = 128, Dv = 128, T = S * L;
+    std::vector<int32_t> cu(S + 1), sl(S);
+    for (int64_t s = 0; s <= S; ++s) cu[s] = static_cast<int32_t>(s * L);
+    for (int64_t s = 0; s < S; ++s) sl[s] = static_cast<int32_t>(s);
+    Buf q(T * Hk * Dk * 2), k(T * Hk * Dk * 2), v(T * Hv * Dv * 2), g(T * Hv * 2), b(T * Hv * 2), o(T * Hv * Dv * 2),
+        st(S * Hv * Dk * Dv * 4), dcu = up_raw(cu), dsl = up_raw(sl);
+    for (Buf* bb : {&q, &k, &v, &g, &b, &st}) CK(cudaMemset(bb->p, 0, bb->bytes));
+    const double ms = time_ms([&] {
+      CK(hc::gated_delta_rule(DType::bf16, q.p, Hk * Dk, k.p, Hk * Dk, v.p, Hv * Dv, g.p, Hv, b.p, Hv, o.p, Hv * Dv,
+                              st.as<float>(), dsl.as<int32_t>(), dcu.as<int32_t>(), S, T, Hk, Hv, Dk, Dv, nullptr));
+    }, L > 1 ? 3 : 20);
+    std::printf("TIME gated_delta bf16 S=%ld tokens/seq=%ld Hv=32 Dk=Dv=128: %.3f ms (state r+w %.0f GB/s)\n", (long)S,
+                (long)L, ms, 2.0 * st.bytes / ms / 1e6);
+  }
+  // MoE experts, Qwen3.5-35B-A3B-like: 4096 tokens, 256 experts, top-8, hidden 2048, expert intermediate 512
+  {
+    const int64_t T = 4096, E = 256, k = 8, H = 2048, I = 512, n = T * k;
+    std::vector<int32_t> ids(n);
+    std::vector<float> wts(n, 0.125f);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t j = 0; j < k; ++j) ids[t * k + j] = static_cast<int32_t>((t * 37 + j * 101) % E);
+    Buf dids = up_raw(ids), dw = up_raw(wts), x(T * H * 2), Wu(E * 2 * I * H * 2), Wd(E * H * I * 2), h(n * 2 * I * 2),
+        a(n * I * 2), yb(n * H * 2), out(T * H * 2), sorted(n * 4), pos(n * 4), offs((E + 1) * 4);
+    for (Buf* bb : {&x, &Wu, &Wd}) CK(cudaMemset(bb->p, 0, bb->bytes));
+    const size_t wsb = hc::moe_permute_workspace_bytes(n, E);
+    Buf ws(wsb);
+    double ms[5];
+    ms[0] = time_ms([&] {
+      CK(hc::moe_permute(dids.as<int32_t>(), n, E, sorted.as<int32_t>(), pos.as<int32_t>(), offs.as<int32_t>(), ws.p,
+                         wsb, nullptr));
+    }, 5);
+    ms[1] = time_ms([&] {
+      CK(hc::moe_grouped_gemm(DType::bf16, x.p, H, sorted.as<int32_t>(), k, offs.as<int32_t>(), E, Wu.p, h.p, 2 * I, n,
+                              2 * I, H, nullptr));
+    }, 5);
+    ms[2] = time_ms([&] { CK(hc::moe_activation(DType::bf16, h.p, 2 * I, a.p, I, n, I, true, nullptr)); }, 5);
+    ms[3] = time_ms([&] {
+      CK(hc::moe_grouped_gemm(DType::bf16, a.p, I, sorted.as<int32_t>(), 0, offs.as<int32_t>(), E, Wd.p, yb.p, H, n, H, I,
+                              nullptr));
+    }, 5);
+    ms[4] = time_ms([&] {
+      CK(hc::moe_combine(DType::bf16, yb.p, H, pos.as<int32_t>(), dw.as<float>(), T, k, H, out.p, H, false, nullptr));
+    }, 5);
+    const double fl_up = 2.0 * n * 2 * I * H, fl_down = 2.0 * n * H * I;
+    std::printf("TIME moe bf16 T=4096 E=256 k=8 H=2048 I=512: permute %.3f ms, up %.3f ms (%.0f TFLOP/s), act %.3f ms, "
+                "down %.3f ms (%.0f TFLOP/s), combine %.3f ms\n",
+                ms[0], ms[1], fl_up / ms[1] / 1e9, ms[2], ms[3], fl_down / ms[3] / 1e9, ms[4]);
+  }
+  // sampling and logprobs over a 151 936 vocabulary, 64 rows
+  {
+    const int64_t R = 64, V = 151936;
+    Buf lg(R * V * 2), out(R * 4), lp(R * 4), tg(R * 4);
+    CK(cudaMemset(lg.p, 0, lg.bytes));
+    CK(cudaMemset(tg.p, 0, tg.bytes));
+    std::vector<hc::SamplingParams> P(R);
+    for (auto& p : P) {
+      p.temperature = 0.7f;
+      p.top_k = 50;
+      p.top_p = 0.9f;
+      p.min_p = 0.01f;
+    }
+    Buf dp = up_raw(P);
+    const double ms_s = time_ms([&] {
+      CK(hc::sample_tokens(DType::bf16, lg.p, V, V, nullptr, R, dp.as<hc::SamplingParams>(), out.as<int32_t>(), nullptr));
+    });
+    const double ms_l = time_ms([&] {
+      CK(hc::logprobs(DType::bf16, lg.p, V, V, nullptr, R, tg.as<int32_t>(), lp.as<float>(), nullptr, nullptr));
+    });
+    std::printf("TIME sample_tokens bf16 64 rows x 151936 (top-k 50, top-p 0.9, min-p): %.3f ms; logprobs: %.3f ms\n",
+                ms_s, ms_l);
+  }
+  // Mamba2 decode (Nemotron-H-like: nh 128, hd 64, N 128, G 8), 64 sequences
+  {
+    const int64_t S = 64, nh = 128, hd = 64, N = 128, G = 8;
+    std::vector<int32_t> cu(S + 1), sl(S);
+    for (int64_t s = 0; s <= S; ++s) cu[s] = static_cast<int32_t>(s);
+    for (int64_t s = 0; s < S; ++s) sl[s] = static_cast<int32_t>(s);
+    Buf x(S * nh * hd * 2), dt(S * nh * 2), B(S * G * N * 2), C(S * G * N * 2), y(S * nh * hd * 2), A(nh * 4), D(nh * 4),
+        st(S * nh * hd * N * 4), dcu = up_raw(cu), dsl = up_raw(sl);
+    for (Buf* bb : {&x, &dt, &B, &C, &A, &D, &st}) CK(cudaMemset(bb->p, 0, bb->bytes));
+    const double ms = time_ms([&] {
+      CK(hc::ssm_scan(DType::bf16, x.p, nh * hd, dt.p, nh, B.p, G * N, C.p, G * N, A.as<float>(), D.as<float>(), nullptr,
+                      0.0f, y.p, nh * hd, st.as<float>(), dsl.as<int32_t>(), dcu.as<int32_t>(), S, S, nh, hd, G, N,
+                      nullptr));
+    });
+    std::printf("TIME ssm_scan decode bf16 S=64 nh=128 hd=64 N=128: %.3f ms (state r+w %.0f GB/s)\n", ms,
+                2.0 * st.bytes / ms / 1e6);
+  }
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool do_bench = false;
+  std::string only;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--small") g_small = true;
+    else if (a == "--bench") do_bench = true;
+    else if (a == "--only" && i + 1 < argc) only = argv[++i];
+  }
+  cudaDeviceProp prop{};
+  CK(cudaGetDeviceProperties(&prop, 0));
+  std::printf("device: %s, %d SMs, %.0f GiB; shapes: %s\n", prop.name, prop.multiProcessorCount,
+              prop.totalGlobalMem / 1073741824.0, g_small ? "small" : "full");
+  const auto t0 = std::chrono::steady_clock::now();
+  auto section = [&](const char* name, void (*f)()) {
+    if (!only.empty() && only != name) return;
+    std::printf("\n== %s\n", name);
+    const auto a = std::chrono::steady_clock::now();
+    f();
+    std::printf("   (%s: %.1f s)\n", name, std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count());
+  };
+  section("dense", check_dense);
+  section("lora", check_lora);
+  section("attention", check_attention);
+  section("recurrent", check_recurrent);
+  section("sampling", check_sampling);
+  section("graph", check_graph);
+  std::printf("\n%d passed, %d failed (%.1f s)\n", g_pass, g_fail,
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  if (do_bench) bench();
+  return g_fail ? 1 : 0;
+}
