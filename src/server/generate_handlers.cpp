@@ -238,7 +238,7 @@ void HttpServer::handle_generation(const std::string& req_body, httplib::Respons
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
         "text/event-stream",
-        [this, channel, state, fmt, ep](size_t, httplib::DataSink& sink) {
+        [channel, state, fmt, ep](size_t, httplib::DataSink& sink) {
           auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
           const ParsedRequest& p = state->p;
           if (!state->started && ep == Endpoint::kChat) {
