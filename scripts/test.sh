@@ -8,7 +8,8 @@
 # depends on one CPU's rounding: the golden limits (tests/fixtures/*/limits.json) were measured under each of them.
 #   HYLORA_TEST_CORETYPES="Haswell Prescott" (default) - the extra core types; "" to skip.
 #   HYLORA_TEST_MUTATE=1 - at the end, mutation testing (tools/mutate, docs/testing.md): every mutation must be
-#                          caught. CI sets it; it takes about 10-17 minutes on 2 cores.
+#                          caught. Not part of CI (it does not fit beside the sanitizer build on 2 cores): run it
+#                          with HYLORA_TEST_MUTATE=1 bash scripts/test.sh (10-17 minutes); last result in docs/testing.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
