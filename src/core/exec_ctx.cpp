@@ -28,6 +28,12 @@ Tensor ScratchArena::zeros(Shape shape, DType dtype) {
   return t;
 }
 
+void ScratchArena::rewind(const Mark& m) {
+  used_ = m.used;
+  overflow_.resize(m.overflow_count);  // views still alive keep their blocks; nothing new will be handed from them
+  overflow_bytes_ = m.overflow_bytes;
+}
+
 void ScratchArena::reset() {
   if (!overflow_.empty()) {
     capacity_ = aligned(high_water_);

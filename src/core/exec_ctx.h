@@ -20,6 +20,14 @@ class ScratchArena {
   // Same, filled with zeros (on the arena's device).
   Tensor zeros(Shape shape, DType dtype = DType::F32);
   void reset();
+  // A point to come back to: a model marks before a layer and rewinds after it, since a layer's temporaries are dead
+  // once its output is added to the residual stream. Memory touched is then one layer's worth, not the step's.
+  struct Mark {
+    size_t used, overflow_count, overflow_bytes;
+  };
+  Mark mark() const { return {used_, overflow_.size(), overflow_bytes_}; }
+  // Every tensor handed out after `m` is dead from here on (its memory is reused).
+  void rewind(const Mark& m);
   size_t capacity() const { return capacity_; }
   size_t high_water() const { return high_water_; }
 

@@ -35,9 +35,12 @@ CachePools::CachePools(const std::vector<LayerCacheSpec>& specs, int64_t num_pag
   HYLORA_CHECK(page_size > 0 && num_pages >= 0 && num_slots > 0, "cache pools: page size ", page_size, ", ",
                num_pages, " pages, ", num_slots, " slots");
   layers_.resize(specs.size());
+  // Host pools are not zeroed: the CPU attention reads only positions already stored, and a state slot is cleared
+  // when a sequence takes it (clear_slot), so zeroing would only fault in memory no step may use. Device pools are
+  // zeroed: GPU kernels load whole tiles and mask past the context, and 0 · NaN garbage would still be NaN.
   auto make = [&](Shape shape) {
     Tensor t = Tensor::empty(std::move(shape), DType::F32, alloc);
-    alloc.zero(t.raw(), t.nbytes());
+    if (alloc.device() != Device::CPU) alloc.zero(t.raw(), t.nbytes());
     return t;
   };
   for (size_t i = 0; i < specs.size(); ++i) {

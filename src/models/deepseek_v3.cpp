@@ -101,7 +101,9 @@ class DeepseekV3Model : public Model {
     Tensor x = a.tmp({T, H});  // residual stream
     embed(a, emb_, x);
     Tensor h = a.tmp({T, H}), y = a.tmp({T, H});
+    const ScratchArena::Mark layer_start = a.ctx.scratch.mark();
     for (int64_t i = 0; i < c_.num_layers; ++i) {
+      a.ctx.scratch.rewind(layer_start);  // the previous layer's temporaries are dead
       const Layer& l = layers_[i];
       ops::rms_norm(a.ctx, x, l.input_norm, H, c_.eps, ops::NormKind::kPlain, h);
       mla_forward(a, c_, consts_, l.attn, i, h, y);

@@ -84,7 +84,9 @@ class NemotronHModel : public Model {
     Tensor x = a.tmp({T, H});  // residual stream
     embed(a, emb_, x);
     Tensor h = a.tmp({T, H}), y = a.tmp({T, H});
+    const ScratchArena::Mark layer_start = a.ctx.scratch.mark();
     for (size_t i = 0; i < blocks_.size(); ++i) {
+      a.ctx.scratch.rewind(layer_start);  // the previous layer's temporaries are dead
       const Block& b = blocks_[i];
       const int64_t layer = static_cast<int64_t>(i);
       ops::rms_norm(a.ctx, x, b.norm_w, H, c_.eps, ops::NormKind::kPlain, h);

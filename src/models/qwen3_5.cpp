@@ -108,7 +108,9 @@ class Qwen35Model : public Model {
     Tensor x = a.tmp({T, H});  // residual stream
     embed(a, emb_, x);
     Tensor h = a.tmp({T, H}), y = a.tmp({T, H});
+    const ScratchArena::Mark layer_start = a.ctx.scratch.mark();
     for (size_t i = 0; i < layers_.size(); ++i) {
+      a.ctx.scratch.rewind(layer_start);  // the previous layer's temporaries are dead
       const Layer& l = layers_[i];
       const int64_t layer = static_cast<int64_t>(i);
       ops::rms_norm(a.ctx, x, l.input_norm, H, c_.eps, c_.norm, h);
