@@ -60,7 +60,8 @@ TEST(LoraValidation, BadAdapterFixturesAreRefusedClearly) {
       continue;
     }
     test_support::LoraHarness mgr(*model, 16, 2);
-    std::string msg = error_of([&] { mgr.load(name, (root / name).string()); });
+    const std::string adapter = name;  // (a structured binding cannot be captured by a lambda in clang's C++20)
+    std::string msg = error_of([&] { mgr.load(adapter, (root / adapter).string()); });
     EXPECT_NE(msg.find("adapter \"" + name + "\""), std::string::npos) << msg;
     for (const char* p : parts) EXPECT_NE(msg.find(p), std::string::npos) << name << ": missing \"" << p << "\" in: " << msg;
   }
