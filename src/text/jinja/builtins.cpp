@@ -640,7 +640,7 @@ Value call_method(const Value& obj, const std::string& name, CallArgs& args) {
                                need_string(arg(args, 1, "new"), "replace() new"), count.is_int() ? count.as_int() : -1));
     }
     if (name == "find" || name == "rfind" || name == "index") {
-      const std::string& x = need_string(arg(args, 0, "sub"), name + "() argument");
+      const std::string x = need_string(arg(args, 0, "sub"), name + "() argument");  // a copy: arg() returns a temporary
       std::size_t p = name == "rfind" ? s.rfind(x) : s.find(x);
       if (p == std::string::npos) {
         if (name == "index") hylora::fail("index(): substring not found");
@@ -649,7 +649,7 @@ Value call_method(const Value& obj, const std::string& name, CallArgs& args) {
       return Value(cp_index(s, p));
     }
     if (name == "count") {
-      const std::string& x = need_string(arg(args, 0, "sub"), "count() argument");
+      const std::string x = need_string(arg(args, 0, "sub"), "count() argument");
       if (x.empty()) return Value(python_len(obj) + 1);
       int64_t n = 0;
       for (std::size_t p = s.find(x); p != std::string::npos; p = s.find(x, p + x.size())) ++n;
