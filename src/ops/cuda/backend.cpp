@@ -4,6 +4,9 @@
 #include <cuda_runtime.h>
 
 #include <cstring>
+#include <map>
+#include <mutex>
+#include <vector>
 
 #include "ops/backends.h"
 #include "ops/cuda/attention.h"
@@ -11,6 +14,7 @@
 #include "ops/cuda/gemm.h"
 #include "ops/cuda/lora.h"
 #include "ops/cuda/misc.h"
+#include "ops/cuda/moe_permute.h"
 #include "ops/cuda/norms.h"
 #include "ops/cuda/recurrent.h"
 #include "ops/device.h"
@@ -46,11 +50,27 @@ cuda::GemmHandle& gemm_handle() {
   return *h;
 }
 
-// A small host array copied into the step's scratch on the device (rope frequencies, MLA weight tables).
+// A small host array copied into the step's scratch on the device (MLA weight tables; synchronises the stream).
 Tensor upload(ExecCtx& ctx, const void* data, size_t bytes) {
   Tensor t = ctx.scratch.tensor({static_cast<int64_t>((bytes + 3) / 4)}, DType::I32);
   memcpy(ctx, t.raw(), data, bytes);
   return t;
+}
+
+// A model constant (RoPE inverse frequencies) on the device, uploaded once per distinct value and kept for the
+// process: an upload per call would synchronise the stream inside every attention layer, leaving the GPU idle while
+// the host queues the next kernels (and would not be capturable in a CUDA graph).
+const float* constant_on_device(ExecCtx& ctx, const std::vector<float>& v) {
+  static std::mutex mu;
+  static auto* cache = new std::map<std::vector<float>, Tensor>();  // leaked: tensors outlive static destruction
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache->find(v);
+  if (it == cache->end()) {
+    Tensor t = Tensor::empty({static_cast<int64_t>(v.size())}, DType::F32, allocator());
+    memcpy(ctx, t.raw(), v.data(), v.size() * sizeof(float));
+    it = cache->emplace(v, t).first;
+  }
+  return static_cast<const float*>(it->second.raw());
 }
 
 cuda::LoraSegments segs(const LoraSegments& seg) {
@@ -321,30 +341,28 @@ void route_sigmoid_grouped(ExecCtx& ctx, const Tensor& logits, const Tensor& bia
      "route_sigmoid_grouped");
 }
 
-void moe_permute(ExecCtx& ctx, const Tensor& ids, const Tensor& row_slot, int64_t num_experts, MoePermutation& out) {
-  // The permutation's sizes (pairs per segment, the number of (expert, slot) segments) size the tensors that follow,
-  // so they must be known on the host: bring ids and slots over, run the reference counting sort, send the result
-  // back (small int32 arrays; one synchronisation per MoE layer).
-  static thread_local ExecCtx host;
-  host.scratch.reset();
-  Tensor hid = Tensor::empty(ids.shape(), DType::I32), hslot = Tensor::empty(row_slot.shape(), DType::I32);
-  copy_tensor(ctx, ids, hid);
-  copy_tensor(ctx, row_slot, hslot);
-  MoePermutation h;
-  cpu::moe_permute(host, hid, hslot, num_experts, h);
-  auto up = [&](const Tensor& t) {
-    Tensor d = ctx.scratch.tensor(t.shape(), DType::I32);
-    copy_tensor(ctx, t, d);
-    return d;
-  };
-  out.num_pairs = h.num_pairs;
-  out.pair = up(h.pair);
-  out.expert_offsets = up(h.expert_offsets);
-  out.lora.num_rows = h.lora.num_rows;
-  out.lora.num_segments = h.lora.num_segments;
-  out.lora.perm = up(h.lora.perm);
-  out.lora.indptr = up(h.lora.indptr);
-  out.lora.group = up(h.lora.group);
+void moe_permute(ExecCtx& ctx, const Tensor& ids, const Tensor& row_slot, int64_t num_experts, int64_t num_slots,
+                 MoePermutation& out) {
+  // On the device with sizes the host knows (P, E, slots): no read-back, so the step stays asynchronous
+  // (cuda/moe_permute.h lists the segment layout, with empty segments).
+  const int64_t k = ids.dim(1), P = ids.dim(0) * k, E = num_experts, S = num_slots, G = E * S;
+  out.num_pairs = P;
+  out.pair = ctx.scratch.tensor({std::max<int64_t>(P, 1)}, DType::I32);
+  out.expert_offsets = ctx.scratch.tensor({E + 1}, DType::I32);
+  LoraSegments& seg = out.lora;
+  seg.num_rows = S > 0 ? P : 0;
+  seg.num_segments = G;
+  seg.perm = ctx.scratch.tensor({std::max<int64_t>(P, 1)}, DType::I32);
+  seg.indptr = ctx.scratch.tensor({G + 1}, DType::I32);
+  seg.group = ctx.scratch.tensor({std::max<int64_t>(G, 1)}, DType::I32);
+  seg.group_host.clear();
+  const size_t ws_bytes = cuda::moe_permute_by_slot_workspace_bytes(P, E, S);
+  Tensor ws = ctx.scratch.tensor({static_cast<int64_t>((ws_bytes + 3) / 4)}, DType::I32);
+  ok(cuda::moe_permute_by_slot(ci(ids, "moe_permute"), P, k, ci(row_slot, "moe_permute"), E, S, mi(out.pair, "moe_permute"),
+                               mi(out.expert_offsets, "moe_permute"), mi(seg.perm, "moe_permute"),
+                               mi(seg.indptr, "moe_permute"), mi(seg.group, "moe_permute"), ws.raw(), ws_bytes,
+                               stream(ctx)),
+     "moe_permute");
 }
 
 void moe_gather(ExecCtx& ctx, const Tensor& x, const MoePermutation& perm, int64_t k, Tensor& xs) {
@@ -370,17 +388,15 @@ void moe_combine(ExecCtx& ctx, const Tensor& ys, const MoePermutation& perm, con
 // --- RoPE ----------------------------------------------------------------------------------------------------
 void rope_neox(ExecCtx& ctx, Tensor& x, int64_t head_dim, const Tensor& positions, const std::vector<float>& inv_freq,
                int64_t rot, int64_t offset, float attention_scaling) {
-  const Tensor inv = upload(ctx, inv_freq.data(), inv_freq.size() * sizeof(float));
   ok(cuda::extra::rope(mf(x, "rope"), x.ld(), x.dim(0), x.row_size() / head_dim, head_dim, ci(positions, "rope"),
-                       static_cast<const float*>(inv.raw()), rot, offset, attention_scaling, false, stream(ctx)),
+                       constant_on_device(ctx, inv_freq), rot, offset, attention_scaling, false, stream(ctx)),
      "rope_neox");
 }
 
 void rope_interleaved(ExecCtx& ctx, Tensor& x, int64_t head_dim, const Tensor& positions,
                       const std::vector<float>& inv_freq, int64_t rot, int64_t offset, float attention_scaling) {
-  const Tensor inv = upload(ctx, inv_freq.data(), inv_freq.size() * sizeof(float));
   ok(cuda::extra::rope(mf(x, "rope"), x.ld(), x.dim(0), x.row_size() / head_dim, head_dim, ci(positions, "rope"),
-                       static_cast<const float*>(inv.raw()), rot, offset, attention_scaling, true, stream(ctx)),
+                       constant_on_device(ctx, inv_freq), rot, offset, attention_scaling, true, stream(ctx)),
      "rope_interleaved");
 }
 
