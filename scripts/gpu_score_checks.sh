@@ -31,7 +31,7 @@ if [ -n "$deps" ]; then
   export LD_LIBRARY_PATH=$deps/lib:${LD_LIBRARY_PATH:-}
   args+=(-DCMAKE_PREFIX_PATH="$deps" -DPKG_CONFIG_EXECUTABLE="$deps/bin/pkg-config")
 fi
-echo "== $(date -u) $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo no-git) on $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null)"
+echo "== $(date -u) $(cat "$root/COMMIT" 2>/dev/null || git -C "$root" rev-parse --short HEAD 2>/dev/null || echo no-git) on $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null)"
 build=$root/build-gpu
 gen=()
 command -v ninja >/dev/null && gen=(-G Ninja)
