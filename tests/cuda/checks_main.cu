@@ -21,6 +21,7 @@ void check_recurrent();
 void check_sampling();
 void check_graph();
 void check_moe_permute();
+void check_bf16_weights();
 
 using namespace chk;
 namespace hc = hylora::cuda;
@@ -264,6 +265,7 @@ int main(int argc, char** argv) {
   section("sampling", check_sampling);
   section("graph", check_graph);
   section("moe_permute", check_moe_permute);
+  section("bf16_weights", check_bf16_weights);
   std::printf("\n%d passed, %d failed (%.1f s)\n", g_pass, g_fail,
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   if (do_bench) bench();

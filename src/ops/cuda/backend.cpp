@@ -1,6 +1,8 @@
 // ops::cuda_backend: the neutral ops (src/ops/*.h) on the GPU. Each function maps its Tensor views (shape, leading
 // dimension, dtype) onto a hylora::cuda kernel (the tuned ones of this folder, or the small ones of extra.h) on
-// ctx.stream. Tensors must live on the device; activations are float32 (the bf16 path is not wired yet).
+// ctx.stream. Tensors must live on the device. Activations, norms, states and LoRA buffers are float32; the big
+// weight matrices (the operand `w` of matmul_nt and moe_expert_gemm, the embedding table) are float32 or bfloat16 as
+// the executor placed them (--dtype), and the ops below read either with fp32 accumulation and fp32 results.
 #include <cuda_runtime.h>
 
 #include <cstring>
@@ -38,6 +40,14 @@ const float* cf(const Tensor& t, const char* op) {
   return static_cast<const float*>(t.raw());
 }
 float* mf(const Tensor& t, const char* op) { return const_cast<float*>(cf(t, op)); }
+// A weight matrix on the GPU in float32 or bfloat16, and its kernel dtype.
+const void* cw(const Tensor& t, cuda::DType& dt, const char* op) {
+  HYLORA_CHECK(t.device() == Device::CUDA && (t.dtype() == DType::F32 || t.dtype() == DType::BF16), "internal: ", op,
+               " got a ", dtype_name(t.dtype()), " weight on the ", t.device() == Device::CPU ? "host" : "GPU",
+               ", expected float32 or bfloat16 on the GPU");
+  dt = t.dtype() == DType::F32 ? cuda::DType::f32 : cuda::DType::bf16;
+  return t.raw();
+}
 const int32_t* ci(const Tensor& t, const char* op) {
   HYLORA_CHECK(t.device() == Device::CUDA && t.dtype() == DType::I32, "internal: ", op,
                " expected int32 metadata on the GPU, got ", dtype_name(t.dtype()));
@@ -220,8 +230,10 @@ void gather_rows(ExecCtx& ctx, const Tensor& x, const Tensor& rows, Tensor& y) {
 }
 
 void embedding(ExecCtx& ctx, const Tensor& table, const Tensor& ids, Tensor& y) {
-  ok(cuda::extra::embedding(cf(table, "embedding"), table.dim(1), ci(ids, "embedding"), ids.numel(),
-                            mf(y, "embedding"), y.ld(), stream(ctx)),
+  cuda::DType dt;
+  const void* tp = cw(table, dt, "embedding");
+  ok(cuda::extra::embedding(dt, tp, table.dim(1), ci(ids, "embedding"), ids.numel(), mf(y, "embedding"), y.ld(),
+                            stream(ctx)),
      "embedding");
 }
 
@@ -239,8 +251,20 @@ void matmul_nt(ExecCtx& ctx, const Tensor& x, const Tensor& w, Tensor& y, bool a
   HYLORA_CHECK(w.dim(1) == K && y.dim(0) == M && y.dim(1) == N, "internal: matmul_nt of ", shape_str(x.shape()),
                " and ", shape_str(w.shape()), " into ", shape_str(y.shape()));
   if (M == 0) return;
-  ok(cuda::gemm(gemm_handle(), f32, cf(x, "matmul"), x.ld(), cf(w, "matmul"), w.ld(), mf(y, "matmul"), y.ld(), M, N,
-                K, nullptr, accumulate, stream(ctx)),
+  cuda::DType wt;
+  const void* wp = cw(w, wt, "matmul");
+  const void* xp = cf(x, "matmul");
+  int64_t ldx = x.ld();
+  if (wt == cuda::DType::bf16) {
+    // cuBLASLt wants A and B of one type: round x to bf16 (as HF's bf16 GEMM sees it) into scratch [M, K]; the
+    // product is accumulated and written in fp32.
+    Tensor xb = ctx.scratch.tensor({M, K}, DType::BF16);
+    ok(cuda::extra::to_bf16(static_cast<const float*>(xp), ldx, xb.raw(), K, M, K, stream(ctx)), "matmul_nt (cast)");
+    xp = xb.raw();
+    ldx = K;
+  }
+  ok(cuda::gemm(gemm_handle(), wt, f32, xp, ldx, wp, w.ld(), mf(y, "matmul"), y.ld(), M, N, K, nullptr, accumulate,
+                stream(ctx)),
      "matmul_nt (cuBLASLt)");
 }
 
@@ -372,9 +396,10 @@ void moe_gather(ExecCtx& ctx, const Tensor& x, const MoePermutation& perm, int64
 }
 
 void moe_expert_gemm(ExecCtx& ctx, const Tensor& xs, const Tensor& w, const MoePermutation& perm, Tensor& ys) {
-  ok(cuda::extra::expert_gemm(cf(xs, "expert_gemm"), xs.ld(), cf(w, "expert_gemm"),
-                              ci(perm.expert_offsets, "expert_gemm"), w.dim(0), mf(ys, "expert_gemm"), ys.ld(),
-                              perm.num_pairs, w.dim(1), w.dim(2), stream(ctx)),
+  cuda::DType wt;
+  const void* wp = cw(w, wt, "expert_gemm");
+  ok(cuda::extra::expert_gemm(cf(xs, "expert_gemm"), xs.ld(), wt, wp, ci(perm.expert_offsets, "expert_gemm"), w.dim(0),
+                              mf(ys, "expert_gemm"), ys.ld(), perm.num_pairs, w.dim(1), w.dim(2), stream(ctx)),
      "moe_expert_gemm");
 }
 
