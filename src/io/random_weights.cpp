@@ -82,6 +82,17 @@ Tensor RandomWeights::get(const std::string& name, const Shape& expected) {
   return t;
 }
 
+Tensor random_normal(const Shape& shape, uint64_t seed, const std::string& name, float std) {
+  RandomWeights w(seed, nullptr);
+  Tensor t = w.get(name + "/normal", shape);  // kNormal: the suffix matches no special kind
+  const float k = std / RandomWeights::kStd;
+  float* p = t.f32();
+  const int64_t n = t.numel();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) p[i] *= k;
+  return t;
+}
+
 Tensor RandomWeights::experts(const std::string& prefix, const std::string& fused, const std::vector<std::string>&,
                               const Shape& expected) {
   HYLORA_CHECK(expected.size() == 3, "internal: experts() expects a 3-D shape");

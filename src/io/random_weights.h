@@ -41,4 +41,8 @@ class RandomWeights : public WeightSource {
   std::function<bool(const std::string&)> one_plus_norm_;
 };
 
+// N(0, std²) values of `shape`, from the same counter-based generator (stream = (seed, name)); for other random
+// tensors that must be fast and reproducible (bench adapters).
+Tensor random_normal(const Shape& shape, uint64_t seed, const std::string& name, float std);
+
 }  // namespace hylora
