@@ -27,7 +27,7 @@ std::string bench_markdown(const BenchRun& r) {
   s += "| layers kept | " + r.layers + " |\n";
   s += "| copy bandwidth | " + fmt("%.1f", r.rates.copy_bytes_per_s / 1e9) + " GB/s (read + write, " +
        fmt("%.0f", static_cast<double>(r.rates.copy_bytes) / (1 << 20)) + " MiB copy) |\n";
-  s += "| GEMM rate | " + fmt("%.2f", r.rates.gemm_flop_per_s / 1e12) + " TFLOP/s (" + dtype_name(r.rates.gemm_dtype) +
+  s += "| GEMM rate | " + fmt("%.4g", r.rates.gemm_flop_per_s / 1e12) + " TFLOP/s (" + dtype_name(r.rates.gemm_dtype) +
        ", " + std::to_string(r.rates.gemm_size) + "³) |\n";
   s += "| timing | wall clock around Executor::execute (host logits returned), " + std::to_string(r.warmup) +
        " warm-up + median of " + std::to_string(r.repeats) + " |\n\n";

@@ -22,7 +22,7 @@ std::string bench(const std::string& args, int& status) {
 
 // Small sizes so that the whole run takes seconds on the CPU.
 const std::string kSmall = " --random-weights --device cpu --context 24 --batch 8 --prefill-long 64 --prefill-seqs 3 "
-                           "--prefill-len 16 --warmup 1 --repeats 3 --copy-mib 8 --gemm-n 128 --card test-cpu "
+                           "--prefill-len 16 --warmup 1 --repeats 3 --copy-mib 8 --gemm-n 512 --card test-cpu "
                            "--commit test";
 
 TEST(BenchCli, EveryWorkloadHasPositiveFloorsBelowTheMeasuredTime) {
