@@ -41,6 +41,7 @@ bool is_deepseek(const std::string& t) { return t == "deepseek_v3" || t == "kimi
 std::vector<std::string> layer_kinds(const json& config, const std::string& where) {
   const std::string type = model_type(config);
   const json& t = text_of(config);
+  if (type == "nemotron_h") return nemotron_kinds(t, where);  // its pattern, not num_hidden_layers, has the count
   const int64_t n = int_field(t, "num_hidden_layers", where);
   if (is_qwen3_5(type)) {
     if (t.contains("layer_types")) return t["layer_types"].get<std::vector<std::string>>();
@@ -49,7 +50,6 @@ std::vector<std::string> layer_kinds(const json& config, const std::string& wher
     for (int64_t i = 0; i < n; ++i) out.push_back((i + 1) % interval == 0 ? "full_attention" : "linear_attention");
     return out;
   }
-  if (type == "nemotron_h") return nemotron_kinds(t, where);
   if (is_deepseek(type)) {
     const int64_t first_dense = t.value("first_k_dense_replace", int64_t{0});
     const int64_t freq = t.value("moe_layer_freq", int64_t{1});
