@@ -10,4 +10,6 @@ int run_tokenize_command(int argc, char** argv);
 int run_chat_template_command(int argc, char** argv);
 // `hylora serve`: the HTTP server (docs/server.md).
 int run_serve_command(int argc, char** argv);
+// `hylora bench`: the workloads of docs/performance.md on a config's shapes with random weights.
+int run_bench_command(int argc, char** argv);
 }  // namespace hylora::cli

@@ -17,6 +17,7 @@ void print_usage() {
                 "  serve           HTTP server: OpenAI-compatible + native endpoints, LoRA adapters at runtime\n"
                "  tokenize        text <-> token ids with a model's tokenizer.json\n"
                "  chat-template   render chat messages with a model's chat template\n"
+               "  bench           speed of a config's shapes (random weights) against the hardware's floors\n"
                "run 'hylora <command> --help' for the options of one command\n");
 }
 }  // namespace
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
     if (cmd == "score") return hylora::cli::run_score_command(argc - 1, argv + 1);
     if (cmd == "serve") return hylora::cli::run_serve_command(argc - 1, argv + 1);
     if (cmd == "tokenize") return hylora::cli::run_tokenize_command(argc - 1, argv + 1);
+    if (cmd == "bench") return hylora::cli::run_bench_command(argc - 1, argv + 1);
     if (cmd == "chat-template") return hylora::cli::run_chat_template_command(argc - 1, argv + 1);
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "hylora %s: error: out of memory (an allocation failed; lower the sizes the options ask "

@@ -2,7 +2,7 @@
 // WeightLoader: reads a checkpoint by *canonical* names (the HF module names of the ForCausalLM class, e.g.
 // "model.layers.3.self_attn.q_proj.weight"), whatever spelling the file uses. The model supplies `rename`, which maps
 // a stored name to its canonical name (e.g. "backbone." -> "model.", "model.language_model." -> "model.") or to
-// nothing for tensors the engine does not serve (vision tower, MTP head).
+// nothing for tensors the engine does not serve (vision tower, MTP head). The checkpoint WeightSource.
 #include <functional>
 #include <optional>
 #include <set>
@@ -10,32 +10,33 @@
 
 #include "core/tensor.h"
 #include "io/safetensors.h"
+#include "io/weight_source.h"
 
 namespace hylora {
 
-class WeightLoader {
+class WeightLoader : public WeightSource {
  public:
   using Rename = std::function<std::optional<std::string>(const std::string&)>;
   WeightLoader(Checkpoint ckpt, const Rename& rename);
 
-  bool has(const std::string& name) const { return by_name_.count(name) != 0; }
+  bool has(const std::string& name) const override { return by_name_.count(name) != 0; }
   // float32 copy, checked against `expected` (error names the tensor, the file and both shapes).
-  Tensor get(const std::string& name, const Shape& expected);
+  Tensor get(const std::string& name, const Shape& expected) override;
   // Same, or an undefined Tensor when absent.
-  Tensor get_optional(const std::string& name, const Shape& expected);
+  Tensor get_optional(const std::string& name, const Shape& expected) override;
 
   // MoE expert weights as one [E, rows, cols] tensor, from either the fused tensor `<prefix>.<fused>`
   // ([E, rows, cols]) or per-expert tensors `<prefix>.{e}.<part>.weight` stacked along dim 0 and, when several parts
   // are given, concatenated along rows (e.g. parts {"gate_proj","up_proj"} -> gate_up [E, 2I, H]).
   Tensor experts(const std::string& prefix, const std::string& fused, const std::vector<std::string>& parts,
-                 const Shape& expected);
+                 const Shape& expected) override;
 
   // Stored names (canonical) that no get() asked for.
   std::vector<std::string> unused() const;
   // Fails when some stored tensor was never asked for: a checkpoint with weights the config does not describe is
   // the wrong checkpoint for this config, not something to ignore. `arch` names the architecture in the message.
-  void require_all_used(const std::string& arch) const;
-  const std::string& where() const { return ckpt_.where(); }
+  void require_all_used(const std::string& arch) const override;
+  std::string where() const override { return ckpt_.where(); }
   size_t skipped() const { return skipped_; }
 
  private:

@@ -8,6 +8,7 @@
 
 #include "io/safetensors.h"
 #include "io/weight_loader.h"
+#include "io/weight_source.h"
 #include "models/deepseek_v3.h"
 #include "models/linear_forward.h"
 #include "models/projection_loading.h"
@@ -33,7 +34,7 @@ WeightLoader::Rename make_rename(int64_t num_layers) {
   };
 }
 
-GatedMlp load_gated_mlp(WeightLoader& w, const std::string& p, int64_t width, int64_t H) {
+GatedMlp load_gated_mlp(WeightSource& w, const std::string& p, int64_t width, int64_t H) {
   GatedMlp m;
   m.gate_up = load_fused(w, p + ".gate_up", {{p + ".gate_proj", width, false}, {p + ".up_proj", width, false}}, H);
   m.down = load_linear(w, p + ".down_proj", H, width, false);
@@ -42,11 +43,12 @@ GatedMlp load_gated_mlp(WeightLoader& w, const std::string& p, int64_t width, in
 
 class DeepseekV3Model : public Model {
  public:
-  DeepseekV3Model(const std::string& dir, const json& cfg)
-      : c_(parse_config(cfg, (std::filesystem::path(dir) / "config.json").string())) {
+  DeepseekV3Model(const WeightOrigin& origin, const json& cfg, const std::string& config_path)
+      : c_(parse_config(cfg, config_path)) {
     consts_.rope = rope_tables(c_.rope, c_.qk_rope_head_dim);
     consts_.scale = static_cast<float>(softmax_scale(c_));
-    WeightLoader w(Checkpoint::open_dir(dir), make_rename(c_.num_layers));
+    auto source = open_weights(origin, {make_rename(c_.num_layers), nullptr});  // every norm plain
+    WeightSource& w = *source;
     const int64_t H = c_.hidden_size, V = c_.vocab_size;
     emb_.module = "model.embed_tokens";
     emb_.table = w.get("model.embed_tokens.weight", {V, H});  // [V, H]
@@ -119,7 +121,7 @@ class DeepseekV3Model : public Model {
   }
 
  private:
-  void load_layer(WeightLoader& w, int64_t i) {
+  void load_layer(WeightSource& w, int64_t i) {
     const std::string p = "model.layers." + std::to_string(i);
     const std::string sa = p + ".self_attn.";
     const int64_t H = c_.hidden_size, nH = c_.num_heads, Ckv = c_.kv_lora_rank, Dr = c_.qk_rope_head_dim;
@@ -196,8 +198,8 @@ class DeepseekV3Model : public Model {
 
 }  // namespace
 
-std::unique_ptr<Model> make_deepseek_v3(const std::string& dir, const json& config) {
-  return std::make_unique<DeepseekV3Model>(dir, config);
+std::unique_ptr<Model> make_deepseek_v3(const WeightOrigin& origin, const json& config, const std::string& config_path) {
+  return std::make_unique<DeepseekV3Model>(origin, config, config_path);
 }
 
 }  // namespace hylora

@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "io/config.h"
+#include "io/weight_source.h"
 #include "kv/cache_spec.h"
 #include "models/forward_args.h"
 #include "models/linear.h"
@@ -78,6 +80,9 @@ class Model {
 
 // Reads <dir>/config.json, picks the architecture (refusing unknown ones with the supported list), loads weights.
 std::unique_ptr<Model> load_model(const std::string& dir);
+// The same from a parsed config (`config_path` names it in messages) with weights from `origin`: load_model() is
+// make_model(config, <dir>/config.json, checkpoint(dir)); `hylora bench --random-weights` passes random weights.
+std::unique_ptr<Model> make_model(const json& config, const std::string& config_path, const WeightOrigin& origin);
 
 // The architectures and model_types load_model accepts, for messages and --help.
 std::string supported_architectures();

@@ -6,7 +6,7 @@
 #include <filesystem>
 
 #include "io/safetensors.h"
-#include "io/weight_loader.h"
+#include "io/weight_source.h"
 #include "models/model_factories.h"
 #include "models/linear_forward.h"
 #include "models/projection_loading.h"
@@ -28,9 +28,10 @@ std::optional<std::string> canonical_name(const std::string& stored) {
 
 class NemotronHModel : public Model {
  public:
-  NemotronHModel(const std::string& dir, const json& cfg)
-      : c_(parse_config(cfg, (std::filesystem::path(dir) / "config.json").string())) {
-    WeightLoader w(Checkpoint::open_dir(dir), canonical_name);
+  NemotronHModel(const WeightOrigin& origin, const json& cfg, const std::string& config_path)
+      : c_(parse_config(cfg, config_path)) {
+    auto source = open_weights(origin, {canonical_name, nullptr});  // every norm plain
+    WeightSource& w = *source;
     const int64_t H = c_.hidden_size;
     emb_.module = "model.embeddings";
     emb_.table = w.get("model.embeddings.weight", {c_.vocab_size, H});  // [V, H]
@@ -102,7 +103,7 @@ class NemotronHModel : public Model {
   }
 
  private:
-  void load_block(WeightLoader& w, size_t i) {
+  void load_block(WeightSource& w, size_t i) {
     const std::string p = "model.layers." + std::to_string(i);
     const std::string mx = p + ".mixer.";
     const int64_t H = c_.hidden_size;
@@ -199,8 +200,8 @@ class NemotronHModel : public Model {
 
 }  // namespace
 
-std::unique_ptr<Model> make_nemotron_h(const std::string& dir, const json& config) {
-  return std::make_unique<NemotronHModel>(dir, config);
+std::unique_ptr<Model> make_nemotron_h(const WeightOrigin& origin, const json& config, const std::string& config_path) {
+  return std::make_unique<NemotronHModel>(origin, config, config_path);
 }
 
 }  // namespace hylora

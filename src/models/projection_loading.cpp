@@ -4,7 +4,7 @@
 
 namespace hylora {
 
-Linear load_fused(WeightLoader& w, const std::string& name, const std::vector<FusedPart>& parts, int64_t in) {
+Linear load_fused(WeightSource& w, const std::string& name, const std::vector<FusedPart>& parts, int64_t in) {
   int64_t out = 0;
   bool any_bias = false;
   for (auto& p : parts) {
@@ -29,7 +29,7 @@ Linear load_fused(WeightLoader& w, const std::string& name, const std::vector<Fu
   return l;
 }
 
-Linear load_linear(WeightLoader& w, const std::string& module, int64_t out, int64_t in, bool bias) {
+Linear load_linear(WeightSource& w, const std::string& module, int64_t out, int64_t in, bool bias) {
   return load_fused(w, module, {{module, out, bias}}, in);
 }
 

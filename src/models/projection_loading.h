@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "io/weight_loader.h"
+#include "io/weight_source.h"
 #include "models/linear.h"
 
 namespace hylora {
@@ -17,9 +17,9 @@ struct FusedPart {
 
 // Row-concatenation of HF linears that read the same input (weight [Σ rows, in]), one LoRA slice per part, in
 // `parts` order. Parts without a bias get zeros when another part has one.
-Linear load_fused(WeightLoader& w, const std::string& name, const std::vector<FusedPart>& parts, int64_t in);
+Linear load_fused(WeightSource& w, const std::string& name, const std::vector<FusedPart>& parts, int64_t in);
 
 // A projection with one LoRA slice covering all its outputs, named after its PEFT module. weight [out, in].
-Linear load_linear(WeightLoader& w, const std::string& module, int64_t out, int64_t in, bool bias);
+Linear load_linear(WeightSource& w, const std::string& module, int64_t out, int64_t in, bool bias);
 
 }  // namespace hylora

@@ -8,7 +8,7 @@
 #include <filesystem>
 
 #include "io/safetensors.h"
-#include "io/weight_loader.h"
+#include "io/weight_source.h"
 #include "models/model_factories.h"
 #include "models/linear_forward.h"
 #include "models/projection_loading.h"
@@ -32,7 +32,7 @@ std::optional<std::string> canonical_name(const std::string& stored) {
   return stored;
 }
 
-Mlp load_mlp(WeightLoader& w, const std::string& p, int64_t I, int64_t H) {
+Mlp load_mlp(WeightSource& w, const std::string& p, int64_t I, int64_t H) {
   Mlp m;
   m.gate_up = load_fused(w, p + ".gate_up", {{p + ".gate_proj", I}, {p + ".up_proj", I}}, H);
   m.down = load_linear(w, p + ".down_proj", H, I, false);
@@ -41,8 +41,13 @@ Mlp load_mlp(WeightLoader& w, const std::string& p, int64_t I, int64_t H) {
 
 class Qwen35Model : public Model {
  public:
-  Qwen35Model(const std::string& dir, Config c) : c_(std::move(c)) {
-    WeightLoader w(Checkpoint::open_dir(dir), canonical_name);
+  Qwen35Model(const WeightOrigin& origin, Config c) : c_(std::move(c)) {
+    // Qwen3.5's decoder norms are (1 + w); the gated norm of the GDN mixer is plain. Qwen3 (kPlain): all plain.
+    const bool one_plus = c_.norm == ops::NormKind::kOnePlus;
+    auto source = open_weights(origin, {canonical_name, [one_plus](const std::string& name) {
+                                          return one_plus && name.find(".linear_attn.norm.") == std::string::npos;
+                                        }});
+    WeightSource& w = *source;
     const int64_t H = c_.hidden_size, V = c_.vocab_size;
     emb_.module = "model.embed_tokens";
     emb_.table = w.get("model.embed_tokens.weight", {V, H});  // [V, H]
@@ -130,7 +135,7 @@ class Qwen35Model : public Model {
   }
 
  private:
-  void load_layer(WeightLoader& w, size_t i) {
+  void load_layer(WeightSource& w, size_t i) {
     const std::string p = "model.layers." + std::to_string(i);
     const int64_t H = c_.hidden_size;
     Layer& l = layers_[i];
@@ -222,13 +227,12 @@ class Qwen35Model : public Model {
 
 }  // namespace
 
-std::unique_ptr<Model> make_qwen3_5(const std::string& dir, const json& config) {
-  return std::make_unique<Qwen35Model>(dir, parse_config(config, (std::filesystem::path(dir) / "config.json").string()));
+std::unique_ptr<Model> make_qwen3_5(const WeightOrigin& origin, const json& config, const std::string& config_path) {
+  return std::make_unique<Qwen35Model>(origin, parse_config(config, config_path));
 }
 
-std::unique_ptr<Model> make_qwen3(const std::string& dir, const json& config) {
-  return std::make_unique<Qwen35Model>(
-      dir, qwen3::parse_config(config, (std::filesystem::path(dir) / "config.json").string()));
+std::unique_ptr<Model> make_qwen3(const WeightOrigin& origin, const json& config, const std::string& config_path) {
+  return std::make_unique<Qwen35Model>(origin, qwen3::parse_config(config, config_path));
 }
 
 }  // namespace hylora

@@ -13,7 +13,7 @@ namespace {
 struct Entry {
   std::vector<std::string> architectures;
   std::vector<std::string> model_types;
-  std::function<std::unique_ptr<Model>(const std::string&, const json&)> make;
+  std::function<std::unique_ptr<Model>(const WeightOrigin&, const json&, const std::string&)> make;
 };
 
 const std::vector<Entry>& entries() {
@@ -47,7 +47,10 @@ std::string supported_architectures() {
 std::unique_ptr<Model> load_model(const std::string& dir) {
   if (!std::filesystem::is_directory(dir)) fail("model directory ", dir, " does not exist");
   std::string path = (std::filesystem::path(dir) / "config.json").string();
-  json cfg = read_json_file(path);
+  return make_model(read_json_file(path), path, WeightOrigin::checkpoint(dir));
+}
+
+std::unique_ptr<Model> make_model(const json& cfg, const std::string& path, const WeightOrigin& origin) {
   if (!cfg.is_object()) fail(path, ": expected a JSON object");
   std::string arch;
   if (cfg.contains("architectures") && cfg["architectures"].is_array() && !cfg["architectures"].empty() &&
@@ -61,7 +64,7 @@ std::unique_ptr<Model> load_model(const std::string& dir) {
                                         e.architectures.end();
     bool by_type = std::find(e.model_types.begin(), e.model_types.end(), model_type) != e.model_types.end();
     if (!by_arch && !(arch.empty() && by_type)) continue;
-    auto model = e.make(dir, cfg);
+    auto model = e.make(origin, cfg, path);
     // Vision-language configs keep the text model's fields under text_config.
     const json& text = cfg.contains("text_config") && cfg["text_config"].is_object() ? cfg["text_config"] : cfg;
     for (const json* c : std::initializer_list<const json*>{&text, &cfg})

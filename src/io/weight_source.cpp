@@ -1,0 +1,13 @@
+#include "io/weight_source.h"
+
+#include "io/random_weights.h"
+#include "io/weight_loader.h"
+
+namespace hylora {
+
+std::unique_ptr<WeightSource> open_weights(const WeightOrigin& origin, const WeightNaming& naming) {
+  if (origin.random) return std::make_unique<RandomWeights>(origin.seed, naming.one_plus_norm);
+  return std::make_unique<WeightLoader>(Checkpoint::open_dir(origin.checkpoint_dir), naming.rename);
+}
+
+}  // namespace hylora

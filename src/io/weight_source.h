@@ -1,0 +1,62 @@
+#pragma once
+// WeightSource: where a model factory gets its weights from, by *canonical* name (the HF module names of the
+// ForCausalLM class, e.g. "model.layers.3.self_attn.q_proj.weight"). Two sources exist: the checkpoint on disk
+// (WeightLoader, io/weight_loader.h) and seeded random values of the right shapes (RandomWeights,
+// io/random_weights.h) for `hylora bench`, which needs real model shapes but no checkpoint. Model files ask for the
+// tensors their config describes and never know which source answers.
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace hylora {
+
+class WeightSource {
+ public:
+  virtual ~WeightSource() = default;
+
+  // Whether the source holds `name` (a checkpoint: stored under some spelling; random weights: always, since a
+  // random model holds what its config describes).
+  virtual bool has(const std::string& name) const = 0;
+  // float32 host tensor of exactly `expected` shape (a checkpoint checks the stored shape and names both on error).
+  virtual Tensor get(const std::string& name, const Shape& expected) = 0;
+  // Same, or an undefined Tensor when absent. Random weights: always absent (models ask for optional tensors only
+  // to accept a stored copy they then ignore, e.g. lm_head.weight under tied embeddings; nothing is generated).
+  virtual Tensor get_optional(const std::string& name, const Shape& expected) = 0;
+  // MoE expert weights as one [E, rows, cols] tensor: a checkpoint reads the fused `<prefix>.<fused>` tensor or
+  // stacks the per-expert `<prefix>.{e}.<part>.weight` tensors (parts concatenated along rows).
+  virtual Tensor experts(const std::string& prefix, const std::string& fused, const std::vector<std::string>& parts,
+                         const Shape& expected) = 0;
+  // Fails when the source holds tensors nobody asked for (a checkpoint for another config); `arch` names the
+  // architecture in the message. Random weights hold nothing extra.
+  virtual void require_all_used(const std::string& arch) const = 0;
+  // For messages: the checkpoint directory, or "random weights (seed N)".
+  virtual std::string where() const = 0;
+};
+
+// Where a model's weights come from: a checkpoint directory, or seeded random values (no directory).
+struct WeightOrigin {
+  std::string checkpoint_dir;  // used when !random
+  bool random = false;
+  uint64_t seed = 0;
+
+  static WeightOrigin checkpoint(std::string dir) { return {std::move(dir), false, 0}; }
+  static WeightOrigin random_weights(uint64_t seed) { return {"", true, seed}; }
+};
+
+// How a model names its weights and what their neutral values are, for open_weights():
+struct WeightNaming {
+  // Stored name -> canonical name, or nothing for tensors the engine does not serve (checkpoints only).
+  std::function<std::optional<std::string>(const std::string&)> rename;
+  // Random weights only: true for the RMSNorm weights applied as (1 + w), whose neutral value is 0 (the others'
+  // is 1). Null = every norm is plain.
+  std::function<bool(const std::string&)> one_plus_norm;
+};
+
+// The checkpoint of origin.checkpoint_dir (its safetensors read through `naming.rename`) or random weights.
+std::unique_ptr<WeightSource> open_weights(const WeightOrigin& origin, const WeightNaming& naming);
+
+}  // namespace hylora
