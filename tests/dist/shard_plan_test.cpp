@@ -168,6 +168,7 @@ TEST(ShardPlan, SizesThatDoNotDivideAreRefusedNamingTheDimension) {
   // Fewer KV heads than ranks but not a divisor: neither split nor replicated.
   std::ifstream in(fs::path(HYLORA_BENCH_CONFIGS_DIR) / "qwen3_5_35b_a3b.json");
   json j = json::parse(in);
+  j["text_config"]["num_attention_heads"] = 24;
   j["text_config"]["num_key_value_heads"] = 3;
   j["text_config"]["num_experts"] = 24;
   e = error_of([&] { make_shard_plan(model_shard_spec(j, "cfg"), 8); });

@@ -7,11 +7,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iostream>
 #include <mutex>
 #include <random>
 
 #include "core/error.h"
 #include "dist/in_process_communicator.h"
+#include "dist/plan_check.h"
 #include "dist/shard_plan.h"
 #include "dist/sharded_linear.h"
 #include "ops/elementwise.h"
@@ -221,6 +223,7 @@ ToyResult run_toy(int tp, bool break_b_offsets = false, bool skip_shrink_reduce 
 TEST(ShardedMath, ColumnAndRowParallelEqualUnshardedForTp1248) {
   for (int tp : {1, 2, 4, 8}) {
     const ToyResult r = run_toy(tp);
+    std::cout << "tp " << tp << ": column max rel diff " << r.column << ", row " << r.row << "\n";
     EXPECT_LE(r.column, kTolerance) << "tp " << tp;
     EXPECT_LE(r.row, kTolerance) << "tp " << tp;
   }
@@ -228,11 +231,13 @@ TEST(ShardedMath, ColumnAndRowParallelEqualUnshardedForTp1248) {
 
 TEST(ShardedMath, DetectsASliceCutAtTheWrongOffset) {
   const ToyResult r = run_toy(2, /*break_b_offsets=*/true);
+  std::cout << "B cut at the wrong offsets: column max rel diff " << r.column << "\n";
   EXPECT_GT(r.column, 1e-2);
 }
 
 TEST(ShardedMath, DetectsARowParallelShrinkThatIsNotAllReduced) {
   const ToyResult r = run_toy(2, false, /*skip_shrink_reduce=*/true);
+  std::cout << "shrink not all-reduced: row max rel diff " << r.row << "\n";
   EXPECT_GT(r.row, 1e-2);
 }
 
@@ -282,7 +287,7 @@ TEST(InProcessCommunicator, CollectivesAndFailure) {
 // silu(gate)·up → down [E, H, Ie], with (slot, expert) LoRA on both, over routed tokens; each rank runs its experts
 // (and its part of each) and one all-reduce sums the block.
 TEST(ShardedMath, ExpertParallelMlpEqualsUnsharded) {
-  const int64_t E = 8, H = 12, Ie = 6, k = 2;
+  const int64_t E = 8, H = 12, Ie = 8, k = 2;
   const int64_t T = static_cast<int64_t>(kRowSlot.size());
   ModelShardSpec spec;
   spec.where = "toy experts";
@@ -342,7 +347,8 @@ TEST(ShardedMath, ExpertParallelMlpEqualsUnsharded) {
     block(ctx, shard_projection(whole_plan.at("gate_up"), 0, w_gu, Tensor(), l_gu, kSlots),
           shard_projection(whole_plan.at("down"), 0, w_down, Tensor(), l_down, kSlots), ids, weights, ref);
   }
-  for (auto [tp, ep] : std::vector<std::pair<int, int>>{{2, 2}, {4, 4}, {8, 8}, {4, 2}, {4, 1}, {8, 2}}) {
+  for (const auto& sizes : std::vector<std::pair<int, int>>{{2, 2}, {4, 4}, {8, 8}, {4, 2}, {4, 1}, {8, 2}}) {
+    const int tp = sizes.first, ep = sizes.second;
     const ShardPlan plan = make_shard_plan(spec, tp, ep);
     check_partition(plan);
     double worst = 0;
@@ -360,6 +366,7 @@ TEST(ShardedMath, ExpertParallelMlpEqualsUnsharded) {
       std::lock_guard<std::mutex> lock(mu);
       worst = std::max(worst, d);
     });
+    std::cout << "expert MLP tp " << tp << " ep " << ep << ": max rel diff " << worst << "\n";
     EXPECT_LE(worst, kTolerance) << "tp " << tp << " ep " << ep;
   }
 }
