@@ -59,7 +59,7 @@ ModelShardSpec deepseek_v3_shard_spec(const json& config, const std::string& whe
     }
     gated_mlp(s, mp + ".shared_experts", Ie * c.n_shared_experts, H, "moe_intermediate_size × n_shared_experts");
   }
-  s.projections.push_back(lm_head(V, H));
+  s.projections.push_back(lm_head(V, H, c.tie_word_embeddings ? "model.embed_tokens" : ""));
   return s;
 }
 

@@ -43,7 +43,11 @@ ProjectionSpec embedding(const std::string& module, int64_t V, int64_t H) {
   return p;
 }
 
-ProjectionSpec lm_head(int64_t V, int64_t H) { return column("lm_head", split("vocab", "vocab", "vocab_size", V, 1), H); }
+ProjectionSpec lm_head(int64_t V, int64_t H, const std::string& tied_to) {
+  ProjectionSpec p = column("lm_head", split("vocab", "vocab", "vocab_size", V, 1), H);
+  p.tied_to = tied_to;
+  return p;
+}
 
 ProjectionSpec column(const std::string& module, PartSpec out, int64_t in) {
   ProjectionSpec p;
@@ -76,8 +80,9 @@ void gated_mlp(ModelShardSpec& s, const std::string& prefix, int64_t I, int64_t 
   s.projections.push_back(row(prefix + ".down_proj", H, split("intermediate", fam, dimension, I, 1)));
 }
 
-ProjectionSpec param(const std::string& name, std::vector<PartSpec> parts) {
+ProjectionSpec param(const std::string& name, std::vector<PartSpec> parts, int64_t inner) {
   ProjectionSpec p;
+  p.inner = inner;
   p.name = name;
   p.kind = TargetKind::kParam;
   p.slices = {{"", std::move(parts)}};

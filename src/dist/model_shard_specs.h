@@ -27,15 +27,15 @@ namespace spec_parts {
 // The embedding [V, H] by vocabulary, and lm_head [V, H] column-parallel by vocabulary (the same ranges: a tied
 // head shares the table's shard).
 ProjectionSpec embedding(const std::string& module, int64_t V, int64_t H);
-ProjectionSpec lm_head(int64_t V, int64_t H);
+ProjectionSpec lm_head(int64_t V, int64_t H, const std::string& tied_to = "");
 // A projection with one slice named after its PEFT module.
 ProjectionSpec column(const std::string& module, PartSpec out, int64_t in);
 ProjectionSpec row(const std::string& module, int64_t out, PartSpec in);
 ProjectionSpec replicated(const std::string& module, int64_t out, int64_t in);
 // A gated MLP `prefix`.gate_up [gate_proj | up_proj] (column) + `prefix`.down_proj (row), width I.
 void gated_mlp(ModelShardSpec& s, const std::string& prefix, int64_t I, int64_t H, const std::string& dimension);
-// A per-channel parameter [rows...] whose dim 0 is `parts`.
-ProjectionSpec param(const std::string& name, std::vector<PartSpec> parts);
+// A per-channel parameter [rows, inner] (inner 1: a vector) whose dim 0 is `parts`.
+ProjectionSpec param(const std::string& name, std::vector<PartSpec> parts, int64_t inner = 1);
 }  // namespace spec_parts
 
 }  // namespace hylora::dist

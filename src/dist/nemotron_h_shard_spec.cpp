@@ -36,7 +36,7 @@ ModelShardSpec nemotron_h_shard_spec(const json& config, const std::string& wher
         in.slices = {{mx + ".in_proj", {heads("z", hd), heads("x", hd), groups("B"), groups("C"), heads("dt", 1)}}};
         in.in_parts = {whole("in", H)};
         s.projections.push_back(in);
-        s.projections.push_back(param(mx + ".conv1d.weight", {heads("x", hd), groups("B"), groups("C")}));  // [cd, K]
+        s.projections.push_back(param(mx + ".conv1d.weight", {heads("x", hd), groups("B"), groups("C")}, c.conv_kernel));
         if (c.use_conv_bias)
           s.projections.push_back(param(mx + ".conv1d.bias", {heads("x", hd), groups("B"), groups("C")}));  // [cd]
         for (const char* v : {".A_log", ".D", ".dt_bias"}) s.projections.push_back(param(mx + v, {heads("head", 1)}));

@@ -34,7 +34,7 @@ ModelShardSpec build(const qwen3_5::Config& c, const std::string& where, std::st
                    {mx + ".in_proj_a", {v("a", 1)}}};
       in.in_parts = {whole("in", H)};
       s.projections.push_back(in);
-      s.projections.push_back(param(mx + ".conv1d.weight", {q("q"), q("k"), v("v", Dv)}));  // [C, K], channels of qkv
+      s.projections.push_back(param(mx + ".conv1d.weight", {q("q"), q("k"), v("v", Dv)}, c.conv_kernel));  // [C, K]
       s.projections.push_back(param(mx + ".A_log", {v("A_log", 1)}));                      // [Hv]
       s.projections.push_back(param(mx + ".dt_bias", {v("dt_bias", 1)}));                  // [Hv]
       s.projections.push_back(param(mx + ".norm.weight", {whole("norm", Dv)}));            // [Dv], shared by heads
@@ -81,7 +81,9 @@ ModelShardSpec build(const qwen3_5::Config& c, const std::string& where, std::st
       s.projections.push_back(replicated(mx + ".shared_expert_gate", 1, H));
     }
   }
-  s.projections.push_back(lm_head(V, H));
+  // Tied (models.md §1.9): the head is the table; a checkpoint without lm_head.weight is tied too, which only the
+  // weights can tell (the plan is the same either way; only parameter counts differ).
+  s.projections.push_back(lm_head(V, H, c.tie_word_embeddings ? "model.embed_tokens" : ""));
   return s;
 }
 

@@ -85,6 +85,21 @@ const ProjectionPlan& ShardPlan::at(const std::string& name) const {
   fail(spec.where, ": the shard plan has no projection named ", name);
 }
 
+int64_t rank_parameters(const ShardPlan& plan, int rank) {
+  int64_t n = 0;
+  for (const ProjectionPlan& p : plan.projections) {
+    if (!p.spec.tied_to.empty()) continue;
+    const RankShard& r = p.ranks.at(rank);
+    switch (p.spec.kind) {
+      case TargetKind::kLinear:
+      case TargetKind::kEmbedding: n += r.out_local() * r.in_local(); break;
+      case TargetKind::kExperts: n += r.experts.size * r.out_local() * r.in_local(); break;
+      case TargetKind::kParam: n += r.out_local() * p.spec.inner; break;
+    }
+  }
+  return n;
+}
+
 ShardPlan make_shard_plan(const ModelShardSpec& spec, int tp, int ep) {
   if (tp < 1) fail(spec.where, ": --tp must be at least 1, found ", tp);
   if (ep < 1 || tp % ep != 0)

@@ -69,6 +69,11 @@ struct ShardPlan {
   const ProjectionPlan& at(const std::string& name) const;
 };
 
+// Elements of every weight rank `rank` holds (projections, experts, embedding, per-channel parameters; not the
+// replicated norms, which are O(hidden) per layer): times the dtype size, the per-GPU weight floor. A tied lm_head
+// counts nothing of its own.
+int64_t rank_parameters(const ShardPlan& plan, int rank);
+
 // Computes the plan; refuses (hylora::Error) a size that does not divide, naming the config field, its value, the
 // size it must divide by and the projection: e.g. "…/config.json: --tp 3: num_attention_heads = 16 is not
 // divisible by 3 (model.layers.3.self_attn.qkv, slice model.layers.3.self_attn.q_proj, part q)".

@@ -53,6 +53,8 @@ struct ProjectionSpec {
   std::vector<PartSpec> in_parts;    // input columns (vocabulary for an embedding; empty for a parameter)
   int64_t num_experts = 0;           // kExperts only
   std::string experts_dimension;     // the config field counting them (for errors)
+  int64_t inner = 1;                 // kParam: elements per row (conv kernel K; 1 for vectors)
+  std::string tied_to;               // lm_head tied to the embedding: no weight of its own (parameter counts)
   int64_t out_features() const;
   int64_t in_features() const;
 };

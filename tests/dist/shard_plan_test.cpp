@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 
 #include "core/error.h"
 #include "dist/model_shard_specs.h"
@@ -215,6 +216,41 @@ TEST(ShardPlan, CheckPartitionCatchesWrongOffsetsOverlapsAndMissingParents) {
     }
   });
   EXPECT_NE(e.find("which read"), std::string::npos) << e;
+}
+
+}  // namespace
+}  // namespace hylora::dist
+
+namespace hylora::dist {
+namespace {
+
+// The specs' shapes against the published sizes (an independent check that the config → shapes builders miss no
+// projection and size none wrong), and the per-rank weight floor the plan gives (issue 8 item 5's "per-GPU bytes").
+TEST(ShardPlan, ParameterCountsMatchPublishedSizes) {
+  struct Known {
+    const char* config;
+    double billions;  // published total (text model; MTP layers excluded)
+    double tolerance;  // relative: vision towers and norms are not in the plan
+  };
+  for (const Known& k : std::vector<Known>{{"deepseek_v3", 671, 0.01},
+                                           {"kimi_k2", 1026, 0.02},
+                                           {"nemotron_3_super_120b_a12b", 120, 0.05},
+                                           {"nemotron_3_nano_30b_a3b", 31.6, 0.05},
+                                           {"qwen3_5_35b_a3b", 35, 0.05},
+                                           {"qwen3_5_27b", 27, 0.05}}) {
+    const ModelShardSpec spec = bench(k.config);
+    const double total = static_cast<double>(rank_parameters(make_shard_plan(spec, 1), 0)) / 1e9;
+    EXPECT_NEAR(total, k.billions, k.billions * k.tolerance) << k.config;
+    for (int tp : {2, 8}) {
+      const ShardPlan plan = make_shard_plan(spec, tp, tp);
+      int64_t worst = 0;
+      for (int r = 0; r < tp; ++r) worst = std::max(worst, rank_parameters(plan, r));
+      std::cout << k.config << ": " << total << " B parameters; tp " << tp << " (ep " << tp << "): "
+                << static_cast<double>(worst) * 2 / 1e9 << " GB bf16 per GPU\n";
+      EXPECT_GE(static_cast<double>(worst) / 1e9, total / tp);  // replicated parts only add
+      EXPECT_LE(static_cast<double>(worst) / 1e9, total / tp * 1.10) << k.config << " tp " << tp;
+    }
+  }
 }
 
 }  // namespace

@@ -426,3 +426,31 @@ TEST(ShardedMath, VocabularySplitEmbeddingAndLmHeadEqualUnsharded) {
 
 }  // namespace
 }  // namespace hylora::dist
+
+namespace hylora::dist {
+namespace {
+
+// Back-to-back collectives of 8 ranks (each rank reuses and overwrites its buffers right after a call returns): a
+// rank that raced ahead into the next collective while another still read its previous tensor would corrupt a sum.
+TEST(InProcessCommunicator, ManyBackToBackCollectivesStayExact) {
+  constexpr int kRanks = 8, kRounds = 300;
+  run_ranks(kRanks, [](Communicator& c) {
+    Tensor t = Tensor::empty({5});
+    Tensor meta = Tensor::empty({2}, DType::I32);
+    for (int round = 0; round < kRounds; ++round) {
+      for (int i = 0; i < 5; ++i) t.f32()[i] = static_cast<float>(c.rank() + round * i);
+      c.all_reduce_sum(t);
+      // Σ_r (r + round·i) = 28 + 8·round·i, exact in float32 for these sizes.
+      // A mismatch throws (not ASSERT: an early return would leave the other ranks waiting in the next collective).
+      for (int i = 0; i < 5; ++i)
+        if (t.f32()[i] != static_cast<float>(28 + 8 * round * i))
+          fail("round ", round, ": sum ", t.f32()[i], ", expected ", 28 + 8 * round * i);
+      meta.i32()[0] = c.rank() == round % kRanks ? round : -1;
+      c.broadcast(meta, round % kRanks);
+      if (meta.i32()[0] != round) fail("round ", round, ": broadcast gave ", meta.i32()[0]);
+    }
+  });
+}
+
+}  // namespace
+}  // namespace hylora::dist
