@@ -100,6 +100,18 @@ int64_t rank_parameters(const ShardPlan& plan, int rank) {
   return n;
 }
 
+Range ShardPlan::units(const std::string& family, int rank) const {
+  for (const ProjectionPlan& p : projections) {
+    const RankShard& r = p.ranks.at(rank);
+    for (size_t s = 0; s < p.spec.slices.size(); ++s)
+      for (size_t k = 0; k < p.spec.slices[s].parts.size(); ++k)
+        if (p.spec.slices[s].parts[k].family == family) return r.slices[s][k].units;
+    for (size_t k = 0; k < p.spec.in_parts.size(); ++k)
+      if (p.spec.in_parts[k].family == family) return r.in_parts[k].units;
+  }
+  fail(spec.where, ": the shard plan has no unit family ", family);
+}
+
 ShardPlan make_shard_plan(const ModelShardSpec& spec, int tp, int ep) {
   if (tp < 1) fail(spec.where, ": --tp must be at least 1, found ", tp);
   if (ep < 1 || tp % ep != 0)

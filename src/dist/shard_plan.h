@@ -67,6 +67,9 @@ struct ShardPlan {
   int moe_tp() const { return tp / ep; }
   // The plan of `name`, or an error naming it.
   const ProjectionPlan& at(const std::string& name) const;
+  // The units of `family` rank `rank` holds, e.g. units("model.layers.3.self_attn/kv_heads", r): what a layer's
+  // forward and its cache pools are sized by on that rank (local heads, KV heads, groups, value heads).
+  Range units(const std::string& family, int rank) const;
 };
 
 // Elements of every weight rank `rank` holds (projections, experts, embedding, per-channel parameters; not the

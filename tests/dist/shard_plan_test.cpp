@@ -123,6 +123,11 @@ TEST(ShardPlan, KvHeadsAreReplicatedWhenFewerThanRanks) {
   EXPECT_EQ(rows_of(qkv.ranks[5], 1), (std::vector<Range>{{8192 + 256, 256}}));
   EXPECT_EQ(rows_of(qkv.ranks[3], 2), (std::vector<Range>{{8192 + 512, 256}}));
   EXPECT_NO_THROW(check_partition(make_shard_plan(bench("qwen3_5_35b_a3b"), 16)));  // 8 ranks per KV head
+  // What rank 5's attention forward and KV pool are sized by: 2 query heads [10, 12), KV head 1.
+  EXPECT_EQ(plan.units("model.layers.3.self_attn/heads", 5), (Range{10, 2}));
+  EXPECT_EQ(plan.units("model.layers.3.self_attn/kv_heads", 5), (Range{1, 1}));
+  EXPECT_EQ(plan.units("model.layers.0.linear_attn/value_heads", 5), (Range{20, 4}));
+  EXPECT_NE(error_of([&] { plan.units("model.layers.0.self_attn/heads", 0); }).find("no unit family"), std::string::npos);
 }
 
 TEST(ShardPlan, MlaSplitsHeadsAndReplicatesTheLatentProjections) {
