@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Issue 7, item 4 on the GPU machine: builds `hylora` with the CUDA backend (CMake + Ninja, no unit tests: that
-# machine has no GoogleTest) and scores every golden fixture with --device cuda (scripts/gpu_score_compare.py).
+# Issue 7, items 4 and 7 on the GPU machine: builds `hylora` with the CUDA backend (CMake + Ninja, no unit tests:
+# that machine has no GoogleTest), scores every golden fixture with --device cuda in each --dtype
+# (scripts/gpu_score_compare.py: float32 max |Δ| ≤ 1e-3, bfloat16 kl_v2 ≤ 2.5e-4), runs `hylora serve --device cuda`
+# against HF's greedy generations (scripts/gpu_serve_check.py) and checks that a too-small --mem-fraction is a clear
+# start-up error. Exits non-zero when any part fails.
 # The log goes to LOG (default bench/results/gpu_score_checks_<date>.log).
 #   scripts/gpu_score_checks.sh [--deps PREFIX] [--dtype float32|bfloat16]... [--log FILE]
 # --deps PREFIX: a prefix holding what the GPU machine lacks (bin/pkg-config, lib/pkgconfig/{openblas,libpcre2-8,
@@ -28,7 +31,7 @@ if [ -n "$deps" ]; then
   export LD_LIBRARY_PATH=$deps/lib:${LD_LIBRARY_PATH:-}
   args+=(-DCMAKE_PREFIX_PATH="$deps" -DPKG_CONFIG_EXECUTABLE="$deps/bin/pkg-config")
 fi
-echo "== $(date -u) $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo no-git) on $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null)"
+echo "== $(date -u) $(cat "$root/COMMIT" 2>/dev/null || git -C "$root" rev-parse --short HEAD 2>/dev/null || echo no-git) on $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null)"
 build=$root/build-gpu
 gen=()
 command -v ninja >/dev/null && gen=(-G Ninja)
@@ -40,4 +43,20 @@ cmake -S "$root" -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DHYLORA_BUI
   -DCMAKE_CXX_FLAGS="$flags" "${args[@]}" || exit 1
 cmake --build "$build" -j "$(nproc)" --target hylora || exit 1
 bin=$(find "$build" -name hylora -type f -perm -u+x | head -1)
-python3 "$root/scripts/gpu_score_compare.py" "$bin" "$root/tests/fixtures" "${dtypes[@]}"
+rc=0
+python3 "$root/scripts/gpu_score_compare.py" "$bin" "$root/tests/fixtures" "${dtypes[@]}" || rc=1
+for case in qwen3_5_causal_lora nemotron_h_latent_lora; do
+  python3 "$root/scripts/gpu_serve_check.py" "$bin" "$root/tests/fixtures/$case" "${dtypes[@]}" || rc=1
+done
+# --mem-fraction: far below what the CUDA context alone holds -> one clear error before any request is read.
+out=$(echo '{"id": "a", "input_ids": [1, 2]}' | "$bin" score --model "$root/tests/fixtures/qwen3_5_causal_lora/model" \
+  --device cuda --mem-fraction 0.001 2>&1)
+st=$?
+echo "$out" | tail -3
+if [ $st -ne 0 ] && echo "$out" | grep -q "does not fit in GPU memory"; then
+  echo "[gpu-mem] --mem-fraction 0.001: clear start-up error (exit $st) ok"
+else
+  echo "[gpu-mem] --mem-fraction 0.001: FAIL (exit $st)"; rc=1
+fi
+echo "[gpu-checks] overall: $([ $rc = 0 ] && echo OK || echo FAILURES)"
+exit $rc

@@ -125,14 +125,18 @@ int run_score_command(int argc, char** argv) {
   ExecutorOptions ex_opts;
   app.add_option("--max-sequences", ex_opts.max_sequences, "sequences scored at once (state slots)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
-  app.add_option("--kv-cache-tokens", ex_opts.kv_cache_tokens, "KV cache capacity in tokens (0 = default)")
+  app.add_option("--kv-cache-tokens", ex_opts.kv_cache_tokens,
+                 "KV cache capacity in tokens (0 = 65536 on the CPU, what --mem-fraction leaves on the GPU)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 32));
+  app.add_option("--mem-fraction", ex_opts.mem_fraction,
+                 "GPU: share of the device's memory to use for weights, slots, scratch and KV pages")
+      ->check(CLI::Range(1e-6, 1.0));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  // The executor refuses what the build or the machine cannot do (no CUDA backend or device, bf16 not wired yet).
+  // The executor refuses what the build or the machine cannot do (no CUDA backend or device, bf16 on the CPU).
   ex_opts.device = device == "cuda" ? Device::CUDA : Device::CPU;
   ex_opts.dtype = dtype == "bfloat16" ? DType::BF16 : DType::F32;
 

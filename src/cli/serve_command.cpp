@@ -56,8 +56,12 @@ int run_serve_command(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_option("--max-running", ex_opt.max_sequences, "requests generating at once (sequence slots)")
       ->check(CLI::PositiveNumber);
-  app.add_option("--kv-cache-tokens", ex_opt.kv_cache_tokens, "KV cache capacity in tokens (0 = device default)")
+  app.add_option("--kv-cache-tokens", ex_opt.kv_cache_tokens,
+                 "KV cache capacity in tokens (0 = 65536 on the CPU, what --mem-fraction leaves on the GPU)")
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--mem-fraction", ex_opt.mem_fraction,
+                 "GPU: share of the device's memory to use for weights, slots, scratch and KV pages")
+      ->check(CLI::Range(1e-6, 1.0));
   app.add_option("--page-size", ex_opt.page_size, "tokens per KV page")->check(CLI::PositiveNumber);
   app.add_option("--max-adapter-wait-ms", adapter_wait_ms,
                  "how long later requests may pass one that waits for an adapter slot")
@@ -76,8 +80,9 @@ int run_serve_command(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  if (device == "cuda") fail("--device cuda: the CUDA backend is not available in this build yet; use --device cpu");
-  if (dtype != "float32") fail("--dtype ", dtype, ": the CPU reference backend computes in float32 only");
+  // The executor refuses what the build or the machine cannot do (no CUDA backend or device, bf16 on the CPU).
+  ex_opt.device = device == "cuda" ? Device::CUDA : Device::CPU;
+  ex_opt.dtype = dtype == "bfloat16" ? DType::BF16 : DType::F32;
   if (lora_opts.max_loras_per_batch > 1024) fail("--max-loras-per-batch ", lora_opts.max_loras_per_batch, " > 1024");
   ex_opt.max_lora_rank = lora_opts.max_lora_rank;
   ex_opt.max_loras_per_batch = lora_opts.max_loras_per_batch;

@@ -1,15 +1,18 @@
 #include "engine/executor.h"
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <set>
 
 #include "batch/step_batch.h"
 #include "core/exec_ctx.h"
+#include "engine/memory_plan.h"
 #include "kv/cache_pools.h"
 #include "lora/adapter_loader.h"
 #include "lora/lora_pool.h"
 #include "models/model.h"
+#include "models/weight_precision.h"
 #include "ops/device.h"
 
 namespace hylora {
@@ -27,29 +30,30 @@ struct Executor::Impl {
     int64_t length = 0;          // tokens cached
   };
 
+  // Member order matters: on the GPU the pools' page count comes from the memory the weights and adapter slots left
+  // (kv_pages() places them), so everything kv_pages() touches is declared before `pools`.
   Impl(std::unique_ptr<Model> owned_model, Model& m, const ExecutorOptions& o)
-      : options(o), owned(std::move(owned_model)), model(&m), targets(*model), lora(model->lora_targets(), check_slots(o), o.max_lora_rank),
-        pools(model->cache_specs(), ceil_div(o.kv_cache_tokens > 0 ? o.kv_cache_tokens : kDefaultCpuKvTokens,
-                                             o.page_size),
-              o.page_size, o.max_sequences, ops::allocator_for(o.device)),
-        ctx{o.device, nullptr, ScratchArena(ops::allocator_for(o.device))} {
-    HYLORA_CHECK(o.dtype == DType::F32, "--dtype ", dtype_name(o.dtype), ": the ",
-                 o.device == Device::CPU ? "CPU reference backend" : "CUDA backend (for now)",
-                 " computes in float32 only");
-    HYLORA_CHECK(o.max_batch_tokens > 0, "max_batch_tokens must be positive, got ", o.max_batch_tokens);
+      : options(o), owned(std::move(owned_model)), model(&m), targets(*model),
+        lora(model->lora_targets(), check_options(o), o.max_lora_rank),
+        ctx{o.device, nullptr, ScratchArena(ops::allocator_for(o.device))},
+        pools(model->cache_specs(), kv_pages(), o.page_size, o.max_sequences, ops::allocator_for(o.device)) {
     info.architecture = model->architecture();
     info.vocab_size = model->vocab_size();
     info.hidden_size = model->hidden_size();
     info.num_layers = model->num_layers();
     info.max_position_embeddings = model->max_position_embeddings();
-    if (o.device == Device::CUDA) place_weights();
   }
-  static int64_t check_slots(const ExecutorOptions& o) {
+  static int64_t check_options(const ExecutorOptions& o) {
     // First thing the constructor evaluates for a device: refuse a missing CUDA backend or GPU before any allocation.
     HYLORA_CHECK(o.device == Device::CPU || ops::cuda_available(),
                  "--device cuda: no usable CUDA device (or this build has no CUDA backend); use --device cpu");
+    HYLORA_CHECK(o.dtype == DType::F32 || (o.device == Device::CUDA && o.dtype == DType::BF16), "--dtype ",
+                 dtype_name(o.dtype), ": the ",
+                 o.device == Device::CPU ? "CPU reference backend computes in float32 only"
+                                         : "CUDA backend stores weights in float32 or bfloat16 only");
     HYLORA_CHECK(o.max_sequences > 0, "max_sequences must be positive, got ", o.max_sequences);
     HYLORA_CHECK(o.page_size > 0, "page_size must be positive, got ", o.page_size);
+    HYLORA_CHECK(o.max_batch_tokens > 0, "max_batch_tokens must be positive, got ", o.max_batch_tokens);
     return o.max_loras_per_batch;
   }
 
@@ -64,7 +68,9 @@ struct Executor::Impl {
   }
 
   void validate(const std::vector<SeqWork>& works);
-  void place_weights();
+  int64_t kv_pages();
+  std::map<const void*, DType> weight_dtypes() const;
+  void place_weights(const std::map<const void*, DType>& dtypes);
   void sync_lora();
   StepBatch build(const std::vector<SeqWork>& works);
 
@@ -73,7 +79,6 @@ struct Executor::Impl {
   Model* model;
   lora::TargetIndex targets;
   lora::LoraPool lora;
-  CachePools pools;
   ExecCtx ctx;
   ModelInfo info;
   // GPU only: the adapter slots as the device sees them (a mirror of lora.weights(), the host masters lora/ writes),
@@ -81,6 +86,7 @@ struct Executor::Impl {
   LoraWeights dev_lora;
   int64_t dev_lora_loads = -1;
   std::map<const void*, Tensor> dev_deltas;
+  CachePools pools;
   std::map<SeqId, Sequence> seqs;
   SeqId next_id = 0;
 };
@@ -244,9 +250,74 @@ StepBatch Executor::Impl::build(const std::vector<SeqWork>& works) {
   return b;
 }
 
-void Executor::Impl::place_weights() {
+// The dtype each host weight is stored in on the device (by storage, so tied weights agree): the compute dtype for
+// the matrices models/weight_precision.h lists, float32 for the rest.
+std::map<const void*, DType> Executor::Impl::weight_dtypes() const {
+  std::map<const void*, DType> out;
+  model->for_each_weight([&](Tensor& t) {
+    if (t.defined()) out.emplace(t.raw(), DType::F32);
+  });
+  if (options.dtype != DType::F32)
+    for (Tensor* t : compute_dtype_weights(*model))
+      if (t->defined()) out[t->raw()] = options.dtype;
+  return out;
+}
+
+int64_t Executor::Impl::kv_pages() {
+  const int64_t tokens = options.kv_cache_tokens;
+  if (options.device == Device::CPU) return ceil_div(tokens > 0 ? tokens : kDefaultCpuKvTokens, options.page_size);
+  const std::vector<LayerCacheSpec> specs = model->cache_specs();
+  MemoryPlanInput in;
+  in.fraction = options.mem_fraction;
+  in.scratch_bytes = scratch_reserve_bytes(options.max_batch_tokens, model->vocab_size(), model->hidden_size());
+  in.page_bytes = static_cast<int64_t>(CachePools::page_bytes(specs, options.page_size));
+  in.min_pages = ceil_div(options.max_batch_tokens, options.page_size);
+  in.requested_pages = tokens > 0 ? ceil_div(tokens, options.page_size) : 0;
+  // No more pages than every sequence at the model's full length could use, and kv slots (page · page_size +
+  // offset) must stay int32.
+  in.max_pages = std::numeric_limits<int32_t>::max() / options.page_size;
+  if (model->max_position_embeddings() > 0)
+    in.max_pages = std::min(in.max_pages,
+                            options.max_sequences * ceil_div(model->max_position_embeddings(), options.page_size));
+  const int64_t state_bytes = static_cast<int64_t>(CachePools::slot_bytes(specs)) * options.max_sequences;
+  auto measure = [&](int64_t pending) {
+    const ops::DeviceMemory m = ops::device_memory(options.device);
+    in.total_bytes = static_cast<int64_t>(m.total);
+    in.used_bytes = static_cast<int64_t>(m.total - m.free);
+    in.pending_bytes = pending;
+  };
+  // Before anything is placed: would weights, the adapter slots' mirror, the states, the scratch and one step's pages
+  // fit? (An estimate: the arena rounds blocks up.) The refusal then names every part and nothing was allocated.
+  const std::map<const void*, DType> dtypes = weight_dtypes();
+  int64_t weight_bytes = 0;
+  std::map<const void*, bool> counted;
+  model->for_each_weight([&](Tensor& t) {
+    if (t.defined() && !counted[t.raw()]) {
+      counted[t.raw()] = true;
+      weight_bytes += t.numel() * static_cast<int64_t>(dtype_size(dtypes.at(t.raw())));
+    }
+  });
+  int64_t lora_bytes = 0;
+  auto count = [&](const LoraTargetWeights& w) {
+    for (const auto& sl : w.slices)
+      for (const Tensor* t : {&sl.A, &sl.B, &sl.rank})
+        if (t->defined()) lora_bytes += static_cast<int64_t>(t->nbytes());
+  };
+  for (const auto& w : lora.weights().linears) count(w);
+  for (const auto& w : lora.weights().experts) count(w);
+  count(lora.weights().embedding);
+  measure(weight_bytes + lora_bytes + state_bytes);
+  plan_kv_pages(in);
+  place_weights(dtypes);
+  sync_lora();
+  // Now from what the device really has left.
+  measure(state_bytes);
+  return plan_kv_pages(in);
+}
+
+void Executor::Impl::place_weights(const std::map<const void*, DType>& dtypes) {
   // Adapter loading computes modules_to_save deltas against the base weights on the host: keep host masters of the
-  // LoRA targets before their weights move.
+  // LoRA targets (float32) before their weights move.
   for (Linear* l : model->lora_targets().linears) l->host_master = l->weight;
   if (Embedding* e = model->lora_targets().embedding) e->host_master = e->table;
   std::map<const void*, std::vector<Tensor>> placed;  // tied weights (lm_head = embedding table) share one copy
@@ -257,7 +328,7 @@ void Executor::Impl::place_weights() {
         t = d;
         return;
       }
-    Tensor d = ops::to_device(ctx, t, options.device);
+    Tensor d = ops::to_device(ctx, t, options.device, dtypes.at(t.raw()));
     placed[t.raw()].push_back(d);
     t = d;
   });

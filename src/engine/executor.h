@@ -30,13 +30,20 @@ struct NormalizedAdapter;
 
 struct ExecutorOptions {
   Device device = Device::CPU;
-  DType dtype = DType::F32;          // compute dtype (the CPU reference computes in float32)
+  // Weight dtype: F32, or BF16 on the GPU (the big matrices stored in bf16, models/weight_precision.h; activations,
+  // norms, caches and states stay float32, accumulation fp32). The CPU reference computes in float32 only.
+  DType dtype = DType::F32;
   int64_t max_lora_rank = 64;        // every adapter module's rank must be ≤ this (lora.md §3)
   int64_t max_loras_per_batch = 8;   // adapter slots: distinct adapters one step may use
   int64_t max_batch_tokens = 4096;   // rows (new tokens) one step may hold
   int64_t max_sequences = 256;       // live sequences at once (one recurrent state slot each)
-  int64_t kv_cache_tokens = 0;       // KV capacity in tokens shared by all sequences; 0 = 65536 on the CPU
+  // KV capacity in tokens shared by all sequences; 0 = 65536 on the CPU, as many as mem_fraction leaves on the GPU.
+  int64_t kv_cache_tokens = 0;
   int64_t page_size = 16;            // tokens per KV page
+  // GPU: the share of the device's memory the executor may hold (weights, adapter slots, state slots, a scratch
+  // reserve and the KV pages, sized at construction; engine/memory_plan.h). A model that does not fit is an Error
+  // from the constructor. Ignored on the CPU.
+  double mem_fraction = 0.9;
 };
 
 // What clients need to know about the loaded model.

@@ -70,6 +70,22 @@ CachePools::CachePools(const std::vector<LayerCacheSpec>& specs, int64_t num_pag
   }
 }
 
+size_t CachePools::page_bytes(const std::vector<LayerCacheSpec>& specs, int64_t page_size) {
+  size_t floats = 0;
+  for (const LayerCacheSpec& s : specs) {
+    if (s.kind == LayerCacheSpec::Kind::kAttention) floats += s.kv_heads * (s.k_dim + s.v_dim);
+    if (s.kind == LayerCacheSpec::Kind::kLatent) floats += s.latent_width;
+  }
+  return floats * page_size * sizeof(float);
+}
+
+size_t CachePools::slot_bytes(const std::vector<LayerCacheSpec>& specs) {
+  size_t floats = 0;
+  for (const LayerCacheSpec& s : specs)
+    if (s.kind == LayerCacheSpec::Kind::kRecurrent) floats += shape_numel(s.conv_state) + shape_numel(s.recurrent_state);
+  return floats * sizeof(float);
+}
+
 void CachePools::clear_slot(int32_t slot) {
   for (LayerCache& c : layers_)
     for (Tensor* t : {&c.conv, &c.recurrent})

@@ -41,6 +41,10 @@ class CachePools {
   void clear_slot(int32_t slot);
   // Bytes held by all cache tensors.
   size_t bytes() const;
+  // What a pool of these specs costs before it is built (float32 elements): one page over every paged layer, and the
+  // recurrent states of one slot over every recurrent layer. For sizing the pages from free device memory.
+  static size_t page_bytes(const std::vector<LayerCacheSpec>& specs, int64_t page_size);
+  static size_t slot_bytes(const std::vector<LayerCacheSpec>& specs);
 
  private:
   Allocator* alloc_;  // where the cache tensors live (zeroing a slot goes through it)

@@ -140,6 +140,7 @@ class DeepseekV3Model : public Model {
     }
     a.kv_a_norm = w.get(sa + "kv_a_layernorm.weight", {Ckv});
     a.kv_b_proj = load_linear(w, sa + "kv_b_proj", nH * (c_.qk_nope_head_dim + c_.v_head_dim), Ckv, false);
+    a.kv_b_proj.full_precision = true;  // read by mla_attention, not a GEMM
     a.o_proj = load_linear(w, sa + "o_proj", H, nH * c_.v_head_dim, bias);
 
     const std::string mp = p + ".mlp";
@@ -151,6 +152,7 @@ class DeepseekV3Model : public Model {
     Moe& m = l.experts;
     const int64_t E = c_.n_routed_experts, Ie = c_.moe_intermediate_size;
     m.gate = load_linear(w, mp + ".gate", E, H, false);
+    m.gate.full_precision = true;
     m.score_bias = w.get(mp + ".gate.e_score_correction_bias", {E});
     const std::string ex = mp + ".experts";
     m.gate_up.name = ex + ".gate_up_proj";

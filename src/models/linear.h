@@ -22,6 +22,10 @@ struct Linear {
   Tensor bias;          // [out] or undefined
   std::vector<LoraSlice> slices;  // in output order; empty = the projection takes no LoRA
   int lora_id = -1;     // index assigned by the model's LoRA target table
+  // Stored and multiplied in float32 whatever the compute dtype (models/weight_precision.h): MoE routers and gates,
+  // which HF runs in float32 and whose top-k choice a bf16 rounding could flip, and weights an op other than the
+  // GEMM reads (MLA's kv_b_proj, absorbed into the attention).
+  bool full_precision = false;
   // Host copy of `weight` when `weight` lives on a GPU: adapter loading computes modules_to_save deltas W' − W on the
   // host. Undefined on the CPU (`weight` is the host tensor); read it through host_weight().
   Tensor host_master;

@@ -149,6 +149,7 @@ class NemotronHModel : public Model {
         const int64_t E = c_.n_routed_experts, Ie = c_.moe_intermediate_size, L = c_.moe_width();
         const int64_t Is = c_.moe_shared_expert_intermediate_size;
         m.gate = load_linear(w, mx + "gate", E, H, false);
+        m.gate.full_precision = true;
         m.score_bias = w.get(mx + "gate.e_score_correction_bias", {E});
         if (c_.moe_latent_size > 0) {
           m.fc1_latent = load_linear(w, mx + "fc1_latent_proj", L, H, false);

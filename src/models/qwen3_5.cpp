@@ -172,6 +172,7 @@ class Qwen35Model : public Model {
     const int64_t E = c_.num_experts, Ie = c_.moe_intermediate_size;
     MoeBlock& m = l.moe;
     m.router = load_linear(w, mx + ".gate", E, H, false);
+    m.router.full_precision = true;
     m.gate_up.name = mx + ".experts.gate_up_proj";
     m.gate_up.weight = w.experts(mx + ".experts", "gate_up_proj", {"gate_proj", "up_proj"}, {E, 2 * Ie, H});
     m.gate_up.slices = {{mx + ".experts.gate_proj", 0, Ie}, {mx + ".experts.up_proj", Ie, Ie}};
@@ -181,6 +182,7 @@ class Qwen35Model : public Model {
     if (c_.shared_expert_intermediate_size == 0) return;  // Qwen3-MoE
     m.shared = load_mlp(w, mx + ".shared_expert", c_.shared_expert_intermediate_size, H);
     m.shared_gate = load_linear(w, mx + ".shared_expert_gate", 1, H, false);
+    m.shared_gate.full_precision = true;
   }
 
   // Called once the layers are final (the table keeps pointers into them).

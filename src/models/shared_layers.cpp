@@ -32,7 +32,7 @@ void moe_experts(const ForwardArgs& a, const Tensor& x, const Tensor& ids, const
   const int64_t inter = act == ExpertActivation::kSiluGated ? up_out / 2 : up_out;
   HYLORA_CHECK(up.in_features() == x.dim(1) && down.in_features() == inter, "internal: expert shapes ", up.name);
   ops::MoePermutation perm;
-  ops::moe_permute(a.ctx, ids, a.step.row_slot, E, perm);
+  ops::moe_permute(a.ctx, ids, a.step.row_slot, E, a.lora_active() ? a.lora->slots : 0, perm);
   const int64_t P = perm.num_pairs;
   Tensor xs = a.tmp({P, x.dim(1)});  // token row of each (expert-sorted) pair
   ops::moe_gather(a.ctx, x, perm, k, xs);

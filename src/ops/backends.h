@@ -46,7 +46,7 @@ void lora_expand(ExecCtx& ctx, const Tensor& s, const LoraSegments& seg, const s
 void mla_attention(ExecCtx& ctx, const Tensor& q, const Tensor& cache, const SeqLayout& layout, const std::vector<Tensor>& kvb, const Tensor& kvb_of_row, int64_t num_heads, int64_t nope_dim, int64_t v_dim, float scale, Tensor& o);
 void route_softmax_topk(ExecCtx& ctx, const Tensor& logits, int64_t k, bool normalize, Tensor& ids, Tensor& weights);
 void route_sigmoid_grouped(ExecCtx& ctx, const Tensor& logits, const Tensor& bias, int64_t n_group, int64_t topk_group, int64_t k, bool normalize, float scale, Tensor& ids, Tensor& weights);
-void moe_permute(ExecCtx& ctx, const Tensor& ids, const Tensor& row_slot, int64_t num_experts, MoePermutation& out);
+void moe_permute(ExecCtx& ctx, const Tensor& ids, const Tensor& row_slot, int64_t num_experts, int64_t num_slots, MoePermutation& out);
 void moe_gather(ExecCtx& ctx, const Tensor& x, const MoePermutation& perm, int64_t k, Tensor& xs);
 void moe_expert_gemm(ExecCtx& ctx, const Tensor& xs, const Tensor& w, const MoePermutation& perm, Tensor& ys);
 void moe_combine(ExecCtx& ctx, const Tensor& ys, const MoePermutation& perm, const Tensor& weights, Tensor& out);
@@ -87,7 +87,7 @@ void lora_expand(ExecCtx& ctx, const Tensor& s, const LoraSegments& seg, const s
 void mla_attention(ExecCtx& ctx, const Tensor& q, const Tensor& cache, const SeqLayout& layout, const std::vector<Tensor>& kvb, const Tensor& kvb_of_row, int64_t num_heads, int64_t nope_dim, int64_t v_dim, float scale, Tensor& o);
 void route_softmax_topk(ExecCtx& ctx, const Tensor& logits, int64_t k, bool normalize, Tensor& ids, Tensor& weights);
 void route_sigmoid_grouped(ExecCtx& ctx, const Tensor& logits, const Tensor& bias, int64_t n_group, int64_t topk_group, int64_t k, bool normalize, float scale, Tensor& ids, Tensor& weights);
-void moe_permute(ExecCtx& ctx, const Tensor& ids, const Tensor& row_slot, int64_t num_experts, MoePermutation& out);
+void moe_permute(ExecCtx& ctx, const Tensor& ids, const Tensor& row_slot, int64_t num_experts, int64_t num_slots, MoePermutation& out);
 void moe_gather(ExecCtx& ctx, const Tensor& x, const MoePermutation& perm, int64_t k, Tensor& xs);
 void moe_expert_gemm(ExecCtx& ctx, const Tensor& xs, const Tensor& w, const MoePermutation& perm, Tensor& ys);
 void moe_combine(ExecCtx& ctx, const Tensor& ys, const MoePermutation& perm, const Tensor& weights, Tensor& out);

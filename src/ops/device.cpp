@@ -26,6 +26,20 @@ Tensor to_device(ExecCtx& ctx, const Tensor& t, Device device) {
   return out;
 }
 
+Tensor to_device(ExecCtx& ctx, const Tensor& t, Device device, DType dtype) {
+  if (dtype == t.dtype()) return to_device(ctx, t, device);
+  HYLORA_CHECK(t.dtype() == DType::F32 && dtype == DType::BF16, "internal: to_device converts float32 to bfloat16 only, "
+               "not ", dtype_name(t.dtype()), " to ", dtype_name(dtype));
+  const Tensor src = t.contiguous() ? t : t.clone();
+  Tensor half = Tensor::empty(src.shape(), DType::BF16);
+  const float* in = src.f32();
+  auto* out = static_cast<uint16_t*>(half.raw());
+  for (int64_t i = 0, n = src.numel(); i < n; ++i) out[i] = f32_to_bf16(in[i]);
+  return to_device(ctx, half, device);
+}
+
+DeviceMemory device_memory(Device device) { return device == Device::CUDA ? cuda_backend::memory() : DeviceMemory{}; }
+
 void synchronize(ExecCtx& ctx) {
   if (ctx.device == Device::CUDA) cuda_backend::synchronize(ctx);
 }

@@ -16,6 +16,14 @@ Allocator& allocator_for(Device d);
 void copy_tensor(ExecCtx& ctx, const Tensor& src, Tensor& dst);
 // A contiguous copy of `t` (host, float32/int32) on `device` from allocator_for(device).
 Tensor to_device(ExecCtx& ctx, const Tensor& t, Device device);
+// The same converted to `dtype` on the way (float32 -> bfloat16, rounded to nearest even on the host; or no change).
+Tensor to_device(ExecCtx& ctx, const Tensor& t, Device device, DType dtype);
+// Bytes of a device's memory: its size and what is free now (cudaMemGetInfo; everything in use counts, this
+// process's arena blocks and other processes alike). The CPU reports zeros (its caches are sized by options).
+struct DeviceMemory {
+  size_t total = 0, free = 0;
+};
+DeviceMemory device_memory(Device device);
 // Waits for the work queued on ctx's stream (no-op on the CPU); throws Error naming a device fault.
 void synchronize(ExecCtx& ctx);
 
@@ -24,6 +32,7 @@ bool available();
 Allocator& allocator();
 void memcpy(ExecCtx& ctx, void* dst, const void* src, size_t bytes);  // any direction (unified addressing)
 void synchronize(ExecCtx& ctx);
+DeviceMemory memory();
 }  // namespace cuda_backend
 
 }  // namespace hylora::ops

@@ -148,9 +148,9 @@ void route_sigmoid_grouped(ExecCtx& ctx, const Tensor& logits, const Tensor& bia
   return cpu::route_sigmoid_grouped(ctx, logits, bias, n_group, topk_group, k, normalize, scale, ids, weights);
 }
 
-void moe_permute(ExecCtx& ctx, const Tensor& ids, const Tensor& row_slot, int64_t num_experts, MoePermutation& out) {
-  if (ctx.device == Device::CUDA) return cuda_backend::moe_permute(ctx, ids, row_slot, num_experts, out);
-  return cpu::moe_permute(ctx, ids, row_slot, num_experts, out);
+void moe_permute(ExecCtx& ctx, const Tensor& ids, const Tensor& row_slot, int64_t num_experts, int64_t num_slots, MoePermutation& out) {
+  if (ctx.device == Device::CUDA) return cuda_backend::moe_permute(ctx, ids, row_slot, num_experts, num_slots, out);
+  return cpu::moe_permute(ctx, ids, row_slot, num_experts, num_slots, out);
 }
 
 void moe_gather(ExecCtx& ctx, const Tensor& x, const MoePermutation& perm, int64_t k, Tensor& xs) {

@@ -24,12 +24,17 @@ struct MoePermutation {
   int64_t num_pairs = 0;  // P = T · k
   Tensor pair;            // [P] int32: sorted position -> pair index t·k + j
   Tensor expert_offsets;  // [E + 1] int32: expert e owns sorted rows [off[e], off[e+1])
-  LoraSegments lora;      // sorted rows of tokens bound to an adapter, one segment per (expert, slot); group =
-                          // slot · E + expert; perm indexes sorted rows
+  LoraSegments lora;      // sorted rows of tokens bound to an adapter, one segment per (expert, slot) in expert-major
+                          // order; group = slot · E + expert; perm indexes sorted rows. The CPU lists the non-empty
+                          // segments only; the GPU lists all E · num_slots (empty ones too) and takes num_rows = P as
+                          // a bound (perm entries past indptr[G] unused), so that no size depends on the routing and
+                          // nothing is read back to the host.
 };
 
-// ids [T, k]; row_slot [T] int32 (-1 = base model). Fills every tensor of `out` (allocated from ctx.scratch).
-void moe_permute(ExecCtx& ctx, const Tensor& ids, const Tensor& row_slot, int64_t num_experts, MoePermutation& out);
+// ids [T, k]; row_slot [T] int32 (-1 = base model, else < num_slots); num_slots: the adapter slots the step may use
+// (0 when no token has an adapter). Fills every tensor of `out` (allocated from ctx.scratch).
+void moe_permute(ExecCtx& ctx, const Tensor& ids, const Tensor& row_slot, int64_t num_experts, int64_t num_slots,
+                 MoePermutation& out);
 
 // xs[i] = x[pair[i] / k] (the token row of each sorted pair). x [T, in], xs [P, in].
 void moe_gather(ExecCtx& ctx, const Tensor& x, const MoePermutation& perm, int64_t k, Tensor& xs);

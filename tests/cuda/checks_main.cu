@@ -20,6 +20,8 @@ void check_attention();
 void check_recurrent();
 void check_sampling();
 void check_graph();
+void check_moe_permute();
+void check_bf16_weights();
 
 using namespace chk;
 namespace hc = hylora::cuda;
@@ -262,6 +264,8 @@ int main(int argc, char** argv) {
   section("recurrent", check_recurrent);
   section("sampling", check_sampling);
   section("graph", check_graph);
+  section("moe_permute", check_moe_permute);
+  section("bf16_weights", check_bf16_weights);
   std::printf("\n%d passed, %d failed (%.1f s)\n", g_pass, g_fail,
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   if (do_bench) bench();

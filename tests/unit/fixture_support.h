@@ -20,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include "shell_and_jsonl.h"
+
 namespace hylora::fixtures {
 
 namespace fs = std::filesystem;
@@ -33,36 +35,9 @@ inline json read_json(const fs::path& p) {
   return json::parse(in);
 }
 
-inline std::vector<json> read_jsonl(const fs::path& p) {
-  std::ifstream in(p);
-  if (!in) throw std::runtime_error("cannot read " + p.string());
-  std::vector<json> out;
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) out.push_back(json::parse(line));
-  return out;
-}
-
-inline void write_jsonl(const fs::path& p, const std::vector<json>& rows) {
-  std::ofstream out(p);
-  for (auto& r : rows) out << r.dump() << "\n";
-}
-
-// Runs a shell command; returns its stdout and sets its exit status (-1 when it did not exit normally).
-inline std::string run_command(const std::string& cmd, int& status) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) {
-    status = -1;
-    return out;
-  }
-  char buf[65536];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int rc = pclose(p);
-  status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-  return out;
-}
+using shell_and_jsonl::read_jsonl;
+using shell_and_jsonl::run_command;
+using shell_and_jsonl::write_jsonl;
 
 // The JSON result lines of `hylora score` output (other lines, e.g. warnings on stderr merged in, are skipped).
 inline std::vector<json> result_lines(const std::string& out) {

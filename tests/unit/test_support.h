@@ -26,6 +26,7 @@
 #include "ops/linear.h"
 #include "ops/rope_interleave.h"
 #include "ops/ssm_scan.h"
+#include "shell_and_jsonl.h"
 
 namespace hylora::test_support {
 
@@ -49,30 +50,8 @@ inline fs::path temp_dir(const std::string& name) {
   return p;
 }
 
-inline std::vector<nlohmann::json> read_jsonl(const fs::path& p) {
-  std::vector<nlohmann::json> out;
-  std::ifstream in(p);
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
-  return out;
-}
-
-// Runs a shell command; returns its stdout and sets its exit status (-1 when it did not exit normally).
-inline std::string run_command(const std::string& cmd, int& status) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) {
-    status = -1;
-    return out;
-  }
-  char buf[65536];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int rc = pclose(p);
-  status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-  return out;
-}
+using shell_and_jsonl::read_jsonl;
+using shell_and_jsonl::run_command;
 
 // Random base-model requests of lengths 23, 1, 9, 40 over a vocabulary of `vocab` tokens.
 inline std::vector<ScoreRequest> random_requests(int64_t vocab, unsigned seed) {

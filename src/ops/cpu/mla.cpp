@@ -7,6 +7,8 @@
 
 #include <omp.h>
 
+#include "ops/cpu/paged_rows.h"
+
 namespace hylora::ops::cpu {
 
 void mla_attention(ExecCtx& ctx, const Tensor& q, const Tensor& cache, const SeqLayout& layout,
@@ -18,12 +20,8 @@ void mla_attention(ExecCtx& ctx, const Tensor& q, const Tensor& cache, const Seq
                    o.dim(0) == T && o.dim(1) == nH * Dv && kvb_of_row.numel() >= T,
                "internal: MLA shapes q ", shape_str(q.shape()), " cache ", shape_str(cache.shape()), " kv_b ",
                shape_str(kvb[0].shape()));
-  Tensor row_seq = ctx.scratch.tensor({T}, DType::I32);
-  int64_t max_ctx = 1;
-  for (int64_t s = 0; s < layout.num_seqs; ++s) {
-    for (int32_t t = layout.cu_seqlens.i32()[s]; t < layout.cu_seqlens.i32()[s + 1]; ++t) row_seq.i32()[t] = s;
-    max_ctx = std::max<int64_t>(max_ctx, layout.context_lens.i32()[s]);
-  }
+  const PagedRows rows = resolve_paged_rows(ctx, layout, T);
+  const int64_t max_ctx = rows.max_ctx;
   const int threads = T * nH * max_ctx * Ckv > 65536 ? omp_get_max_threads() : 1;
   // Per thread: scores [max_ctx], latent query [Ckv], latent output [Ckv].
   Tensor buf = ctx.scratch.tensor({threads, max_ctx + 2 * Ckv});
@@ -36,10 +34,9 @@ void mla_attention(ExecCtx& ctx, const Tensor& q, const Tensor& cache, const Seq
 #pragma omp for collapse(2) schedule(dynamic)
     for (int64_t t = 0; t < T; ++t) {
       for (int64_t h = 0; h < nH; ++h) {
-        const int64_t s = row_seq.i32()[t];
-        const int64_t n_new = layout.cu_seqlens.i32()[s + 1] - layout.cu_seqlens.i32()[s];
-        const int64_t past = layout.context_lens.i32()[s] - n_new;
-        const int64_t len = past + (t - layout.cu_seqlens.i32()[s]) + 1;
+        const int64_t s = rows.row_seq.i32()[t];
+        const int64_t len = PagedRows::causal_keys(layout, s, t);
+        const int32_t* slots = rows.slots(s);
         const Tensor& W = kvb.at(kvb_of_row.i32()[t]);  // [nH·(Dn + Dv), Ckv]
         const float* Wk = W.f32() + h * (Dn + Dv) * Ckv;  // [Dn, Ckv]
         const float* Wv = Wk + Dn * Ckv;                  // [Dv, Ckv]
@@ -48,27 +45,17 @@ void mla_attention(ExecCtx& ctx, const Tensor& q, const Tensor& cache, const Seq
         std::fill(qlat, qlat + Ckv, 0.0f);
         for (int64_t d = 0; d < Dn; ++d)
           for (int64_t i = 0; i < Ckv; ++i) qlat[i] += qn[d] * Wk[d * Ckv + i];
-        float mx = -INFINITY;
         for (int64_t j = 0; j < len; ++j) {
-          const int32_t page = layout.page_table.i32()[s * layout.max_pages + j / layout.page_size];
-          const float* e = c + (static_cast<int64_t>(page) * layout.page_size + j % layout.page_size) * width;
+          const float* e = c + static_cast<int64_t>(slots[j]) * width;
           float acc = 0.0f;
           for (int64_t i = 0; i < Ckv; ++i) acc += qlat[i] * e[i];
           for (int64_t d = 0; d < Dr; ++d) acc += qr[d] * e[Ckv + d];
-          acc *= scale;
-          sc[j] = acc;
-          mx = std::max(mx, acc);
+          sc[j] = acc * scale;
         }
-        double sum = 0.0;
-        for (int64_t j = 0; j < len; ++j) {
-          sc[j] = std::exp(sc[j] - mx);
-          sum += sc[j];
-        }
-        const float inv = static_cast<float>(1.0 / sum);
+        const float inv = softmax_numerators(sc, len);
         std::fill(olat, olat + Ckv, 0.0f);
         for (int64_t j = 0; j < len; ++j) {
-          const int32_t page = layout.page_table.i32()[s * layout.max_pages + j / layout.page_size];
-          const float* e = c + (static_cast<int64_t>(page) * layout.page_size + j % layout.page_size) * width;
+          const float* e = c + static_cast<int64_t>(slots[j]) * width;
           const float p = sc[j] * inv;
           for (int64_t i = 0; i < Ckv; ++i) olat[i] += p * e[i];
         }

@@ -87,10 +87,12 @@ void route_sigmoid_grouped(ExecCtx& ctx, const Tensor& logits, const Tensor& bia
   }
 }
 
-void moe_permute(ExecCtx& ctx, const Tensor& ids, const Tensor& row_slot, int64_t E, MoePermutation& out) {
+void moe_permute(ExecCtx& ctx, const Tensor& ids, const Tensor& row_slot, int64_t E, int64_t num_slots,
+                 MoePermutation& out) {
   const int64_t T = ids.dim(0), k = ids.dim(1), P = T * k;
   int32_t max_slot = -1;
   for (int64_t t = 0; t < T; ++t) max_slot = std::max(max_slot, row_slot.i32()[t]);
+  HYLORA_CHECK(max_slot < num_slots, "internal: adapter slot ", max_slot, " outside the step's ", num_slots, " slots");
   const int64_t S1 = max_slot + 2;  // slot buckets: base (-1) first, then 0..max_slot
   // Counting sort by bucket (expert, slot); pairs keep token order inside a bucket.
   Tensor count = ctx.scratch.zeros({E * S1 + 1}, DType::I32);

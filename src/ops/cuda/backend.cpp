@@ -1,9 +1,14 @@
 // ops::cuda_backend: the neutral ops (src/ops/*.h) on the GPU. Each function maps its Tensor views (shape, leading
 // dimension, dtype) onto a hylora::cuda kernel (the tuned ones of this folder, or the small ones of extra.h) on
-// ctx.stream. Tensors must live on the device; activations are float32 (the bf16 path is not wired yet).
+// ctx.stream. Tensors must live on the device. Activations, norms, states and LoRA buffers are float32; the big
+// weight matrices (the operand `w` of matmul_nt and moe_expert_gemm, the embedding table) are float32 or bfloat16 as
+// the executor placed them (--dtype), and the ops below read either with fp32 accumulation and fp32 results.
 #include <cuda_runtime.h>
 
 #include <cstring>
+#include <map>
+#include <mutex>
+#include <vector>
 
 #include "ops/backends.h"
 #include "ops/cuda/attention.h"
@@ -11,6 +16,7 @@
 #include "ops/cuda/gemm.h"
 #include "ops/cuda/lora.h"
 #include "ops/cuda/misc.h"
+#include "ops/cuda/moe_permute.h"
 #include "ops/cuda/norms.h"
 #include "ops/cuda/recurrent.h"
 #include "ops/device.h"
@@ -34,6 +40,14 @@ const float* cf(const Tensor& t, const char* op) {
   return static_cast<const float*>(t.raw());
 }
 float* mf(const Tensor& t, const char* op) { return const_cast<float*>(cf(t, op)); }
+// A weight matrix on the GPU in float32 or bfloat16, and its kernel dtype.
+const void* cw(const Tensor& t, cuda::DType& dt, const char* op) {
+  HYLORA_CHECK(t.device() == Device::CUDA && (t.dtype() == DType::F32 || t.dtype() == DType::BF16), "internal: ", op,
+               " got a ", dtype_name(t.dtype()), " weight on the ", t.device() == Device::CPU ? "host" : "GPU",
+               ", expected float32 or bfloat16 on the GPU");
+  dt = t.dtype() == DType::F32 ? cuda::DType::f32 : cuda::DType::bf16;
+  return t.raw();
+}
 const int32_t* ci(const Tensor& t, const char* op) {
   HYLORA_CHECK(t.device() == Device::CUDA && t.dtype() == DType::I32, "internal: ", op,
                " expected int32 metadata on the GPU, got ", dtype_name(t.dtype()));
@@ -46,11 +60,27 @@ cuda::GemmHandle& gemm_handle() {
   return *h;
 }
 
-// A small host array copied into the step's scratch on the device (rope frequencies, MLA weight tables).
+// A small host array copied into the step's scratch on the device (MLA weight tables; synchronises the stream).
 Tensor upload(ExecCtx& ctx, const void* data, size_t bytes) {
   Tensor t = ctx.scratch.tensor({static_cast<int64_t>((bytes + 3) / 4)}, DType::I32);
   memcpy(ctx, t.raw(), data, bytes);
   return t;
+}
+
+// A model constant (RoPE inverse frequencies) on the device, uploaded once per distinct value and kept for the
+// process: an upload per call would synchronise the stream inside every attention layer, leaving the GPU idle while
+// the host queues the next kernels (and would not be capturable in a CUDA graph).
+const float* constant_on_device(ExecCtx& ctx, const std::vector<float>& v) {
+  static std::mutex mu;
+  static auto* cache = new std::map<std::vector<float>, Tensor>();  // leaked: tensors outlive static destruction
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache->find(v);
+  if (it == cache->end()) {
+    Tensor t = Tensor::empty({static_cast<int64_t>(v.size())}, DType::F32, allocator());
+    memcpy(ctx, t.raw(), v.data(), v.size() * sizeof(float));
+    it = cache->emplace(v, t).first;
+  }
+  return static_cast<const float*>(it->second.raw());
 }
 
 cuda::LoraSegments segs(const LoraSegments& seg) {
@@ -200,8 +230,10 @@ void gather_rows(ExecCtx& ctx, const Tensor& x, const Tensor& rows, Tensor& y) {
 }
 
 void embedding(ExecCtx& ctx, const Tensor& table, const Tensor& ids, Tensor& y) {
-  ok(cuda::extra::embedding(cf(table, "embedding"), table.dim(1), ci(ids, "embedding"), ids.numel(),
-                            mf(y, "embedding"), y.ld(), stream(ctx)),
+  cuda::DType dt;
+  const void* tp = cw(table, dt, "embedding");
+  ok(cuda::extra::embedding(dt, tp, table.dim(1), ci(ids, "embedding"), ids.numel(), mf(y, "embedding"), y.ld(),
+                            stream(ctx)),
      "embedding");
 }
 
@@ -219,8 +251,20 @@ void matmul_nt(ExecCtx& ctx, const Tensor& x, const Tensor& w, Tensor& y, bool a
   HYLORA_CHECK(w.dim(1) == K && y.dim(0) == M && y.dim(1) == N, "internal: matmul_nt of ", shape_str(x.shape()),
                " and ", shape_str(w.shape()), " into ", shape_str(y.shape()));
   if (M == 0) return;
-  ok(cuda::gemm(gemm_handle(), f32, cf(x, "matmul"), x.ld(), cf(w, "matmul"), w.ld(), mf(y, "matmul"), y.ld(), M, N,
-                K, nullptr, accumulate, stream(ctx)),
+  cuda::DType wt;
+  const void* wp = cw(w, wt, "matmul");
+  const void* xp = cf(x, "matmul");
+  int64_t ldx = x.ld();
+  if (wt == cuda::DType::bf16) {
+    // cuBLASLt wants A and B of one type: round x to bf16 (as HF's bf16 GEMM sees it) into scratch [M, K]; the
+    // product is accumulated and written in fp32.
+    Tensor xb = ctx.scratch.tensor({M, K}, DType::BF16);
+    ok(cuda::extra::to_bf16(static_cast<const float*>(xp), ldx, xb.raw(), K, M, K, stream(ctx)), "matmul_nt (cast)");
+    xp = xb.raw();
+    ldx = K;
+  }
+  ok(cuda::gemm(gemm_handle(), wt, f32, xp, ldx, wp, w.ld(), mf(y, "matmul"), y.ld(), M, N, K, nullptr, accumulate,
+                stream(ctx)),
      "matmul_nt (cuBLASLt)");
 }
 
@@ -321,30 +365,28 @@ void route_sigmoid_grouped(ExecCtx& ctx, const Tensor& logits, const Tensor& bia
      "route_sigmoid_grouped");
 }
 
-void moe_permute(ExecCtx& ctx, const Tensor& ids, const Tensor& row_slot, int64_t num_experts, MoePermutation& out) {
-  // The permutation's sizes (pairs per segment, the number of (expert, slot) segments) size the tensors that follow,
-  // so they must be known on the host: bring ids and slots over, run the reference counting sort, send the result
-  // back (small int32 arrays; one synchronisation per MoE layer).
-  static thread_local ExecCtx host;
-  host.scratch.reset();
-  Tensor hid = Tensor::empty(ids.shape(), DType::I32), hslot = Tensor::empty(row_slot.shape(), DType::I32);
-  copy_tensor(ctx, ids, hid);
-  copy_tensor(ctx, row_slot, hslot);
-  MoePermutation h;
-  cpu::moe_permute(host, hid, hslot, num_experts, h);
-  auto up = [&](const Tensor& t) {
-    Tensor d = ctx.scratch.tensor(t.shape(), DType::I32);
-    copy_tensor(ctx, t, d);
-    return d;
-  };
-  out.num_pairs = h.num_pairs;
-  out.pair = up(h.pair);
-  out.expert_offsets = up(h.expert_offsets);
-  out.lora.num_rows = h.lora.num_rows;
-  out.lora.num_segments = h.lora.num_segments;
-  out.lora.perm = up(h.lora.perm);
-  out.lora.indptr = up(h.lora.indptr);
-  out.lora.group = up(h.lora.group);
+void moe_permute(ExecCtx& ctx, const Tensor& ids, const Tensor& row_slot, int64_t num_experts, int64_t num_slots,
+                 MoePermutation& out) {
+  // On the device with sizes the host knows (P, E, slots): no read-back, so the step stays asynchronous
+  // (cuda/moe_permute.h lists the segment layout, with empty segments).
+  const int64_t k = ids.dim(1), P = ids.dim(0) * k, E = num_experts, S = num_slots, G = E * S;
+  out.num_pairs = P;
+  out.pair = ctx.scratch.tensor({std::max<int64_t>(P, 1)}, DType::I32);
+  out.expert_offsets = ctx.scratch.tensor({E + 1}, DType::I32);
+  LoraSegments& seg = out.lora;
+  seg.num_rows = S > 0 ? P : 0;
+  seg.num_segments = G;
+  seg.perm = ctx.scratch.tensor({std::max<int64_t>(P, 1)}, DType::I32);
+  seg.indptr = ctx.scratch.tensor({G + 1}, DType::I32);
+  seg.group = ctx.scratch.tensor({std::max<int64_t>(G, 1)}, DType::I32);
+  seg.group_host.clear();
+  const size_t ws_bytes = cuda::moe_permute_by_slot_workspace_bytes(P, E, S);
+  Tensor ws = ctx.scratch.tensor({static_cast<int64_t>((ws_bytes + 3) / 4)}, DType::I32);
+  ok(cuda::moe_permute_by_slot(ci(ids, "moe_permute"), P, k, ci(row_slot, "moe_permute"), E, S, mi(out.pair, "moe_permute"),
+                               mi(out.expert_offsets, "moe_permute"), mi(seg.perm, "moe_permute"),
+                               mi(seg.indptr, "moe_permute"), mi(seg.group, "moe_permute"), ws.raw(), ws_bytes,
+                               stream(ctx)),
+     "moe_permute");
 }
 
 void moe_gather(ExecCtx& ctx, const Tensor& x, const MoePermutation& perm, int64_t k, Tensor& xs) {
@@ -354,9 +396,10 @@ void moe_gather(ExecCtx& ctx, const Tensor& x, const MoePermutation& perm, int64
 }
 
 void moe_expert_gemm(ExecCtx& ctx, const Tensor& xs, const Tensor& w, const MoePermutation& perm, Tensor& ys) {
-  ok(cuda::extra::expert_gemm(cf(xs, "expert_gemm"), xs.ld(), cf(w, "expert_gemm"),
-                              ci(perm.expert_offsets, "expert_gemm"), w.dim(0), mf(ys, "expert_gemm"), ys.ld(),
-                              perm.num_pairs, w.dim(1), w.dim(2), stream(ctx)),
+  cuda::DType wt;
+  const void* wp = cw(w, wt, "expert_gemm");
+  ok(cuda::extra::expert_gemm(cf(xs, "expert_gemm"), xs.ld(), wt, wp, ci(perm.expert_offsets, "expert_gemm"), w.dim(0),
+                              mf(ys, "expert_gemm"), ys.ld(), perm.num_pairs, w.dim(1), w.dim(2), stream(ctx)),
      "moe_expert_gemm");
 }
 
@@ -370,17 +413,15 @@ void moe_combine(ExecCtx& ctx, const Tensor& ys, const MoePermutation& perm, con
 // --- RoPE ----------------------------------------------------------------------------------------------------
 void rope_neox(ExecCtx& ctx, Tensor& x, int64_t head_dim, const Tensor& positions, const std::vector<float>& inv_freq,
                int64_t rot, int64_t offset, float attention_scaling) {
-  const Tensor inv = upload(ctx, inv_freq.data(), inv_freq.size() * sizeof(float));
   ok(cuda::extra::rope(mf(x, "rope"), x.ld(), x.dim(0), x.row_size() / head_dim, head_dim, ci(positions, "rope"),
-                       static_cast<const float*>(inv.raw()), rot, offset, attention_scaling, false, stream(ctx)),
+                       constant_on_device(ctx, inv_freq), rot, offset, attention_scaling, false, stream(ctx)),
      "rope_neox");
 }
 
 void rope_interleaved(ExecCtx& ctx, Tensor& x, int64_t head_dim, const Tensor& positions,
                       const std::vector<float>& inv_freq, int64_t rot, int64_t offset, float attention_scaling) {
-  const Tensor inv = upload(ctx, inv_freq.data(), inv_freq.size() * sizeof(float));
   ok(cuda::extra::rope(mf(x, "rope"), x.ld(), x.dim(0), x.row_size() / head_dim, head_dim, ci(positions, "rope"),
-                       static_cast<const float*>(inv.raw()), rot, offset, attention_scaling, true, stream(ctx)),
+                       constant_on_device(ctx, inv_freq), rot, offset, attention_scaling, true, stream(ctx)),
      "rope_interleaved");
 }
 

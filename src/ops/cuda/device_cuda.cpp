@@ -82,6 +82,12 @@ void memcpy(ExecCtx& ctx, void* dst, const void* src, size_t bytes) {
   check(cudaStreamSynchronize(st), "a device step (cudaStreamSynchronize)");
 }
 
+DeviceMemory memory() {
+  DeviceMemory m;
+  check(cudaMemGetInfo(&m.free, &m.total), "cudaMemGetInfo");
+  return m;
+}
+
 void synchronize(ExecCtx& ctx) {
   check(cudaStreamSynchronize(static_cast<cudaStream_t>(ctx.stream)), "a device step (cudaStreamSynchronize)");
 }

@@ -1,6 +1,10 @@
 // Small fp32 kernels behind the neutral ops (extra.h). Grid-stride loops over the elements; reductions in fp32 (the
-// dense delta in double, as the CPU reference).
+// dense delta in double, as the CPU reference). The expert GEMM and the embedding also read bf16 weights (fp32 math).
 #include "ops/cuda/extra.h"
+
+#include <cuda_bf16.h>
+
+#include "ops/cuda/common.cuh"
 
 namespace hylora::cuda::extra {
 
@@ -101,7 +105,8 @@ __global__ void matmul_nn_k(const float* x, int64_t ldx, const float* W, int64_t
   }
 }
 // One warp per output element: lanes split K.
-__global__ void expert_gemm_k(const float* xs, int64_t ldx, const float* W, const int32_t* off, int64_t E, float* ys,
+template <typename TW>
+__global__ void expert_gemm_k(const float* xs, int64_t ldx, const TW* W, const int32_t* off, int64_t E, float* ys,
                               int64_t ldy, int64_t P, int64_t N, int64_t K) {
   const int64_t warps = (int64_t)gridDim.x * blockDim.x / 32;
   const int lane = threadIdx.x % 32;
@@ -109,10 +114,10 @@ __global__ void expert_gemm_k(const float* xs, int64_t ldx, const float* W, cons
     const int64_t p = i / N, n = i % N;
     int64_t e = 0;
     while (e + 1 < E && off[e + 1] <= p) ++e;
-    const float* w = W + (e * N + n) * K;
+    const TW* w = W + (e * N + n) * K;
     const float* xr = xs + p * ldx;
     float s = 0.0f;
-    for (int64_t kk = lane; kk < K; kk += 32) s += xr[kk] * w[kk];
+    for (int64_t kk = lane; kk < K; kk += 32) s += xr[kk] * detail::ld(w + kk);
     for (int o = 16; o > 0; o /= 2) s += __shfl_down_sync(0xffffffffu, s, o);
     if (lane == 0) ys[p * ldy + n] = s;
   }
@@ -234,10 +239,17 @@ __global__ void seg_index_k(const int32_t* perm, const int32_t* indptr, int64_t 
   for (int64_t g = blockIdx.x; g < G; g += gridDim.x)
     for (int64_t i = indptr[g] + threadIdx.x; i < indptr[g + 1]; i += blockDim.x) out[perm[i]] = (int32_t)(g + 1);
 }
-__global__ void embedding_k(const float* table, int64_t H, const int32_t* ids, int64_t n, float* y, int64_t ldy) {
+template <typename TW>
+__global__ void embedding_k(const TW* table, int64_t H, const int32_t* ids, int64_t n, float* y, int64_t ldy) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n * H; i += (int64_t)gridDim.x * blockDim.x) {
     const int64_t r = i / H, c = i % H;
-    y[r * ldy + c] = table[(int64_t)ids[r] * H + c];
+    y[r * ldy + c] = detail::ld(table + (int64_t)ids[r] * H + c);
+  }
+}
+__global__ void to_bf16_k(const float* x, int64_t ldx, __nv_bfloat16* y, int64_t ldy, int64_t rows, int64_t cols) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < rows * cols; i += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t r = i / cols, c = i % cols;
+    y[r * ldy + c] = __float2bfloat16_rn(x[r * ldx + c]);
   }
 }
 }  // namespace
@@ -290,10 +302,15 @@ cudaError_t matmul_nn(const float* x, int64_t ldx, const float* W, int64_t ldw, 
   matmul_nn_k<<<blocks_for(M * N), kThreads, 0, st>>>(x, ldx, W, ldw, y, ldy, M, N, K, accumulate);
   return cudaGetLastError();
 }
-cudaError_t expert_gemm(const float* xs, int64_t ldx, const float* W, const int32_t* offsets, int64_t E, float* ys,
-                        int64_t ldy, int64_t P, int64_t N, int64_t K, cudaStream_t st) {
+cudaError_t expert_gemm(const float* xs, int64_t ldx, DType w_dtype, const void* W, const int32_t* offsets, int64_t E,
+                        float* ys, int64_t ldy, int64_t P, int64_t N, int64_t K, cudaStream_t st) {
   if (P == 0) return cudaSuccess;
-  expert_gemm_k<<<blocks_for(P * N * 32), kThreads, 0, st>>>(xs, ldx, W, offsets, E, ys, ldy, P, N, K);
+  if (w_dtype == DType::f32)
+    expert_gemm_k<<<blocks_for(P * N * 32), kThreads, 0, st>>>(xs, ldx, static_cast<const float*>(W), offsets, E, ys,
+                                                               ldy, P, N, K);
+  else
+    expert_gemm_k<<<blocks_for(P * N * 32), kThreads, 0, st>>>(xs, ldx, static_cast<const __nv_bfloat16*>(W),
+                                                               offsets, E, ys, ldy, P, N, K);
   return cudaGetLastError();
 }
 cudaError_t moe_combine(const float* ys, int64_t ldy, const int32_t* pair, const float* w, int64_t T, int64_t k,
@@ -348,9 +365,17 @@ cudaError_t segment_index(const int32_t* perm, const int32_t* indptr, int64_t G,
   seg_index_k<<<static_cast<unsigned>(G), kThreads, 0, st>>>(perm, indptr, G, out);
   return cudaGetLastError();
 }
-cudaError_t embedding(const float* table, int64_t H, const int32_t* ids, int64_t n, float* y, int64_t ldy,
-                      cudaStream_t st) {
-  embedding_k<<<blocks_for(n * H), kThreads, 0, st>>>(table, H, ids, n, y, ldy);
+cudaError_t embedding(DType table_dtype, const void* table, int64_t H, const int32_t* ids, int64_t n, float* y,
+                      int64_t ldy, cudaStream_t st) {
+  if (table_dtype == DType::f32)
+    embedding_k<<<blocks_for(n * H), kThreads, 0, st>>>(static_cast<const float*>(table), H, ids, n, y, ldy);
+  else
+    embedding_k<<<blocks_for(n * H), kThreads, 0, st>>>(static_cast<const __nv_bfloat16*>(table), H, ids, n, y, ldy);
+  return cudaGetLastError();
+}
+cudaError_t to_bf16(const float* x, int64_t ldx, void* y, int64_t ldy, int64_t rows, int64_t cols, cudaStream_t st) {
+  if (rows * cols == 0) return cudaSuccess;
+  to_bf16_k<<<blocks_for(rows * cols), kThreads, 0, st>>>(x, ldx, static_cast<__nv_bfloat16*>(y), ldy, rows, cols);
   return cudaGetLastError();
 }
 

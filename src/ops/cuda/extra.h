@@ -7,6 +7,8 @@
 #include <cuda_runtime.h>
 #include <cstdint>
 
+#include "ops/cuda/dtype.h"
+
 namespace hylora::cuda::extra {
 
 enum class Pointwise : int {
@@ -43,9 +45,10 @@ cudaError_t rope(float* x, int64_t ldx, int64_t T, int64_t heads, int64_t D, con
 // y[M, N] (ldy) (+)= x[M, K] (ldx) · W[K, N] (ldw). Naive; used for the small effective-weight products.
 cudaError_t matmul_nn(const float* x, int64_t ldx, const float* W, int64_t ldw, float* y, int64_t ldy, int64_t M,
                       int64_t N, int64_t K, bool accumulate, cudaStream_t st);
-// ys[i] = xs[i] · W[e(i)]ᵀ for the sorted rows of each expert (offsets [E+1]); W [E, N, K].
-cudaError_t expert_gemm(const float* xs, int64_t ldx, const float* W, const int32_t* offsets, int64_t E, float* ys,
-                        int64_t ldy, int64_t P, int64_t N, int64_t K, cudaStream_t st);
+// ys[i] = xs[i] · W[e(i)]ᵀ for the sorted rows of each expert (offsets [E+1]); W [E, N, K] of `w_dtype` (fp32 or
+// bf16: the bf16 weights are read as they are, xs stays fp32, fp32 accumulation).
+cudaError_t expert_gemm(const float* xs, int64_t ldx, DType w_dtype, const void* W, const int32_t* offsets, int64_t E,
+                        float* ys, int64_t ldy, int64_t P, int64_t N, int64_t K, cudaStream_t st);
 // out[t] = Σ_j w[t,j] · ys[pos[t·k+j]], summed in ascending pos order (the CPU reference's order).
 cudaError_t moe_combine(const float* ys, int64_t ldy, const int32_t* pair, const float* w, int64_t T, int64_t k,
                         int64_t H, float* out, int64_t ldo, cudaStream_t st);
@@ -68,8 +71,11 @@ cudaError_t segment_embedding_delta(const int32_t* ids, const int32_t* perm, con
 // out[0:N] = 0; out[perm[i]] = g + 1 for each segment g (G segments, R rows).
 cudaError_t segment_index(const int32_t* perm, const int32_t* indptr, int64_t G, int64_t R, int32_t* out, int64_t N,
                           cudaStream_t st);
-// y[n] = table[ids[n]] (table [V, H]).
-cudaError_t embedding(const float* table, int64_t H, const int32_t* ids, int64_t n, float* y, int64_t ldy,
-                      cudaStream_t st);
+// y[n] = table[ids[n]] (table [V, H] of `table_dtype`, fp32 or bf16; y fp32).
+cudaError_t embedding(DType table_dtype, const void* table, int64_t H, const int32_t* ids, int64_t n, float* y,
+                      int64_t ldy, cudaStream_t st);
+// y [rows, cols] (ldy, bf16) = x [rows, cols] (ldx, fp32) rounded to nearest even: the activation side of a GEMM
+// with bf16 weights.
+cudaError_t to_bf16(const float* x, int64_t ldx, void* y, int64_t ldy, int64_t rows, int64_t cols, cudaStream_t st);
 
 }  // namespace hylora::cuda::extra

@@ -38,9 +38,17 @@ GemmHandle::~GemmHandle() {
 cudaError_t gemm(GemmHandle& h, DType dt, const void* x, int64_t ldx, const void* W, int64_t ldw, void* y,
                  int64_t ldy, int64_t M, int64_t N, int64_t K, const void* bias, bool accumulate,
                  cudaStream_t stream) {
+  return gemm(h, dt, dt, x, ldx, W, ldw, y, ldy, M, N, K, bias, accumulate, stream);
+}
+
+cudaError_t gemm(GemmHandle& h, DType in, DType out, const void* x, int64_t ldx, const void* W, int64_t ldw, void* y,
+                 int64_t ldy, int64_t M, int64_t N, int64_t K, const void* bias, bool accumulate,
+                 cudaStream_t stream) {
   if (M == 0 || N == 0) return cudaSuccess;
+  if (in == DType::f32 && out == DType::bf16) return cudaErrorInvalidValue;  // not a mode the engine uses
   auto* im = h.impl();
-  const cudaDataType_t ty = dt == DType::f32 ? CUDA_R_32F : CUDA_R_16BF;
+  const cudaDataType_t ty = in == DType::f32 ? CUDA_R_32F : CUDA_R_16BF;       // x, W
+  const cudaDataType_t ty_out = out == DType::f32 ? CUDA_R_32F : CUDA_R_16BF;  // y, bias
   const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
   cublasLtMatmulDesc_t op = nullptr;
   cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;
@@ -53,18 +61,18 @@ cudaError_t gemm(GemmHandle& h, DType dt, const void* x, int64_t ldx, const void
       const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
       cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi));
       cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias));
-      cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &ty, sizeof(ty));
+      cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &ty_out, sizeof(ty_out));
     }
     st = cublasLtMatrixLayoutCreate(&la, ty, K, N, ldw);
   }
   if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatrixLayoutCreate(&lb, ty, K, M, ldx);
-  if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatrixLayoutCreate(&lc, ty, N, M, ldy);
+  if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatrixLayoutCreate(&lc, ty_out, N, M, ldy);
   cublasLtMatmulAlgo_t algo{};
   bool have = false;
   if (st == CUBLAS_STATUS_SUCCESS) {
     const int align = static_cast<int>(((reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(W) |
                                             reinterpret_cast<uintptr_t>(y) | reinterpret_cast<uintptr_t>(bias)) & 15) << 4);
-    const GemmHandle::Impl::Key key{static_cast<int>(dt) | align, M, N, K, ldx, ldw, ldy, bias != nullptr, accumulate};
+    const GemmHandle::Impl::Key key{(static_cast<int>(in) | static_cast<int>(out) << 1) | align, M, N, K, ldx, ldw, ldy, bias != nullptr, accumulate};
     std::lock_guard<std::mutex> lock(im->mu);
     auto it = im->algos.find(key);
     if (it != im->algos.end()) {

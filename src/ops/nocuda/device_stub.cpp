@@ -14,5 +14,6 @@ bool available() { return false; }
 Allocator& allocator() { no_cuda(); }
 void memcpy(ExecCtx&, void*, const void*, size_t) { no_cuda(); }
 void synchronize(ExecCtx&) { no_cuda(); }
+DeviceMemory memory() { no_cuda(); }
 
 }  // namespace hylora::ops::cuda_backend

@@ -40,7 +40,7 @@ void lora_expand(ExecCtx&, const Tensor&, const LoraSegments&, const std::vector
 void mla_attention(ExecCtx&, const Tensor&, const Tensor&, const SeqLayout&, const std::vector<Tensor>&, const Tensor&, int64_t, int64_t, int64_t, float, Tensor&) { no_cuda(); }
 void route_softmax_topk(ExecCtx&, const Tensor&, int64_t, bool, Tensor&, Tensor&) { no_cuda(); }
 void route_sigmoid_grouped(ExecCtx&, const Tensor&, const Tensor&, int64_t, int64_t, int64_t, bool, float, Tensor&, Tensor&) { no_cuda(); }
-void moe_permute(ExecCtx&, const Tensor&, const Tensor&, int64_t, MoePermutation&) { no_cuda(); }
+void moe_permute(ExecCtx&, const Tensor&, const Tensor&, int64_t, int64_t, MoePermutation&) { no_cuda(); }
 void moe_gather(ExecCtx&, const Tensor&, const MoePermutation&, int64_t, Tensor&) { no_cuda(); }
 void moe_expert_gemm(ExecCtx&, const Tensor&, const Tensor&, const MoePermutation&, Tensor&) { no_cuda(); }
 void moe_combine(ExecCtx&, const Tensor&, const MoePermutation&, const Tensor&, Tensor&) { no_cuda(); }

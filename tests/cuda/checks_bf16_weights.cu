@@ -1,0 +1,136 @@
+// Checks of the kernels behind `--dtype bfloat16` in the engine (bf16 weights, fp32 activations): the mixed cuBLASLt
+// GEMM (bf16 x and W, fp32 y and bias), the fp32 -> bf16 activation cast, and the embedding and naive expert GEMM of
+// extra.h reading fp32 or bf16 weights. References in double from exactly the values the GPU sees.
+#include <cuda_bf16.h>
+
+#include "ops/cuda/extra.h"
+#include "ops/cuda/gemm.h"
+#include "tests/cuda/check_util.h"
+
+using namespace chk;
+namespace hc = hylora::cuda;
+
+namespace {
+
+void check_mixed_gemm() {
+  hc::GemmHandle h;
+  struct S { int64_t M, N, K; bool bias, acc; };
+  std::vector<S> shapes = {{1, 2560, 1024, false, false}, {37, 1000, 513, true, false}, {300, 768, 640, false, true},
+                           {129, 4096, 256, true, true}};
+  if (g_small) shapes = {{5, 64, 40, true, true}, {33, 96, 130, false, false}};
+  for (auto s : shapes) {
+    const int64_t ldx = s.K + 8, ldw = s.K + 4, ldy = s.N + 16;
+    // x and W hold bf16 values (the engine rounds x first); y, bias and the accumulation are fp32.
+    auto x = randn(s.M * ldx, 1.0f, DType::bf16), W = randn(s.N * ldw, 0.05f, DType::bf16),
+         b = randn(s.N, 1.0f, DType::f32), y0 = randn(s.M * ldy, 1.0f, DType::f32);
+    Buf dx = up(x, DType::bf16), dW = up(W, DType::bf16), db = up(b, DType::f32), dy = up(y0, DType::f32);
+    CK(hc::gemm(h, DType::bf16, DType::f32, dx.p, ldx, dW.p, ldw, dy.p, ldy, s.M, s.N, s.K, s.bias ? db.p : nullptr,
+                s.acc, nullptr));
+    auto got = down(dy, s.M * ldy, DType::f32);
+    std::vector<float> g2;
+    std::vector<double> ref;
+    bool pad_ok = true;
+    for (int64_t m = 0; m < s.M; ++m) {
+      for (int64_t n = 0; n < s.N; ++n) {
+        double a = s.acc ? y0[m * ldy + n] : 0.0;
+        if (s.bias) a += b[n];
+        for (int64_t k = 0; k < s.K; ++k) a += static_cast<double>(x[m * ldx + k]) * W[n * ldw + k];
+        ref.push_back(a);
+        g2.push_back(got[m * ldy + n]);
+      }
+      for (int64_t n = s.N; n < ldy; ++n) pad_ok &= got[m * ldy + n] == y0[m * ldy + n];
+    }
+    char name[128];
+    std::snprintf(name, sizeof name, "gemm bf16->f32 M=%ld N=%ld K=%ld bias=%d acc=%d", (long)s.M, (long)s.N,
+                  (long)s.K, s.bias, s.acc);
+    compare(name, DType::f32, g2, ref, 2e-5);  // fp32 output: no bf16 rounding of the product
+    expect(std::string(name) + " ld padding untouched", pad_ok);
+  }
+  // f32 in, bf16 out is not a mode: refused, not silently wrong.
+  expect("gemm f32->bf16 refused",
+         hc::gemm(h, DType::f32, DType::bf16, nullptr, 1, nullptr, 1, nullptr, 1, 1, 1, 1, nullptr, false, nullptr) ==
+             cudaErrorInvalidValue);
+}
+
+void check_cast() {
+  for (auto [rows, cols] : g_small ? std::vector<std::pair<int64_t, int64_t>>{{3, 70}}
+                                   : std::vector<std::pair<int64_t, int64_t>>{{1, 2560}, {37, 513}, {300, 4096}}) {
+    const int64_t ldx = cols + 3, ldy = cols + 5;
+    auto x = randn(rows * ldx, 3.0f, DType::f32);
+    std::vector<float> y0(rows * ldy, 7.0f);
+    Buf dx = up(x, DType::f32), dy = up(y0, DType::bf16);
+    CK(hc::extra::to_bf16(dx.as<float>(), ldx, dy.p, ldy, rows, cols, nullptr));
+    auto got = down(dy, rows * ldy, DType::bf16);
+    bool exact = true, pad_ok = true;
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t c = 0; c < cols; ++c) exact &= got[r * ldy + c] == round_dt(x[r * ldx + c], DType::bf16);
+      for (int64_t c = cols; c < ldy; ++c) pad_ok &= got[r * ldy + c] == 7.0f;
+    }
+    char name[96];
+    std::snprintf(name, sizeof name, "to_bf16 rows=%ld cols=%ld", (long)rows, (long)cols);
+    expect(std::string(name) + " = round-to-nearest-even", exact);
+    expect(std::string(name) + " ld padding untouched", pad_ok);
+  }
+}
+
+void check_embedding(DType wd) {
+  const int64_t V = g_small ? 50 : 1000, H = g_small ? 24 : 520, n = g_small ? 7 : 300, ldy = H + 9;
+  auto table = randn(V * H, 1.0f, wd);
+  std::vector<int32_t> ids(n);
+  for (auto& i : ids) i = randint(0, static_cast<int>(V - 1));
+  ids[0] = static_cast<int32_t>(V - 1);
+  Buf dt = up(table, wd), di = up_raw(ids), dy(n * ldy * 4);
+  CK(hc::extra::embedding(wd, dt.p, H, di.as<int32_t>(), n, dy.as<float>(), ldy, nullptr));
+  auto got = down(dy, n * ldy, DType::f32);
+  bool exact = true;
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t c = 0; c < H; ++c) exact &= got[r * ldy + c] == table[ids[r] * H + c];
+  expect(std::string("embedding table=") + dname(wd) + " -> f32 rows exact", exact);
+}
+
+void check_expert_gemm(DType wd) {
+  struct S { int64_t E, P, N, K; };
+  std::vector<S> shapes = {{8, 300, 96, 200}, {4, 17, 512, 64}};
+  if (g_small) shapes = {{3, 9, 16, 40}};
+  for (auto s : shapes) {
+    const int64_t ldx = s.K + 2, ldy = s.N + 3;
+    auto xs = randn(s.P * ldx, 1.0f, DType::f32), W = randn(s.E * s.N * s.K, 0.1f, wd);
+    // Sorted rows of each expert (some experts empty).
+    std::vector<int32_t> off(s.E + 1, 0);
+    for (int64_t p = 0, e = 0; e < s.E; ++e) {
+      off[e] = static_cast<int32_t>(p);
+      if (e % 3 != 1) p = std::min<int64_t>(s.P, p + randint(1, static_cast<int>(2 * s.P / s.E)));
+      if (e == s.E - 1) p = s.P;
+      off[e + 1] = static_cast<int32_t>(p);
+    }
+    Buf dx = up(xs, DType::f32), dw = up(W, wd), doff = up_raw(off), dy(s.P * ldy * 4);
+    CK(hc::extra::expert_gemm(dx.as<float>(), ldx, wd, dw.p, doff.as<int32_t>(), s.E, dy.as<float>(), ldy, s.P, s.N,
+                              s.K, nullptr));
+    auto got = down(dy, s.P * ldy, DType::f32);
+    std::vector<float> g2;
+    std::vector<double> ref;
+    for (int64_t e = 0; e < s.E; ++e)
+      for (int64_t p = off[e]; p < off[e + 1]; ++p)
+        for (int64_t n = 0; n < s.N; ++n) {
+          double a = 0;
+          for (int64_t k = 0; k < s.K; ++k) a += static_cast<double>(xs[p * ldx + k]) * W[(e * s.N + n) * s.K + k];
+          ref.push_back(a);
+          g2.push_back(got[p * ldy + n]);
+        }
+    char name[128];
+    std::snprintf(name, sizeof name, "expert_gemm W=%s E=%ld P=%ld N=%ld K=%ld", dname(wd), (long)s.E, (long)s.P,
+                  (long)s.N, (long)s.K);
+    compare(name, DType::f32, g2, ref, 2e-5);  // fp32 activations and accumulation whatever W's dtype
+  }
+}
+
+}  // namespace
+
+void check_bf16_weights() {
+  check_mixed_gemm();
+  check_cast();
+  for (DType wd : {DType::f32, DType::bf16}) {
+    check_embedding(wd);
+    check_expert_gemm(wd);
+  }
+}
