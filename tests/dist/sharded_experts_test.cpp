@@ -67,7 +67,7 @@ TEST(ShardedMath, ExpertParallelMlpEqualsUnsharded) {
   auto block = [&](ExecCtx& ctx, const LinearShard& sgu, const LinearShard& sdown, const Tensor& lid,
                    const Tensor& lw, Tensor& out) {
     ops::MoePermutation perm;
-    ops::moe_permute(ctx, lid, row_slot, sgu.weight.dim(0), perm);
+    ops::moe_permute(ctx, lid, row_slot, sgu.weight.dim(0), kSlots, perm);
     Tensor xs = ctx.scratch.tensor({perm.num_pairs, H});
     ops::moe_gather(ctx, x, perm, k, xs);
     const int64_t ie = sgu.weight.dim(1) / 2;
