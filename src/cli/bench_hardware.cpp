@@ -62,15 +62,14 @@ HardwareRates measure_hardware(Device device, DType dtype, int64_t copy_mib, int
   r.gemm_size = gemm_n;
   Tensor x = random_normal({gemm_n, gemm_n}, 2, "bench.gemm.x", 1.0f);  // [n, n]
   Tensor w = random_normal({gemm_n, gemm_n}, 3, "bench.gemm.w", 1.0f);  // [n, n]
-  // The weights are converted to float32 at load today (design.md), so a float32 GEMM is what the model runs; a
-  // bfloat16 probe comes with the bfloat16 compute path (`dtype` is then honoured here).
-  (void)dtype;
-  r.gemm_dtype = DType::F32;
+  // The GEMM the model runs: float32, or with --dtype bfloat16 on the GPU bf16 weights and x cast to bf16, fp32
+  // accumulation and output (design.md, weight dtype policy).
+  r.gemm_dtype = device == Device::CUDA && dtype == DType::BF16 ? DType::BF16 : DType::F32;
   {
     Tensor xd = x, wd = w;
     if (device != Device::CPU) {
       xd = ops::to_device(ctx, x, device);
-      wd = ops::to_device(ctx, w, device);
+      wd = ops::to_device(ctx, w, device, r.gemm_dtype);
     }
     Tensor y = Tensor::empty({gemm_n, gemm_n}, DType::F32, alloc);  // [n, n]
     const double s = median_seconds(5, [&] {

@@ -318,8 +318,11 @@ int64_t Executor::Impl::kv_pages() {
 void Executor::Impl::place_weights(const std::map<const void*, DType>& dtypes) {
   // Adapter loading computes modules_to_save deltas against the base weights on the host: keep host masters of the
   // LoRA targets (float32) before their weights move.
-  for (Linear* l : model->lora_targets().linears) l->host_master = l->weight;
-  if (Embedding* e = model->lora_targets().embedding) e->host_master = e->table;
+  // A model already placed by an earlier executor (hylora bench runs several over one model) keeps its masters.
+  for (Linear* l : model->lora_targets().linears)
+    if (l->weight.device() == Device::CPU) l->host_master = l->weight;
+  if (Embedding* e = model->lora_targets().embedding)
+    if (e->table.device() == Device::CPU) e->host_master = e->table;
   std::map<const void*, std::vector<Tensor>> placed;  // tied weights (lm_head = embedding table) share one copy
   model->for_each_weight([&](Tensor& t) {
     if (!t.defined() || t.device() == Device::CUDA) return;
