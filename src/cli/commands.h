@@ -10,4 +10,7 @@ int run_tokenize_command(int argc, char** argv);
 int run_chat_template_command(int argc, char** argv);
 // `hylora serve`: the HTTP server (docs/server.md).
 int run_serve_command(int argc, char** argv);
+// `hylora graph-check FIXTURES_DIR` (hidden, GPU machine): CUDA-graph decode steps vs eager on golden fixtures;
+// PASS/FAIL lines, exit 1 on any failure (graph_check_command.cpp).
+int run_graph_check_command(int argc, char** argv);
 }  // namespace hylora::cli
