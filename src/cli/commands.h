@@ -12,4 +12,7 @@ int run_chat_template_command(int argc, char** argv);
 int run_serve_command(int argc, char** argv);
 // `hylora bench`: the workloads of docs/performance.md on a config's shapes with random weights.
 int run_bench_command(int argc, char** argv);
+// `hylora graph-check FIXTURES_DIR` (hidden, GPU machine): CUDA-graph decode steps vs eager on golden fixtures;
+// PASS/FAIL lines, exit 1 on any failure (graph_check_command.cpp).
+int run_graph_check_command(int argc, char** argv);
 }  // namespace hylora::cli

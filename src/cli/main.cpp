@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
     if (cmd == "serve") return hylora::cli::run_serve_command(argc - 1, argv + 1);
     if (cmd == "tokenize") return hylora::cli::run_tokenize_command(argc - 1, argv + 1);
     if (cmd == "bench") return hylora::cli::run_bench_command(argc - 1, argv + 1);
+    if (cmd == "graph-check") return hylora::cli::run_graph_check_command(argc - 1, argv + 1);
     if (cmd == "chat-template") return hylora::cli::run_chat_template_command(argc - 1, argv + 1);
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "hylora %s: error: out of memory (an allocation failed; lower the sizes the options ask "

@@ -128,6 +128,10 @@ int run_score_command(int argc, char** argv) {
   app.add_option("--kv-cache-tokens", ex_opts.kv_cache_tokens,
                  "KV cache capacity in tokens (0 = 65536 on the CPU, what --mem-fraction leaves on the GPU)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 32));
+  std::string cuda_graphs = "on";
+  app.add_option("--cuda-graphs", cuda_graphs,
+                 "GPU: replay decode steps as captured CUDA graphs per batch-size bucket (off: every step eager)")
+      ->check(CLI::IsMember({"on", "off"}));
   app.add_option("--mem-fraction", ex_opts.mem_fraction,
                  "GPU: share of the device's memory to use for weights, slots, scratch and KV pages")
       ->check(CLI::Range(1e-6, 1.0));
@@ -139,6 +143,7 @@ int run_score_command(int argc, char** argv) {
   // The executor refuses what the build or the machine cannot do (no CUDA backend or device, bf16 on the CPU).
   ex_opts.device = device == "cuda" ? Device::CUDA : Device::CPU;
   ex_opts.dtype = dtype == "bfloat16" ? DType::BF16 : DType::F32;
+  ex_opts.cuda_graphs = cuda_graphs == "on" ? CudaGraphs::kDecode : CudaGraphs::kOff;
 
   require_directory("--model", model_dir);
   ex_opts.max_lora_rank = lora_opts.max_lora_rank;

@@ -59,6 +59,10 @@ int run_serve_command(int argc, char** argv) {
   app.add_option("--kv-cache-tokens", ex_opt.kv_cache_tokens,
                  "KV cache capacity in tokens (0 = 65536 on the CPU, what --mem-fraction leaves on the GPU)")
       ->check(CLI::NonNegativeNumber);
+  std::string cuda_graphs = "on";
+  app.add_option("--cuda-graphs", cuda_graphs,
+                 "GPU: replay decode steps as captured CUDA graphs per batch-size bucket (off: every step eager)")
+      ->check(CLI::IsMember({"on", "off"}));
   app.add_option("--mem-fraction", ex_opt.mem_fraction,
                  "GPU: share of the device's memory to use for weights, slots, scratch and KV pages")
       ->check(CLI::Range(1e-6, 1.0));
@@ -83,6 +87,7 @@ int run_serve_command(int argc, char** argv) {
   // The executor refuses what the build or the machine cannot do (no CUDA backend or device, bf16 on the CPU).
   ex_opt.device = device == "cuda" ? Device::CUDA : Device::CPU;
   ex_opt.dtype = dtype == "bfloat16" ? DType::BF16 : DType::F32;
+  ex_opt.cuda_graphs = cuda_graphs == "on" ? CudaGraphs::kDecode : CudaGraphs::kOff;
   if (lora_opts.max_loras_per_batch > 1024) fail("--max-loras-per-batch ", lora_opts.max_loras_per_batch, " > 1024");
   ex_opt.max_lora_rank = lora_opts.max_lora_rank;
   ex_opt.max_loras_per_batch = lora_opts.max_loras_per_batch;

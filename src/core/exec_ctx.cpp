@@ -35,7 +35,9 @@ void ScratchArena::rewind(const Mark& m) {
 }
 
 void ScratchArena::reset() {
-  if (!overflow_.empty()) {
+  // Grow also when the overflow blocks were rewound away (a layer's temporaries): otherwise every step would chain
+  // them again, and a captured graph would keep addresses of blocks handed back to the allocator.
+  if (!overflow_.empty() || high_water_ > capacity_) {
     capacity_ = aligned(high_water_);
     block_ = alloc_.allocate(capacity_);  // views of the old blocks keep them alive until they go
     overflow_.clear();

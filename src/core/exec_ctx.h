@@ -11,7 +11,8 @@
 namespace hylora {
 
 // A bump allocator reset at the start of every step. When a step needs more than the block holds it chains extra
-// blocks; the next reset() replaces them by one block of the total size, so steady-state steps allocate nothing.
+// blocks; the next reset() replaces the block by one of the high-water size (also when the extra blocks were rewound
+// away inside the step), so steady-state steps allocate nothing and every request lands in the block.
 class ScratchArena {
  public:
   explicit ScratchArena(Allocator& alloc = host_allocator()) : alloc_(alloc) {}
@@ -30,6 +31,9 @@ class ScratchArena {
   void rewind(const Mark& m);
   size_t capacity() const { return capacity_; }
   size_t high_water() const { return high_water_; }
+  // Start of the current block: every tensor handed out since the last reset lives at a fixed offset from it when
+  // the same sequence of requests is made and none overflowed (what lets a captured CUDA graph be replayed).
+  const void* base() const { return block_.get(); }
 
  private:
   Allocator& alloc_;

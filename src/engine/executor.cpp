@@ -5,8 +5,10 @@
 #include <map>
 #include <set>
 
+#include "batch/graph_padding.h"
 #include "batch/step_batch.h"
 #include "core/exec_ctx.h"
+#include "engine/cuda_graph_runner.h"
 #include "engine/memory_plan.h"
 #include "kv/cache_pools.h"
 #include "lora/adapter_loader.h"
@@ -19,6 +21,9 @@ namespace hylora {
 
 namespace {
 constexpr int64_t kDefaultCpuKvTokens = 65536;
+// Largest decode batch replayed as a graph (bucket_size steps: 1, 2, 4, 8, 16, ... 256, i.e. ≤ 35 shapes per page
+// width and LoRA on/off); wider steps are GEMM-bound and gain little from saving launches.
+constexpr int64_t kMaxGraphRows = 256;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 }  // namespace
@@ -42,6 +47,15 @@ struct Executor::Impl {
     info.hidden_size = model->hidden_size();
     info.num_layers = model->num_layers();
     info.max_position_embeddings = model->max_position_embeddings();
+    graphs_possible = o.device == Device::CUDA && o.cuda_graphs != CudaGraphs::kOff && !has_latent_cache(*model);
+    // A stream of its own: the legacy default stream cannot be captured.
+    if (graphs_possible) ctx.stream = ops::create_stream();
+  }
+  // MLA's absorbed attention uploads a per-step table of kv_b weight pointers (a synchronising copy): not capturable.
+  static bool has_latent_cache(const Model& m) {
+    for (const LayerCacheSpec& s : m.cache_specs())
+      if (s.kind == LayerCacheSpec::Kind::kLatent) return true;
+    return false;
   }
   static int64_t check_options(const ExecutorOptions& o) {
     // First thing the constructor evaluates for a device: refuse a missing CUDA backend or GPU before any allocation.
@@ -73,6 +87,9 @@ struct Executor::Impl {
   void place_weights(const std::map<const void*, DType>& dtypes);
   void sync_lora();
   StepBatch build(const std::vector<SeqWork>& works);
+  bool graph_step(const StepBatch& b) const;
+  void run_cuda(const StepBatch& b, Tensor& logits_out);
+  void run_cuda_padded(const StepBatch& b, Tensor& logits_out);
 
   ExecutorOptions options;
   std::unique_ptr<Model> owned;  // null when the caller owns the model
@@ -86,6 +103,9 @@ struct Executor::Impl {
   LoraWeights dev_lora;
   int64_t dev_lora_loads = -1;
   std::map<const void*, Tensor> dev_deltas;
+  bool dev_has_deltas = false;  // some slot holds a modules_to_save replacement (host-chosen ops: no graphs)
+  bool graphs_possible = false;
+  CudaGraphRunner graphs;
   CachePools pools;
   std::map<SeqId, Sequence> seqs;
   SeqId next_id = 0;
@@ -376,8 +396,54 @@ void Executor::Impl::sync_lora() {
   target(h.embedding, dev_lora.embedding);
   dev_lora.embedding_delta.clear();
   for (const Tensor& t : h.embedding_delta) dev_lora.embedding_delta.push_back(delta(t));
+  dev_has_deltas = !deltas.empty();
   dev_deltas = std::move(deltas);
   dev_lora_loads = lora.loads();
+}
+
+bool Executor::Impl::graph_step(const StepBatch& b) const {
+  return graphs_possible && !dev_has_deltas && is_decode_step(b) && b.num_seqs <= kMaxGraphRows;
+}
+
+void Executor::Impl::run_cuda(const StepBatch& b, Tensor& logits_out) {
+  // The step's metadata goes up in one copy and the models see views of it; only the logit rows come back.
+  Tensor data = ctx.scratch.tensor({static_cast<int64_t>(b.data.size())}, DType::I32);
+  const Tensor host = Tensor::view_of(const_cast<int32_t*>(b.data.data()), data.shape(), DType::I32, nullptr);
+  ops::copy_tensor(ctx, host, data);
+  const StepTensors step = device_views(b, data);
+  ForwardArgs args{ctx, step, pools.layers(), &dev_lora};
+  Tensor logits = ctx.scratch.tensor(logits_out.shape());
+  model->forward(args, logits);
+  ops::copy_tensor(ctx, logits, logits_out);  // waits for the step
+}
+
+void Executor::Impl::run_cuda_padded(const StepBatch& b, Tensor& logits_out) {
+  // The step at its bucket's fixed layout (batch/graph_padding.h); the live sequences are rows 0..S-1.
+  const GraphShape shape = graph_shape_of(b, lora.num_slots());
+  const StepBatch padded = pad_to_graph_shape(b, shape);
+  StepTensors step;
+  Tensor logits;
+  auto stage = [&] {
+    // Same scratch requests for one shape, in the same order: the upload first, then the logits [B, V].
+    ctx.scratch.reset();
+    Tensor data = ctx.scratch.tensor({static_cast<int64_t>(padded.data.size())}, DType::I32);
+    const Tensor host =
+        Tensor::view_of(const_cast<int32_t*>(padded.data.data()), data.shape(), DType::I32, nullptr);
+    ops::copy_tensor(ctx, host, data);  // before any capture: copies are not recorded
+    step = device_views(padded, data);
+    logits = ctx.scratch.tensor({shape.rows, info.vocab_size});
+  };
+  auto forward = [&] {
+    ForwardArgs args{ctx, step, pools.layers(), &dev_lora};
+    model->forward(args, logits);
+  };
+  if (options.cuda_graphs == CudaGraphs::kPadOnly) {
+    stage();
+    forward();
+  } else {
+    graphs.run(ctx, shape, stage, forward);
+  }
+  ops::copy_tensor(ctx, logits.rows(0, b.num_logit_rows), logits_out);  // waits for the step
 }
 
 Executor::Executor(const std::string& model_dir, const ExecutorOptions& options)
@@ -450,16 +516,11 @@ StepOutput Executor::execute(const std::vector<SeqWork>& works) {
     ForwardArgs args{m.ctx, step, m.pools.layers(), &m.lora.weights()};
     m.model->forward(args, out.logits);
   } else {
-    // The step's metadata goes up in one copy and the models see views of it; only the logit rows come back.
     m.sync_lora();
-    Tensor data = m.ctx.scratch.tensor({static_cast<int64_t>(batch.data.size())}, DType::I32);
-    const Tensor host = Tensor::view_of(const_cast<int32_t*>(batch.data.data()), data.shape(), DType::I32, nullptr);
-    ops::copy_tensor(m.ctx, host, data);
-    const StepTensors step = device_views(batch, data);
-    ForwardArgs args{m.ctx, step, m.pools.layers(), &m.dev_lora};
-    Tensor logits = m.ctx.scratch.tensor(out.logits.shape());
-    m.model->forward(args, logits);
-    ops::copy_tensor(m.ctx, logits, out.logits);  // waits for the step
+    if (m.graph_step(batch))
+      m.run_cuda_padded(batch, out.logits);
+    else
+      m.run_cuda(batch, out.logits);
   }
   int64_t r = 0;
   for (const SeqWork& w : works) {
@@ -468,6 +529,11 @@ StepOutput Executor::execute(const std::vector<SeqWork>& works) {
     m.seq(w.seq).length += static_cast<int64_t>(w.tokens.size());
   }
   return out;
+}
+
+CudaGraphStats Executor::cuda_graph_stats() const {
+  const CudaGraphRunner::Stats& s = impl_->graphs.stats();
+  return {s.warmups, s.captures, s.replays, s.eager, s.dropped, impl_->graphs.graphs()};
 }
 
 }  // namespace hylora

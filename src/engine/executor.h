@@ -28,6 +28,13 @@ namespace lora {
 struct NormalizedAdapter;
 }
 
+// CUDA graphs for decode steps (engine/cuda_graph_runner.h). Ignored on the CPU.
+enum class CudaGraphs {
+  kOff,       // every step eager, unpadded (as before graphs existed)
+  kDecode,    // decode steps padded to their bucket and replayed as captured graphs; other steps eager
+  kPadOnly,   // decode steps padded like kDecode but run eagerly (checks: the padding's effect without the capture's)
+};
+
 struct ExecutorOptions {
   Device device = Device::CPU;
   // Weight dtype: F32, or BF16 on the GPU (the big matrices stored in bf16, models/weight_precision.h; activations,
@@ -44,6 +51,20 @@ struct ExecutorOptions {
   // reserve and the KV pages, sized at construction; engine/memory_plan.h). A model that does not fit is an Error
   // from the constructor. Ignored on the CPU.
   double mem_fraction = 0.9;
+  // GPU: decode steps as CUDA graphs (--cuda-graphs on|off). Steps with prefill rows, MLA models (DeepSeek: the
+  // absorbed-MLA op uploads a per-step weight table) and steps while any adapter slot holds a modules_to_save
+  // replacement run eagerly.
+  CudaGraphs cuda_graphs = CudaGraphs::kDecode;
+};
+
+// What the graph path did so far (tests, checks, metrics).
+struct CudaGraphStats {
+  int64_t warmups = 0;   // first step of a graph shape, run eagerly
+  int64_t captures = 0;  // graphs recorded
+  int64_t replays = 0;   // steps that replayed a graph
+  int64_t eager = 0;     // padded steps run eagerly after a failed or dropped capture
+  int64_t dropped = 0;   // graphs dropped because the scratch arena moved
+  int64_t graphs = 0;    // graphs held now
 };
 
 // What clients need to know about the loaded model.
@@ -124,6 +145,7 @@ class Executor {
   // Runs one step. Token ids, sequence ids and lengths are checked first (Error), capacity next (PoolExhausted);
   // either way nothing changed. On success every work's tokens are cached in its sequence.
   StepOutput execute(const std::vector<SeqWork>& works);
+  CudaGraphStats cuda_graph_stats() const;
 
  private:
   struct Impl;

@@ -44,4 +44,10 @@ void synchronize(ExecCtx& ctx) {
   if (ctx.device == Device::CUDA) cuda_backend::synchronize(ctx);
 }
 
+void* create_stream() { return cuda_backend::create_stream(); }
+void graph_capture_begin(ExecCtx& ctx) { cuda_backend::graph_capture_begin(ctx); }
+std::shared_ptr<void> graph_capture_end(ExecCtx& ctx) { return cuda_backend::graph_capture_end(ctx); }
+void graph_capture_abort(ExecCtx& ctx) { cuda_backend::graph_capture_abort(ctx); }
+void graph_replay(ExecCtx& ctx, const std::shared_ptr<void>& graph) { cuda_backend::graph_replay(ctx, graph); }
+
 }  // namespace hylora::ops

@@ -3,6 +3,7 @@
 // device's queued work. The executor uses these to place weights, caches, adapter slots and the step on the compute
 // device; the models never call them (they only run ops).
 #include <cstddef>
+#include <memory>
 
 #include "core/exec_ctx.h"
 
@@ -27,12 +28,33 @@ DeviceMemory device_memory(Device device);
 // Waits for the work queued on ctx's stream (no-op on the CPU); throws Error naming a device fault.
 void synchronize(ExecCtx& ctx);
 
+// --- CUDA graphs of whole steps (engine/cuda_graph_runner.h) ---------------------------------------------------
+// A stream of its own for an executor (a null stream, the legacy default, cannot be captured). It is a blocking
+// stream: the allocator's cudaMemset (legacy stream) stays ordered after it, and any legacy-stream call made during a
+// capture fails the capture instead of escaping it. Never destroyed (one per executor, process lifetime).
+void* create_stream();
+// Starts recording ctx.stream's work (thread-local mode: an unsafe call from this thread, such as cudaMalloc or a
+// synchronising copy, fails the capture). Nothing queued while recording runs.
+void graph_capture_begin(ExecCtx& ctx);
+// Stops recording and instantiates the graph. Returns null (and leaves no capture open, no error pending) when the
+// capture failed, e.g. because an op synchronised or allocated while recording; callers then run the step eagerly.
+std::shared_ptr<void> graph_capture_end(ExecCtx& ctx);
+// Ends a capture abandoned by an exception (discards whatever was recorded; no-op when none is open).
+void graph_capture_abort(ExecCtx& ctx);
+// Queues one replay of `graph` on ctx.stream (asynchronous, like the kernels it holds).
+void graph_replay(ExecCtx& ctx, const std::shared_ptr<void>& graph);
+
 namespace cuda_backend {
 bool available();
 Allocator& allocator();
 void memcpy(ExecCtx& ctx, void* dst, const void* src, size_t bytes);  // any direction (unified addressing)
 void synchronize(ExecCtx& ctx);
 DeviceMemory memory();
+void* create_stream();
+void graph_capture_begin(ExecCtx& ctx);
+std::shared_ptr<void> graph_capture_end(ExecCtx& ctx);
+void graph_capture_abort(ExecCtx& ctx);
+void graph_replay(ExecCtx& ctx, const std::shared_ptr<void>& graph);
 }  // namespace cuda_backend
 
 }  // namespace hylora::ops

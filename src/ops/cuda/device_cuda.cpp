@@ -93,3 +93,56 @@ void synchronize(ExecCtx& ctx) {
 }
 
 }  // namespace hylora::ops::cuda_backend
+
+// --- CUDA graphs ---------------------------------------------------------------------------------------------
+namespace hylora::ops::cuda_backend {
+
+void* create_stream() {
+  cudaStream_t s = nullptr;
+  check(cudaStreamCreateWithFlags(&s, cudaStreamDefault), "cudaStreamCreate");
+  return s;
+}
+
+void graph_capture_begin(ExecCtx& ctx) {
+  auto st = static_cast<cudaStream_t>(ctx.stream);
+  HYLORA_CHECK(st != nullptr, "internal: CUDA graph capture on the legacy default stream");
+  check(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
+}
+
+std::shared_ptr<void> graph_capture_end(ExecCtx& ctx) {
+  cudaGraph_t graph = nullptr;
+  const cudaError_t e = cudaStreamEndCapture(static_cast<cudaStream_t>(ctx.stream), &graph);
+  if (e != cudaSuccess || graph == nullptr) {
+    (void)cudaGetLastError();  // an invalidated capture is not a device fault: clear it and let the step run eagerly
+    if (graph) cudaGraphDestroy(graph);
+    return nullptr;
+  }
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t ie = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);  // the executable graph keeps what it needs
+  if (ie != cudaSuccess) {
+    (void)cudaGetLastError();
+    return nullptr;
+  }
+  return std::shared_ptr<void>(exec, [](void* g) { cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(g)); });
+}
+
+void graph_capture_abort(ExecCtx& ctx) {
+  auto st = static_cast<cudaStream_t>(ctx.stream);
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  if (st == nullptr || cudaStreamIsCapturing(st, &status) != cudaSuccess || status == cudaStreamCaptureStatusNone) {
+    (void)cudaGetLastError();
+    return;
+  }
+  cudaGraph_t graph = nullptr;
+  cudaStreamEndCapture(st, &graph);
+  if (graph) cudaGraphDestroy(graph);
+  (void)cudaGetLastError();
+}
+
+void graph_replay(ExecCtx& ctx, const std::shared_ptr<void>& graph) {
+  check(cudaGraphLaunch(static_cast<cudaGraphExec_t>(graph.get()), static_cast<cudaStream_t>(ctx.stream)),
+        "cudaGraphLaunch");
+}
+
+}  // namespace hylora::ops::cuda_backend

@@ -48,7 +48,7 @@ __global__ void rope_kernel(T* x, int64_t ldx, int64_t T_, int heads, int head_d
   }
 }
 
-// warp argmax over sh[0..n): largest value, lowest index on ties; returns index (all lanes)
+// warp argmax over sh[0..n): largest value, lowest index on ties; returns index (all lanes), 0 when all are NaN
 __device__ int warp_argmax(const float* sh, int n) {
   const int lane = threadIdx.x & 31;
   float bv = -INFINITY;
@@ -68,7 +68,9 @@ __device__ int warp_argmax(const float* sh, int n) {
       bi = oi;
     }
   }
-  return bi;
+  // All NaN (a padding row of a CUDA-graph bucket holds whatever the scratch held): pick 0, never an index past n,
+  // so that the expert ids stay in range for the permutation (the row's result is discarded).
+  return bi < n ? bi : 0;
 }
 
 constexpr int kRouteWarps = 4;

@@ -15,5 +15,10 @@ Allocator& allocator() { no_cuda(); }
 void memcpy(ExecCtx&, void*, const void*, size_t) { no_cuda(); }
 void synchronize(ExecCtx&) { no_cuda(); }
 DeviceMemory memory() { no_cuda(); }
+void* create_stream() { no_cuda(); }
+void graph_capture_begin(ExecCtx&) { no_cuda(); }
+std::shared_ptr<void> graph_capture_end(ExecCtx&) { no_cuda(); }
+void graph_capture_abort(ExecCtx&) {}
+void graph_replay(ExecCtx&, const std::shared_ptr<void>&) { no_cuda(); }
 
 }  // namespace hylora::ops::cuda_backend
