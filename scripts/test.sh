@@ -13,12 +13,18 @@
 #                          with HYLORA_TEST_MUTATE=1 bash scripts/test.sh (10-17 minutes); last result in docs/testing.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# ccache keys objects by paths relative to the checkout (the sanitizer build's too), so clones share them.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$(pwd)}"
+t0=$(date +%s)
+stage() { echo "== [$(( $(date +%s) - t0 ))s] $*"; }
+stage "setup"
 bash scripts/setup.sh
+stage "build"
 bash scripts/build.sh
 cd build
 # OpenMP threads that spin while OpenBLAS's own threads work slow a 2-core machine down 20x; sleep instead.
 export OMP_WAIT_POLICY=passive
-echo "== all tests, OpenBLAS kernels for this CPU ($(tests/hylora_openblas_core))"
+stage "all tests, OpenBLAS kernels for this CPU ($(tests/hylora_openblas_core))"
 ctest --output-on-failure -j"$(nproc)"
 for core in ${HYLORA_TEST_CORETYPES-Haswell Prescott}; do
   got=$(OPENBLAS_CORETYPE=$core tests/hylora_openblas_core)
@@ -26,26 +32,30 @@ for core in ${HYLORA_TEST_CORETYPES-Haswell Prescott}; do
     echo "OPENBLAS_CORETYPE=$core is not available in this OpenBLAS (it runs $got): fix HYLORA_TEST_CORETYPES" >&2
     exit 1
   fi
-  echo "== model tests under OPENBLAS_CORETYPE=$core"
+  stage "model tests under OPENBLAS_CORETYPE=$core"
   # Everything but the text front end's tests (they use no BLAS; a new text suite missing here just runs again).
   OPENBLAS_CORETYPE=$core ctest --output-on-failure -j"$(nproc)" \
     -E '^(AddedTokens|Bpe|ByteLevel|ChatTemplateReference|HandWrittenTemplate|JinjaEscape|JinjaLoad|JinjaPython|PreTokenizer|Qwen3Reference|Regex|StreamDecoder|TinyTokenizerHf|Tokenizer|Utf8)\.'
 done
 cd ..
 
-if [ "${HYLORA_SANITIZERS:-0}" = 1 ]; then
+if [ "${HYLORA_SANITIZERS:-1}" = 1 ]; then
   # Sanitizer build: every unit/golden/text test under AddressSanitizer + UndefinedBehaviorSanitizer (any report
   # fails the test), then the fuzzers (which share this build). (Tokenizer speed is a benchmark program now, not a
   # timed test, so nothing needs excluding for the instrumented build.)
+  stage "sanitizer build (clang, ASan + UBSan, build-asan)"
   CC=clang CXX=clang++ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Release -DHYLORA_FUZZ=ON -DHYLORA_NO_CUDA=ON >/dev/null
   cmake --build build-asan -j"$(nproc)"
+  stage "all tests under ASan + UBSan"
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
      OMP_WAIT_POLICY=passive ctest --output-on-failure -j"$(nproc)")
-  bash scripts/fuzz.sh "${HYLORA_FUZZ_SECONDS:-15}"
+  stage "fuzz harnesses, ${HYLORA_FUZZ_SECONDS:-15}s each"
+  HYLORA_FUZZ_NO_BUILD=1 bash scripts/fuzz.sh "${HYLORA_FUZZ_SECONDS:-15}"
 fi
 
 if [ "${HYLORA_TEST_MUTATE:-0}" = 1 ]; then
-  echo "== mutation testing"
+  stage "mutation testing"
   command -v python3 >/dev/null || { echo "mutation testing needs python3 (apt-get install python3)" >&2; exit 1; }
   python3 tools/mutate/mutate.py --skip-stale --json build/mutate-results.json
 fi
+stage "done"
