@@ -5,10 +5,10 @@
 
 namespace hylora::server {
 
-nlohmann::json parse_json_body(const std::string& body, std::size_t max_bytes) {
-  nlohmann::json j;
+nlohmann::ordered_json parse_json_body(const std::string& body, std::size_t max_bytes) {
+  nlohmann::ordered_json j;
   try {
-    j = parse_json_bounded(body, JsonLimits{max_bytes, json_limits::kMaxDepth}, "request body");
+    j = parse_json_bounded<nlohmann::ordered_json>(body, JsonLimits{max_bytes, json_limits::kMaxDepth}, "request body");
   } catch (const Error& e) {
     throw bad_request(e.what());
   }
