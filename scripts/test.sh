@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# The whole test suite: install dependencies, build, run every CTest test (unit, golden HF/PEFT fixtures, text);
-# then the model tests again under other OpenBLAS kernel sets; then the same tests again in a clang ASan + UBSan
-# build (build-asan), and every fuzz harness for a bounded time (HYLORA_FUZZ_SECONDS each, default 15;
-# HYLORA_SANITIZERS=1 runs both; not yet part of CI: the suite has not had its first clean run under clang
-# ASan + UBSan, see docs/hostile_input.md).
+# The whole test suite, and exactly what CI runs (.ci/run): install dependencies, build, run every CTest test (unit,
+# golden HF/PEFT fixtures, text, server); then the model tests again under other OpenBLAS kernel sets; then the
+# sanitizer stage: a clang build with AddressSanitizer + UndefinedBehaviorSanitizer (build-asan) that runs every CTest
+# test again (any report fails the test), then every libFuzzer harness of fuzz/ for HYLORA_FUZZ_SECONDS each
+# (default 15; docs/hostile_input.md). Each stage prints its start time in seconds ("== [123s] ...").
+#   HYLORA_SANITIZERS=0 - skip the sanitizer stage (a quick local run).
+# Measured from a clean clone on the 2-core development machine while three other builds shared it (load 8-10):
+#   setup 24 s, build 19 min (cold ccache, CUDA files included), CTest 2.5 min, the two core-type passes 4.4 min,
+#   sanitizer build 41 min (15 of them beside a second sanitizer build), the suite under ASan + UBSan 11.6 min,
+#   the fuzzers 2 min: 81 min in all (2026-12-01). The non-sanitizer part takes 12 min on CI's own 2 cores against
+#   26 min here, so expect about 40 min in CI, inside its 90-minute limit.
 # OpenBLAS picks its kernels (and blocking) by CPU, so float32 rounding differs between machines (issue 9 item 0:
 # Haswell kernels on AMD EPYC). Running under several OPENBLAS_CORETYPE values on one machine checks that no test
 # depends on one CPU's rounding: the golden limits (tests/fixtures/*/limits.json) were measured under each of them.
