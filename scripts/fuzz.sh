@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
 shift || true
-targets=(request_json safetensors config adapter tokenizer_json bpe jinja)
+targets=(request_json server_request safetensors config adapter tokenizer_json bpe jinja)
 [ $# -gt 0 ] && targets=("$@")
 build=${HYLORA_ASAN_BUILD:-build-asan}
 jobs=${HYLORA_JOBS:-$(nproc)}
@@ -36,6 +36,11 @@ for t in "${targets[@]}"; do
       for f in tests/text/*.jsonl; do seed_lines "$f" "$d"; done
       printf '{"id": "base", "input_ids": [1, 2, 3], "lora": null}' > "$d/score.0"
       printf '{"id": 7, "input_ids": [4294967296, -1], "lora": "full_r16"}' > "$d/score.1" ;;
+    server_request)  # chat bodies (messages, tools, kwargs) and one body of each other endpoint
+      seed_lines tests/text/chat_requests.jsonl "$d"
+      printf '{"model": "base", "prompt": "hello", "max_tokens": 4, "logprobs": 2, "stop": ["\\n"], "seed": 1}' > "$d/completion"
+      printf '{"model": "base:a", "messages": [{"role": "user", "content": "hi"}], "n": 2, "top_p": 0.9, "stream": true, "stream_options": {"include_usage": true}, "chat_template_kwargs": {"enable_thinking": false}}' > "$d/chat"
+      printf '{"input_ids": [1, 2, 3], "sampling_params": {"max_new_tokens": 4, "temperature": 0.7, "top_k": 5, "min_p": 0.1, "stop_token_ids": [2]}, "lora_path": "a", "return_logprob": true, "logprob_start_len": 0}' > "$d/generate" ;;
     safetensors)
       find tests/fixtures -name '*.safetensors' -size -64k | while read -r f; do cp "$f" "$d/$((n++)).st"; done ;;
     config)

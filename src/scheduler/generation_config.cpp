@@ -1,32 +1,31 @@
 #include "scheduler/generation_config.h"
 
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json_limits.h"
 
 namespace hylora::scheduler {
 
 namespace {
 bool read_ids(const std::filesystem::path& file, std::vector<int32_t>& out) {
-  std::ifstream in(file);
-  if (!in) return false;
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const std::exception& e) {
-    fail(file.string(), ": not valid JSON (", e.what(), ")");
-  }
+  std::error_code ec;
+  if (!std::filesystem::exists(file, ec)) return false;
+  // A model directory is outside data: the same size and depth limits as config.json (issue 11).
+  const auto j = read_json_file_bounded<nlohmann::json>(file.string(), json_limits::kConfig);
   const nlohmann::json* e = nullptr;
-  if (j.is_object() && j.contains("eos_token_id")) e = &j["eos_token_id"];
-  else if (j.is_object() && j.contains("text_config") && j["text_config"].is_object() &&
-           j["text_config"].contains("eos_token_id"))
-    e = &j["text_config"]["eos_token_id"];
+  if (j.is_object() && j.contains("eos_token_id")) e = &j.at("eos_token_id");
+  else if (j.is_object() && j.contains("text_config") && j.at("text_config").is_object() &&
+           j.at("text_config").contains("eos_token_id"))
+    e = &j.at("text_config").at("eos_token_id");
   if (!e || e->is_null()) return false;
   auto add = [&](const nlohmann::json& v) {
-    HYLORA_CHECK(v.is_number_integer(), file.string(), ": eos_token_id must be an integer or a list of them");
-    out.push_back(v.get<int32_t>());
+    // Checked as the exact JSON integer: get<int32_t>() would wrap 4294967296 to 0 and end every request there.
+    int64_t id = 0;
+    HYLORA_CHECK(json_int_in_range(v, 0, INT32_MAX, id), file.string(),
+                 ": eos_token_id must be an integer in [0, 2^31-1] or a list of them, found ", v.dump());
+    out.push_back(static_cast<int32_t>(id));
   };
   if (e->is_array())
     for (auto& v : *e) add(v);

@@ -191,7 +191,7 @@ struct StreamState {
 
 void HttpServer::handle_generation(const std::string& req_body, httplib::Response& res, Endpoint ep) {
   guarded(res, [&] {
-    json body = parse_json_body(req_body);
+    const auto body = parse_json_body(req_body, opt_.max_body_bytes);
     auto state = std::make_shared<StreamState>();
     state->p = parse_request(body, ep, ctx_);
     const ParsedRequest& p = state->p;

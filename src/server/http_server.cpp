@@ -156,7 +156,7 @@ void HttpServer::handle_load(const std::string& req_body, httplib::Response& res
     if (opt_.lora_root.empty())
       throw ApiError(403, "permission_error",
                      "loading adapters over HTTP is disabled: start the server with --lora-root DIR");
-    json body = parse_json_body(req_body);
+    auto body = parse_json_body(req_body, opt_.max_body_bytes);
     if (!body.contains("lora_name") || !body["lora_name"].is_string())
       throw bad_request("'lora_name' must be a string", "lora_name");
     if (!body.contains("lora_path") || !body["lora_path"].is_string())
@@ -176,7 +176,7 @@ void HttpServer::handle_load(const std::string& req_body, httplib::Response& res
 
 void HttpServer::handle_unload(const std::string& req_body, httplib::Response& res) {
   guarded(res, [&] {
-    json body = parse_json_body(req_body);
+    auto body = parse_json_body(req_body, opt_.max_body_bytes);
     if (!body.contains("lora_name") || !body["lora_name"].is_string())
       throw bad_request("'lora_name' must be a string", "lora_name");
     const std::string name = body["lora_name"].get<std::string>();

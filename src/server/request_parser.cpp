@@ -11,7 +11,7 @@
 namespace hylora::server {
 
 namespace {
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;
 
 const json* field(const json& j, const char* name) {
   auto it = j.find(name);
@@ -215,13 +215,13 @@ ParsedRequest parse_request(const json& body, Endpoint endpoint, const ModelCont
       if (!ctx.chat_template) need_tokenizer(ctx, "chat");
       if (!ctx.chat_template) throw bad_request("this model has no chat template");
       // The template sees the messages, tools and any template kwargs, as apply_chat_template does.
-      nlohmann::ordered_json req = nlohmann::ordered_json::object();
-      req["messages"] = nlohmann::ordered_json::parse(msgs->dump());
-      if (const json* t = field(body, "tools")) req["tools"] = nlohmann::ordered_json::parse(t->dump());
+      json req = json::object();
+      req["messages"] = *msgs;
+      if (const json* t = field(body, "tools")) req["tools"] = *t;
       req["add_generation_prompt"] = true;
       if (const json* kw = field(body, "chat_template_kwargs")) {
         if (!kw->is_object()) throw bad_request("'chat_template_kwargs' must be an object", "chat_template_kwargs");
-        for (auto& [k, v] : kw->items()) req[k] = nlohmann::ordered_json::parse(v.dump());
+        for (auto& [k, v] : kw->items()) req[k] = v;
       }
       std::string prompt_text;
       try {

@@ -54,7 +54,8 @@ struct ModelContext {
 
 enum class Endpoint { kCompletions, kChat, kGenerate };
 
-ParsedRequest parse_request(const nlohmann::json& body, Endpoint endpoint, const ModelContext& ctx);
+// `body` keeps the client's key order (parse_json_body): the chat template sees messages and tools as sent.
+ParsedRequest parse_request(const nlohmann::ordered_json& body, Endpoint endpoint, const ModelContext& ctx);
 
 }  // namespace server
 }  // namespace hylora

@@ -173,6 +173,29 @@ TEST(SafetensorsLimits, OverlapGapTrailingDuplicateAndMismatchAreRefused) {
   EXPECT_TRUE(has(st_error(R"({"a":)" + deep(1000) + "}", ""), "nesting depth"));
 }
 
+TEST(SafetensorsLimits, MisalignedOffsetsAreReadExactly) {
+  // safetensors does not align tensors: an f16 of one element puts the f64 after it at byte 2, the f32 at byte 10,
+  // and an odd header length misaligns the whole data section. Values must be read through memcpy (a typed pointer
+  // here is undefined behaviour: the sanitizer stage's UBSan alignment check fails this test on such a read).
+  std::string data(2 + 8 + 4, '\0');
+  const uint16_t h = 0x3c00;  // f16 1.0
+  const double d = -2.5;
+  const float f = 0.125f;
+  std::memcpy(&data[0], &h, 2);
+  std::memcpy(&data[2], &d, 8);
+  std::memcpy(&data[10], &f, 4);
+  std::string header = R"({"h":{"dtype":"F16","shape":[1],"data_offsets":[0,2]},)"
+                       R"("d":{"dtype":"F64","shape":[1],"data_offsets":[2,10]},)"
+                       R"("f":{"dtype":"F32","shape":[1],"data_offsets":[10,14]}})";
+  if (header.size() % 2 == 0) header += ' ';
+  auto dir = temp_dir("misaligned");
+  write_raw_safetensors(dir / "x.safetensors", header, data);
+  const Checkpoint ck = Checkpoint::open_file((dir / "x.safetensors").string());
+  EXPECT_EQ(tensor_to_f32(ck.info("h")).f32()[0], 1.0f);
+  EXPECT_EQ(tensor_to_f32(ck.info("d")).f32()[0], -2.5f);
+  EXPECT_EQ(tensor_to_f32(ck.info("f")).f32()[0], 0.125f);
+}
+
 TEST(SafetensorsLimits, NonStringWeightMapValueNamesTheTensor) {
   auto dir = temp_dir("idx");
   write_text(dir / "model.safetensors.index.json", R"({"weight_map": {"model.norm.weight": 5}})");

@@ -184,7 +184,10 @@ test("bad input gets a clear 4xx and harms nobody else", async () => {
   const cases = [
     ["malformed JSON", () => gen('{"input_ids": [1, 2', true), 400],
     ["not an object", () => gen("[1, 2, 3]", true), 400],
-    ["deep nesting", () => gen('{"x":' + "[".repeat(5000) + "]".repeat(5000) + "}", true), 400],
+    // Otherwise a valid request: only the depth limit can refuse it.
+    ["deep nesting", () => gen('{"input_ids": [1], "sampling_params": {"max_new_tokens": 1}, "x":' +
+                               "[".repeat(5000) + "]".repeat(5000) + "}", true), 400,
+     "request body: JSON nesting depth is over the limit of 64"],
     ["wrong type", () => chat({ model: BASE, messages: [{ role: "user", content: "x" }], max_tokens: "ten" }), 400],
     ["wrong type (messages)", () => chat({ model: BASE, messages: "hello" }), 400],
     ["unknown model", () => chat({ model: "no-such-model", messages: [{ role: "user", content: "x" }] }), 404],
@@ -219,10 +222,11 @@ test("bad input gets a clear 4xx and harms nobody else", async () => {
     ["no API key on /health", () => get(url + "/health"), 401],
     ["unknown endpoint", () => get(url + "/v2/nothing", AUTH), 404],
   ];
-  for (const [what, fn, status] of cases) {
+  for (const [what, fn, status, says] of cases) {
     const r = await fn();
     assert.equal(r.status, status, `${what}: ${r.status} ${r.text}`);
     if (status !== 413 || r.json) assert.ok(r.json?.error?.message, `${what}: no JSON error body: ${r.text}`);
+    if (says) assert.ok(r.json.error.message.includes(says), `${what}: ${r.json.error.message}`);
   }
   assert.equal((await get(url + "/health", AUTH)).status, 200);
 });
