@@ -226,6 +226,7 @@ int run_bench_command(int argc, char** argv) {
                "docs/performance.md, each beside its bytes and FLOP floors (measured at start-up).",
                "hylora bench"};
   std::string config_path, device = "cpu", dtype = "float32", workloads = "all", out_md, out_json, card, commit;
+  std::string cuda_graphs = "on";
   bool random_weights = false;
   int64_t layers = 0, warmup = 2, repeats = 5, copy_mib = 0, gemm_n = 0;
   uint64_t seed = 0;
@@ -238,6 +239,8 @@ int run_bench_command(int argc, char** argv) {
       ->check(CLI::Range(int64_t{1}, int64_t{100000}));
   app.add_option("--device", device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_option("--dtype", dtype, "float32 or bfloat16")->check(CLI::IsMember({"float32", "bfloat16"}));
+  app.add_option("--cuda-graphs", cuda_graphs, "on: decode steps replay captured CUDA graphs (as score/serve); off: eager")
+      ->check(CLI::IsMember({"on", "off"}));
   app.add_option("--workloads", workloads, "all, decode, prefill, or a comma list of workload names");
   app.add_option("--context", s.context, "decode: tokens cached before the timed steps")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
@@ -304,6 +307,7 @@ int run_bench_command(int argc, char** argv) {
   ExecutorOptions base;
   base.device = dev;
   base.dtype = dtype == "bfloat16" ? DType::BF16 : DType::F32;
+  base.cuda_graphs = cuda_graphs == "on" ? CudaGraphs::kDecode : CudaGraphs::kOff;
   const double wb = static_cast<double>(dtype_size(base.dtype));
 
   run.rates = measure_hardware(dev, base.dtype, copy_mib ? copy_mib : (dev == Device::CUDA ? 1024 : 256),
