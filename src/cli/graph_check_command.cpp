@@ -104,6 +104,15 @@ void run_case(const Case& c, const std::string& root, DType dtype, Result& res) 
     for (auto& e : ex) id = e->open_sequence();  // same id in each (same open/release order)
     return id;
   };
+  // At most max_loras_per_batch distinct adapters in one step (fixtures have up to 5): the rest run on the base model.
+  auto cap_adapters = [&](std::vector<SeqWork>& works) {
+    std::vector<const void*> used;
+    for (SeqWork& w : works)
+      if (w.adapter && std::find(used.begin(), used.end(), w.adapter.get()) == used.end()) {
+        if (static_cast<int64_t>(used.size()) == o.max_loras_per_batch) w.adapter = nullptr;
+        else used.push_back(w.adapter.get());
+      }
+  };
   // 11 sequences, prefilled in one step, each with its adapter.
   std::vector<SeqId> live;
   std::vector<SeqWork> prefill;
@@ -111,6 +120,7 @@ void run_case(const Case& c, const std::string& root, DType dtype, Result& res) 
     live.push_back(open());
     prefill.push_back({live.back(), rand_tokens(3 + 2 * i), adapters[i % adapters.size()], RowOutput::kLast});
   }
+  cap_adapters(prefill);
   step(prefill);
   // Decode steps: batch sizes over several buckets (7 then 5 share bucket 8; 3 then 4 share bucket 4), adapters
   // drawn per step so that the mix, slots and segment count change.
@@ -132,13 +142,7 @@ void run_case(const Case& c, const std::string& root, DType dtype, Result& res) 
     std::vector<SeqWork> works;
     for (int i = 0; i < sizes[k % sizes.size()] && i < static_cast<int>(order.size()); ++i)
       works.push_back({order[i], rand_tokens(1), adapters[rng() % adapters.size()], RowOutput::kLast});
-    // At most max_loras_per_batch distinct adapters in one step: the rest run on the base model.
-    std::vector<const void*> used;
-    for (SeqWork& w : works)
-      if (w.adapter && std::find(used.begin(), used.end(), w.adapter.get()) == used.end()) {
-        if (static_cast<int64_t>(used.size()) == o.max_loras_per_batch) w.adapter = nullptr;
-        else used.push_back(w.adapter.get());
-      }
+    cap_adapters(works);
     step(works);
   }
   const CudaGraphStats s = ex[2]->cuda_graph_stats();
