@@ -510,7 +510,9 @@ StepOutput Executor::execute(const std::vector<SeqWork>& works) {
   const StepBatch batch = m.build(works);
   m.ctx.scratch.reset();
   StepOutput out;
-  out.logits = Tensor::empty({batch.num_logit_rows, m.info.vocab_size});
+  // [R, V] float32 on the host, from blocks reused step to step (ops::host_output_allocator says why).
+  out.logits = Tensor::empty({batch.num_logit_rows, m.info.vocab_size}, DType::F32,
+                             ops::host_output_allocator(m.ctx.device));
   if (m.ctx.device == Device::CPU) {
     const StepTensors step = host_views(batch);
     ForwardArgs args{m.ctx, step, m.pools.layers(), &m.lora.weights()};

@@ -2,11 +2,17 @@
 
 #include <cstring>
 
+#include "core/caching_host_allocator.h"
+
 namespace hylora::ops {
 
 bool cuda_available() { return cuda_backend::available(); }
 
 Allocator& allocator_for(Device d) { return d == Device::CUDA ? cuda_backend::allocator() : host_allocator(); }
+
+Allocator& host_output_allocator(Device d) {
+  return d == Device::CUDA ? cuda_backend::pinned_allocator() : caching_host_allocator();
+}
 
 void copy_tensor(ExecCtx& ctx, const Tensor& src, Tensor& dst) {
   HYLORA_CHECK(src.dtype() == dst.dtype() && src.numel() == dst.numel() && src.contiguous() && dst.contiguous(),

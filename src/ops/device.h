@@ -13,6 +13,9 @@ namespace hylora::ops {
 bool cuda_available();
 // host_allocator() or the CUDA backend's caching device arena. Throws Error for CUDA in a build without it.
 Allocator& allocator_for(Device d);
+// Host memory for what a step hands back to the host (its logits), reused from step to step instead of being faulted
+// in again: a caching host allocator, page-locked when the step runs on a GPU (faster copies back).
+Allocator& host_output_allocator(Device d);
 // dst = src (same dtype, same shape, both contiguous; any pair of devices). Returns when dst can be read on the host.
 void copy_tensor(ExecCtx& ctx, const Tensor& src, Tensor& dst);
 // A contiguous copy of `t` (host, float32/int32) on `device` from allocator_for(device).
@@ -47,6 +50,7 @@ void graph_replay(ExecCtx& ctx, const std::shared_ptr<void>& graph);
 namespace cuda_backend {
 bool available();
 Allocator& allocator();
+Allocator& pinned_allocator();  // caching, page-locked host blocks
 void memcpy(ExecCtx& ctx, void* dst, const void* src, size_t bytes);  // any direction (unified addressing)
 void synchronize(ExecCtx& ctx);
 DeviceMemory memory();

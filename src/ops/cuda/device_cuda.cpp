@@ -5,6 +5,7 @@
 #include <mutex>
 #include <vector>
 
+#include "core/caching_host_allocator.h"
 #include "ops/device.h"
 
 namespace hylora::ops::cuda_backend {
@@ -67,6 +68,17 @@ class CudaArena final : public Allocator {
 bool available() {
   int n = 0;
   return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+}
+
+Allocator& pinned_allocator() {
+  // Page-locked blocks, cached (cudaHostAlloc is slow and synchronising); 1 GiB kept at most.
+  static auto* a = new CachingHostAllocator(
+      [](size_t bytes) -> void* {
+        void* p = nullptr;
+        return cudaHostAlloc(&p, bytes, cudaHostAllocDefault) == cudaSuccess ? p : nullptr;
+      },
+      [](void* p) { cudaFreeHost(p); }, size_t{1} << 30);  // leaked on purpose, as the arena
+  return *a;
 }
 
 Allocator& allocator() {

@@ -12,6 +12,7 @@ namespace {
 
 bool available() { return false; }
 Allocator& allocator() { no_cuda(); }
+Allocator& pinned_allocator() { no_cuda(); }
 void memcpy(ExecCtx&, void*, const void*, size_t) { no_cuda(); }
 void synchronize(ExecCtx&) { no_cuda(); }
 DeviceMemory memory() { no_cuda(); }
