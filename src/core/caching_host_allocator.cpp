@@ -19,6 +19,11 @@ void free_raw(void* p) { std::free(p); }
 CachingHostAllocator::CachingHostAllocator(RawAlloc raw_alloc, RawFree raw_free, size_t max_cached_bytes)
     : raw_alloc_(raw_alloc), raw_free_(raw_free), max_cached_(max_cached_bytes) {}
 
+CachingHostAllocator::~CachingHostAllocator() {
+  for (auto& [size, blocks] : free_)
+    for (void* p : blocks) raw_free_(p);
+}
+
 std::shared_ptr<void> CachingHostAllocator::allocate(size_t bytes) {
   const size_t size = size_class(bytes);
   void* p = nullptr;

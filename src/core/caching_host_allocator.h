@@ -19,6 +19,11 @@ class CachingHostAllocator final : public Allocator {
   using RawFree = void (*)(void* p);
   // Keeps at most `max_cached_bytes` of freed blocks; blocks are rounded to 64 B below 1 MiB, to 1 MiB above.
   CachingHostAllocator(RawAlloc raw_alloc, RawFree raw_free, size_t max_cached_bytes);
+  // Frees the cached blocks. Blocks still held by tensors must not outlive the allocator (the process-wide ones are
+  // never destroyed for that reason).
+  ~CachingHostAllocator() override;
+  CachingHostAllocator(const CachingHostAllocator&) = delete;
+  CachingHostAllocator& operator=(const CachingHostAllocator&) = delete;
   Device device() const override { return Device::CPU; }
   std::shared_ptr<void> allocate(size_t bytes) override;
   size_t cached_bytes() const;
