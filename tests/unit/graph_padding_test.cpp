@@ -76,6 +76,16 @@ std::vector<int32_t> field(const StepBatch& b, const StepBatch::Field& f) {
   return std::vector<int32_t>(b.at(f), b.at(f) + f.size);
 }
 
+TEST(GraphPadding, PaddingSegmentsAddNoAdapterSlot) {
+  // One sequence on adapter slot 3, padded to 4 segments: the empty ones sit on slot 3 too, so the padded step's
+  // slots (which decide the skipped LoRA targets, GraphShape::lora_targets) are the step's own.
+  const StepBatch b = decode_batch({{11, 5, 7, 3, {3, 9}}}, 4);
+  const StepBatch p = pad_to_graph_shape(b, graph_shape_of(b, 4));
+  EXPECT_EQ(field(p, p.lora_slot), (std::vector<int32_t>{3, 3, 3, 3}));
+  EXPECT_EQ(field(p, p.logit_lora_slot), (std::vector<int32_t>{3, 3, 3, 3}));
+  EXPECT_EQ(host_views(p).lora.group_host, (std::vector<int32_t>{3, 3, 3, 3}));
+}
+
 TEST(GraphPadding, PadsADecodeStepToItsBucket) {
   // 3 sequences over 4-token pages: adapter slot 2, base, adapter slot 0.
   const StepBatch b = decode_batch({{11, 5, 7, 2, {3, 9}}, {12, 0, 1, -1, {4}}, {13, 9, 0, 0, {5, 6, 8}}}, 4);
@@ -97,7 +107,7 @@ TEST(GraphPadding, PadsADecodeStepToItsBucket) {
   EXPECT_EQ(field(p, p.page_table),
             (std::vector<int32_t>{3, 9, -1, -1, 4, -1, -1, -1, 5, 6, 8, -1, -1, -1, -1, -1}));
   EXPECT_EQ(field(p, p.logit_rows), (std::vector<int32_t>{0, 1, 2, 3}));
-  // Segments: slot 0 (row 2), slot 2 (row 0), then two empty ones on slot 0.
+  // Segments: slot 0 (row 2), slot 2 (row 0), then two empty ones on the step's first slot (0 here).
   EXPECT_EQ(p.num_lora_rows, 4);
   EXPECT_EQ(p.num_lora_segments, 4);
   EXPECT_EQ(field(p, p.lora_perm), (std::vector<int32_t>{2, 0, 0, 0}));
