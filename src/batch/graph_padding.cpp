@@ -87,11 +87,13 @@ StepBatch pad_to_graph_shape(const StepBatch& b, const GraphShape& shape) {
   std::copy(b.at(b.logit_rows), b.at(b.logit_rows) + S, lr);
   for (int64_t r = S; r < B; ++r) lr[r] = static_cast<int32_t>(r);
   if (G > 0) {
-    // Segments: the step's, then empty ones (indptr repeated) on slot 0 that no kernel reads from.
+    // Segments: the step's, then empty ones (indptr repeated) that no kernel reads from, on the step's first slot
+    // (not slot 0, which may hold an adapter that no row of this step uses: see GraphShape::lora_targets).
     const int32_t k = static_cast<int32_t>(b.num_lora_rows);
+    const int32_t fill_slot = b.num_lora_segments > 0 ? b.at(b.lora_slot)[0] : 0;
     copy_padded(b, b.lora_perm, p, p.lora_perm, 0);
     copy_padded(b, b.lora_indptr, p, p.lora_indptr, k);
-    copy_padded(b, b.lora_slot, p, p.lora_slot, 0);
+    copy_padded(b, b.lora_slot, p, p.lora_slot, fill_slot);
     // A decode step's logit rows are its rows in order, so the logit segments index them the same way.
     const int32_t kl = static_cast<int32_t>(b.num_logit_lora_rows);
     copy_padded(b, b.logit_lora_perm, p, p.logit_lora_perm, 0);
@@ -100,7 +102,7 @@ StepBatch pad_to_graph_shape(const StepBatch& b, const GraphShape& shape) {
     } else {
       std::fill(p.at(p.logit_lora_indptr), p.at(p.logit_lora_indptr) + G + 1, 0);
     }
-    copy_padded(b, b.logit_lora_slot, p, p.logit_lora_slot, 0);
+    copy_padded(b, b.logit_lora_slot, p, p.logit_lora_slot, fill_slot);
   }
   return p;
 }

@@ -9,10 +9,12 @@
 // Padding follows the kernels' conventions (src/ops/cuda/README.md, CUDA graphs): padding sequences have no new
 // rows (cu_seqlens repeated), context 0, state slot −1 and no pages (−1); padding rows (S..B-1) belong to no
 // sequence, have kv slot −1, adapter slot −1, token 0, position 0, and their logits are computed and discarded;
-// unused LoRA segments are empty (indptr repeated) with slot 0; LoRA perm entries past the last segment are 0 and
+// unused LoRA segments are empty (indptr repeated) on the step's first segment slot (so the padded step's set of
+// slots is the step's own: the LoRA skip decisions, GraphShape::lora_targets, see no extra slot); LoRA perm entries past the last segment are 0 and
 // never read.
 #include <compare>
 #include <cstdint>
+#include <vector>
 
 #include "batch/step_batch.h"
 
@@ -22,6 +24,10 @@ struct GraphShape {
   int64_t rows = 0;           // B: rows = sequences = logit rows of the padded step
   int64_t max_pages = 0;      // page-table columns (a power of two ≥ the step's widest table)
   int64_t lora_segments = 0;  // 0: no row uses an adapter (LoRA kernels are not launched); else the slot count
+  // Which LoRA targets the forward pass runs for this step's adapters (LoraWeights::active_bits of the padded step's
+  // segment slots): targets no adapter of the step touches are skipped on the host (models/linear_forward.cpp), so a
+  // graph captured for one set must not replay for another. Empty when lora_segments is 0. The executor sets it.
+  std::vector<uint64_t> lora_targets;
   auto operator<=>(const GraphShape&) const = default;
 };
 

@@ -358,8 +358,18 @@ void Executor::Impl::place_weights(const std::map<const void*, DType>& dtypes) {
 }
 
 void Executor::Impl::sync_lora() {
-  if (dev_lora_loads == lora.loads()) return;
   const LoraWeights& h = lora.weights();
+  // The host-side skip flags every step (an evict changes them without a load; a few bytes per target).
+  auto flags = [](const LoraTargetWeights& src, LoraTargetWeights& dst) { dst.slot_active = src.slot_active; };
+  auto sync_flags = [&] {
+    for (size_t i = 0; i < h.linears.size() && i < dev_lora.linears.size(); ++i) flags(h.linears[i], dev_lora.linears[i]);
+    for (size_t i = 0; i < h.experts.size() && i < dev_lora.experts.size(); ++i) flags(h.experts[i], dev_lora.experts[i]);
+    flags(h.embedding, dev_lora.embedding);
+  };
+  if (dev_lora_loads == lora.loads()) {
+    sync_flags();
+    return;
+  }
   std::map<const void*, Tensor> deltas;
   auto delta = [&](const Tensor& t) {
     if (!t.defined()) return Tensor();
@@ -399,6 +409,7 @@ void Executor::Impl::sync_lora() {
   dev_has_deltas = !deltas.empty();
   dev_deltas = std::move(deltas);
   dev_lora_loads = lora.loads();
+  sync_flags();
 }
 
 bool Executor::Impl::graph_step(const StepBatch& b) const {
@@ -419,8 +430,13 @@ void Executor::Impl::run_cuda(const StepBatch& b, Tensor& logits_out) {
 
 void Executor::Impl::run_cuda_padded(const StepBatch& b, Tensor& logits_out) {
   // The step at its bucket's fixed layout (batch/graph_padding.h); the live sequences are rows 0..S-1.
-  const GraphShape shape = graph_shape_of(b, lora.num_slots());
+  GraphShape shape = graph_shape_of(b, lora.num_slots());
   const StepBatch padded = pad_to_graph_shape(b, shape);
+  if (shape.lora_segments > 0) {
+    // The skip decisions the forward pass will take (from the same slots it sees): part of the graph's key.
+    auto slots = [&](const StepBatch::Field& f) { return std::vector<int32_t>(padded.at(f), padded.at(f) + f.size); };
+    shape.lora_targets = dev_lora.active_bits(slots(padded.lora_slot), slots(padded.logit_lora_slot));
+  }
   StepTensors step;
   Tensor logits;
   auto stage = [&] {

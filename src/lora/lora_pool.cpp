@@ -60,6 +60,9 @@ LoraPool::LoraPool(const LoraTargets& targets, int64_t num_slots, int64_t max_ra
     weights_.embedding.slices.push_back(make_slice(0, table.dim(1), num_slots, max_rank, table.dim(0)));
   }
   for (auto& t : weights_.linears) t.dense_delta.assign(num_slots, std::vector<Tensor>(t.slices.size()));
+  for (auto& t : weights_.linears) t.slot_active.assign(num_slots, 0);
+  for (auto& t : weights_.experts) t.slot_active.assign(num_slots, 0);
+  weights_.embedding.slot_active.assign(num_slots, 0);
   weights_.embedding_delta.assign(num_slots, Tensor());
 }
 
@@ -115,7 +118,14 @@ void LoraPool::evict(const NormalizedAdapter& adapter) {
   if (int32_t s = slot_of(adapter); s >= 0) {
     slots_[s].adapter.reset();
     slots_[s].pinned = false;
+    clear_active(s);
   }
+}
+
+void LoraPool::clear_active(int32_t slot) {
+  for (auto& t : weights_.linears) t.slot_active.at(slot) = 0;
+  for (auto& t : weights_.experts) t.slot_active.at(slot) = 0;
+  weights_.embedding.slot_active.at(slot) = 0;
 }
 
 void LoraPool::load_into(int32_t slot, const std::shared_ptr<const NormalizedAdapter>& adapter) {
@@ -130,16 +140,28 @@ void LoraPool::load_into(int32_t slot, const std::shared_ptr<const NormalizedAda
   }
   for (auto& b : weights_.embedding.slices) zero_groups(b, slot, 1);
   weights_.embedding_delta[slot] = Tensor();
+  clear_active(slot);
 
-  for (const NormalizedSlice& s : adapter->linears)
+  // slot_active: set wherever something nonzero lands (a rank-0 slice leaves the target untouched).
+  for (const NormalizedSlice& s : adapter->linears) {
     fill_groups(weights_.linears.at(s.target).slices.at(s.slice), slot, s, 1);
+    if (s.rank > 0) weights_.linears.at(s.target).slot_active[slot] = 1;
+  }
   for (const NormalizedSlice& s : adapter->experts) {
     const int64_t E = targets_.experts.at(s.target)->num_experts();
     fill_groups(weights_.experts.at(s.target).slices.at(s.slice), slot * E, s, E);
+    if (s.rank > 0) weights_.experts.at(s.target).slot_active[slot] = 1;
   }
-  for (const NormalizedSlice& s : adapter->embedding) fill_groups(weights_.embedding.slices.at(0), slot, s, 1);
-  for (const DenseDelta& d : adapter->linear_deltas) weights_.linears.at(d.target).dense_delta[slot].at(d.slice) = d.delta;
+  for (const NormalizedSlice& s : adapter->embedding) {
+    fill_groups(weights_.embedding.slices.at(0), slot, s, 1);
+    if (s.rank > 0) weights_.embedding.slot_active[slot] = 1;
+  }
+  for (const DenseDelta& d : adapter->linear_deltas) {
+    weights_.linears.at(d.target).dense_delta[slot].at(d.slice) = d.delta;
+    if (d.delta.defined()) weights_.linears.at(d.target).slot_active[slot] = 1;
+  }
   weights_.embedding_delta[slot] = adapter->embedding_delta;
+  if (adapter->embedding_delta.defined()) weights_.embedding.slot_active[slot] = 1;
   slots_[slot].adapter = adapter;
   slots_[slot].pinned = false;
   ++loads_;

@@ -46,6 +46,7 @@ class LoraPool {
     bool pinned = false;
   };
   void load_into(int32_t slot, const std::shared_ptr<const NormalizedAdapter>& adapter);
+  void clear_active(int32_t slot);  // LoraTargetWeights::slot_active of every target, for `slot`
 
   const LoraTargets& targets_;
   LoraWeights weights_;

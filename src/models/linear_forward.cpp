@@ -37,7 +37,9 @@ void linear(const ForwardArgs& a, const Linear& lin, const Tensor& x, Tensor& y,
   if (lin.bias.defined()) ops::add_bias(a.ctx, lin.bias, y);
   const ops::LoraSegments& sg = seg ? *seg : a.step.lora;
   if (!a.lora || sg.empty() || lin.lora_id < 0) return;
-  apply_lora(a, a.lora->linears.at(lin.lora_id), lin.slices, x, sg, y);
+  const LoraTargetWeights& tw = a.lora->linears.at(lin.lora_id);
+  if (!tw.active_for(sg.group_host)) return;  // no adapter of the step touches it: its LoRA terms are exact zeros
+  apply_lora(a, tw, lin.slices, x, sg, y);
 }
 
 Tensor linear(const ForwardArgs& a, const Linear& lin, const Tensor& x, const ops::LoraSegments* seg) {
@@ -49,13 +51,17 @@ Tensor linear(const ForwardArgs& a, const Linear& lin, const Tensor& x, const op
 void expert_lora(const ForwardArgs& a, const ExpertLinear& lin, const Tensor& x, const ops::LoraSegments& seg,
                  Tensor& y) {
   if (!a.lora || seg.empty() || lin.lora_id < 0) return;
-  apply_lora(a, a.lora->experts.at(lin.lora_id), lin.slices, x, seg, y);
+  const LoraTargetWeights& tw = a.lora->experts.at(lin.lora_id);
+  // The permutation's segments carry no host slots (slot·E + expert groups): decide on the step's own slots.
+  if (!tw.active_for(a.step.lora.group_host)) return;
+  apply_lora(a, tw, lin.slices, x, seg, y);
 }
 
 void embed(const ForwardArgs& a, const Embedding& emb, Tensor& y) {
   ops::embedding(a.ctx, emb.table, a.step.token_ids, y);
   if (!a.lora_active() || emb.lora_id < 0) return;
   const ops::LoraSegments& seg = a.step.lora;
+  if (!a.lora->embedding.active_for(seg.group_host)) return;
   const auto slices = a.lora->embedding.slice_ptrs();
   Tensor s = a.tmp({seg.num_rows, 1, a.lora->max_rank});  // [rows, 1, max_r] fp32
   ops::lora_shrink_embedding(a.ctx, a.step.token_ids, seg, slices, s);

@@ -60,7 +60,7 @@ struct Harness {
   }
 };
 
-const GraphShape kA{4, 8, 0}, kB{8, 8, 4};
+const GraphShape kA{4, 8, 0, {}}, kB{8, 8, 4, {}};
 
 TEST(CudaGraphRunner, WarmsUpThenCapturesThenReplays) {
   Harness h;
@@ -143,6 +143,24 @@ TEST(CudaGraphRunner, ACaptureThatOutgrewTheArenaIsNotKept) {
   h.step(kA);                   // the arena has grown: this capture fits and is kept
   EXPECT_EQ(h.runner.graphs(), 1);
   EXPECT_EQ(h.backend.ran, 3);
+}
+
+TEST(CudaGraphRunner, StepsDifferingOnlyInActiveLoraTargetsGetTheirOwnGraphs) {
+  // The LoRA skip decisions (models/linear_forward.cpp) are baked into a captured graph: a step whose adapters touch
+  // other targets must not replay the graph of kB.
+  GraphShape other = kB;
+  other.lora_targets = {0b10};
+  GraphShape mine = kB;
+  mine.lora_targets = {0b01};
+  ASSERT_NE(mine, other);
+  Harness h;
+  h.step(mine);
+  h.step(mine);
+  ASSERT_EQ(h.runner.graphs(), 1);
+  h.step(other);  // warms up on its own, no replay of mine's graph
+  EXPECT_EQ(h.runner.stats().warmups, 2);
+  EXPECT_EQ(h.runner.stats().replays, 1);
+  EXPECT_EQ(h.forwards, 3);
 }
 
 }  // namespace

@@ -76,12 +76,22 @@ std::vector<int32_t> field(const StepBatch& b, const StepBatch::Field& f) {
   return std::vector<int32_t>(b.at(f), b.at(f) + f.size);
 }
 
+TEST(GraphPadding, PaddingSegmentsAddNoAdapterSlot) {
+  // One sequence on adapter slot 3, padded to 4 segments: the empty ones sit on slot 3 too, so the padded step's
+  // slots (which decide the skipped LoRA targets, GraphShape::lora_targets) are the step's own.
+  const StepBatch b = decode_batch({{11, 5, 7, 3, {3, 9}}}, 4);
+  const StepBatch p = pad_to_graph_shape(b, graph_shape_of(b, 4));
+  EXPECT_EQ(field(p, p.lora_slot), (std::vector<int32_t>{3, 3, 3, 3}));
+  EXPECT_EQ(field(p, p.logit_lora_slot), (std::vector<int32_t>{3, 3, 3, 3}));
+  EXPECT_EQ(host_views(p).lora.group_host, (std::vector<int32_t>{3, 3, 3, 3}));
+}
+
 TEST(GraphPadding, PadsADecodeStepToItsBucket) {
   // 3 sequences over 4-token pages: adapter slot 2, base, adapter slot 0.
   const StepBatch b = decode_batch({{11, 5, 7, 2, {3, 9}}, {12, 0, 1, -1, {4}}, {13, 9, 0, 0, {5, 6, 8}}}, 4);
   ASSERT_TRUE(is_decode_step(b));
   const GraphShape shape = graph_shape_of(b, 4);
-  EXPECT_EQ(shape, (GraphShape{4, 4, 4}));
+  EXPECT_EQ(shape, (GraphShape{4, 4, 4, {}}));
   const StepBatch p = pad_to_graph_shape(b, shape);
   EXPECT_EQ(p.num_tokens, 4);
   EXPECT_EQ(p.num_seqs, 4);
@@ -97,7 +107,7 @@ TEST(GraphPadding, PadsADecodeStepToItsBucket) {
   EXPECT_EQ(field(p, p.page_table),
             (std::vector<int32_t>{3, 9, -1, -1, 4, -1, -1, -1, 5, 6, 8, -1, -1, -1, -1, -1}));
   EXPECT_EQ(field(p, p.logit_rows), (std::vector<int32_t>{0, 1, 2, 3}));
-  // Segments: slot 0 (row 2), slot 2 (row 0), then two empty ones on slot 0.
+  // Segments: slot 0 (row 2), slot 2 (row 0), then two empty ones on the step's first slot (0 here).
   EXPECT_EQ(p.num_lora_rows, 4);
   EXPECT_EQ(p.num_lora_segments, 4);
   EXPECT_EQ(field(p, p.lora_perm), (std::vector<int32_t>{2, 0, 0, 0}));
@@ -124,7 +134,7 @@ TEST(GraphPadding, OneShapeOneLayout) {
   const GraphShape sa = graph_shape_of(a, 4), sb = graph_shape_of(b, 4);
   EXPECT_EQ(sa.rows, 8);
   EXPECT_EQ(sb.rows, 2);
-  const GraphShape shape{8, 4, 4};
+  const GraphShape shape{8, 4, 4, {}};
   const StepBatch pa = pad_to_graph_shape(a, shape), pb = pad_to_graph_shape(b, shape);
   EXPECT_EQ(pa.data.size(), pb.data.size());
   for (auto f : {&StepBatch::token_ids, &StepBatch::kv_slots, &StepBatch::cu_seqlens, &StepBatch::page_table,
@@ -138,11 +148,11 @@ TEST(GraphPadding, OneShapeOneLayout) {
 
 TEST(GraphPadding, ShapeKeys) {
   const StepBatch base = decode_batch({{1, 30, 0, -1, {0, 1, 2, 3, 4, 5, 6, 7}}, {2, 0, 1, -1, {8}}}, 4);
-  EXPECT_EQ(graph_shape_of(base, 8), (GraphShape{2, 8, 0}));  // no adapter row: no LoRA kernels in the graph
+  EXPECT_EQ(graph_shape_of(base, 8), (GraphShape{2, 8, 0, {}}));  // no adapter row: no LoRA kernels in the graph
   const StepBatch lora = decode_batch({{1, 30, 0, 5, {0, 1, 2, 3, 4, 5, 6, 7}}, {2, 0, 1, -1, {8}}}, 4);
-  EXPECT_EQ(graph_shape_of(lora, 8), (GraphShape{2, 8, 8}));
+  EXPECT_EQ(graph_shape_of(lora, 8), (GraphShape{2, 8, 8, {}}));
   const StepBatch b9 = decode_batch({{1, 32, 0, -1, {0, 1, 2, 3, 4, 5, 6, 7, 9}}}, 4);
-  EXPECT_EQ(graph_shape_of(b9, 8), (GraphShape{1, 16, 0}));
+  EXPECT_EQ(graph_shape_of(b9, 8), (GraphShape{1, 16, 0, {}}));
   EXPECT_EQ(page_bucket(1), 1);
   EXPECT_EQ(page_bucket(3), 4);
   EXPECT_EQ(page_bucket(64), 64);
@@ -154,13 +164,13 @@ TEST(GraphPadding, ShapeKeys) {
 
 TEST(GraphPadding, PrefillIsNotADecodeStepAndAStepMustFitItsShape) {
   StepBatch b = decode_batch({{1, 3, 0, -1, {0}}, {2, 0, 1, -1, {1}}}, 4);
-  EXPECT_THROW(pad_to_graph_shape(b, GraphShape{1, 4, 0}), Error);   // 2 sequences into 1 row
-  EXPECT_THROW(pad_to_graph_shape(b, GraphShape{2, 0, 0}), Error);   // pages
+  EXPECT_THROW(pad_to_graph_shape(b, GraphShape{1, 4, 0, {}}), Error);   // 2 sequences into 1 row
+  EXPECT_THROW(pad_to_graph_shape(b, GraphShape{2, 0, 0, {}}), Error);   // pages
   b.at(b.cu_seqlens)[1] = 2;  // sequence 0 with two rows, sequence 1 with none: not a decode step
   EXPECT_FALSE(is_decode_step(b));
-  EXPECT_THROW(pad_to_graph_shape(b, GraphShape{2, 4, 0}), Error);
+  EXPECT_THROW(pad_to_graph_shape(b, GraphShape{2, 4, 0, {}}), Error);
   const StepBatch l = decode_batch({{1, 3, 0, 1, {0}}, {2, 0, 1, 2, {1}}}, 4);
-  EXPECT_THROW(pad_to_graph_shape(l, GraphShape{2, 4, 1}), Error);  // 2 segments into 1
+  EXPECT_THROW(pad_to_graph_shape(l, GraphShape{2, 4, 1, {}}), Error);  // 2 segments into 1
 }
 
 }  // namespace

@@ -110,4 +110,32 @@ __device__ inline bool find_tile(const int32_t* indptr, int nseg, int tile_rows,
   return ok;
 }
 
+// find_tile without the scan, for grids launched at the bound (indptr[nseg] − indptr[0]) / tile_rows + nseg (or
+// more): segment g owns the flat tile indices [start(g), start(g+1)) with start(g) = (indptr[g] − indptr[0]) /
+// tile_rows + g, strictly increasing and never fewer than its ceil(rows / tile_rows) tiles (at most one spare, and
+// one for an empty segment). A block finds its segment by a binary search over start() (O(log nseg) reads of indptr,
+// the same in every thread: no shared memory, no barrier) and returns false on a spare tile or past the end. Unlike
+// find_tile, the tiles of a segment are not numbered consecutively across segments, so the grid must be at least the
+// bound above (lora.cu's tiles_bound is).
+__device__ inline bool find_tile_bounded(const int32_t* indptr, int nseg, int tile_rows, int64_t b, int* seg,
+                                         int* tile) {
+  if (nseg <= 0) return false;
+  const int32_t base = indptr[0];
+  auto start = [&](int g) { return static_cast<int64_t>((indptr[g] - base) / tile_rows) + g; };
+  if (b < 0 || b >= start(nseg)) return false;
+  int lo = 0, hi = nseg - 1;  // largest g with start(g) <= b
+  while (lo < hi) {
+    const int mid = lo + (hi - lo + 1) / 2;
+    if (start(mid) <= b)
+      lo = mid;
+    else
+      hi = mid - 1;
+  }
+  const int64_t t = b - start(lo);
+  if (t * tile_rows >= indptr[lo + 1] - indptr[lo]) return false;  // spare tile (or empty segment)
+  *seg = lo;
+  *tile = static_cast<int>(t);
+  return true;
+}
+
 }  // namespace hylora::cuda::detail

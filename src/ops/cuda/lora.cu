@@ -30,7 +30,7 @@ __global__ void __launch_bounds__(256) shrink_sgmv_kernel(const T* __restrict__ 
   __shared__ float Xs[kTM][kKC + 1];
   __shared__ float As[kLoraMaxRank][kKC + 1];
   int g, tile;
-  if (!find_tile(seg.seg_indptr, static_cast<int>(seg.G), kTM, blockIdx.x, &g, &tile)) return;
+  if (!find_tile_bounded(seg.seg_indptr, static_cast<int>(seg.G), kTM, blockIdx.x, &g, &tile)) return;
   const int k = blockIdx.y;
   const int slot = seg.seg_slot[g];
   const int R = slice_rank(seg, slot, sl.n, k, max_r);
@@ -172,7 +172,7 @@ __global__ void __launch_bounds__(256) expand_kernel(const float* __restrict__ s
   __shared__ float Ss[kTM][kLoraMaxRank + 1];
   __shared__ float Bs[kTN][kLoraMaxRank + 1];
   int g, tile;
-  if (!find_tile(seg.seg_indptr, static_cast<int>(seg.G), kTM, blockIdx.x, &g, &tile)) return;
+  if (!find_tile_bounded(seg.seg_indptr, static_cast<int>(seg.G), kTM, blockIdx.x, &g, &tile)) return;
   const int k = blockIdx.y;
   const int64_t o0 = static_cast<int64_t>(blockIdx.z) * kTN;
   if (o0 >= sl.out_size[k]) return;
@@ -227,6 +227,7 @@ __global__ void embedding_shrink_kernel(const int32_t* __restrict__ ids, const T
   }
 }
 
+// Grid of the tiled kernels: ≥ floor(T_lora / kTM) + G, the range find_tile_bounded maps onto segments.
 unsigned tiles_bound(const LoraSegments& seg) {
   return static_cast<unsigned>((seg.T_lora + kTM - 1) / kTM + seg.G);
 }
