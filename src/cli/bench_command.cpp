@@ -17,6 +17,7 @@
 #include "cli/commands.h"
 #include "engine/executor.h"
 #include "models/layer_truncation.h"
+#include "ops/device.h"
 
 namespace hylora::cli {
 
@@ -115,8 +116,9 @@ double lora_pool_bytes(const Model& m, int64_t slots, int64_t rank) {
 class Bench {
  public:
   Bench(Model& model, const ExecutorOptions& base, const CostModel& costs, const HardwareRates& rates, int64_t warmup,
-        int64_t repeats, uint64_t seed)
-      : model_(model), base_(base), costs_(costs), rates_(rates), warmup_(warmup), repeats_(repeats), seed_(seed) {}
+        int64_t repeats, uint64_t seed, std::string profile_workload)
+      : model_(model), base_(base), costs_(costs), rates_(rates), warmup_(warmup), repeats_(repeats), seed_(seed),
+        profile_workload_(std::move(profile_workload)) {}
 
   // Runs `group` (workloads of one adapter rank) on one executor sized for them; rows in workload order.
   std::vector<BenchRow> run_group(const std::vector<Workload>& group, int64_t rank, const Settings& s) {
@@ -168,9 +170,12 @@ class Bench {
           auto adapter = w.shape.adapters ? adapters[i % w.shape.adapters] : nullptr;  // mixed: row i → i mod a
           works.push_back({q, tokens_for(w.shape.new_tokens), adapter, RowOutput::kLast});
         }
+        const bool profiled = it >= warmup_ && w.name == profile_workload_;
+        if (profiled) ops::profiler_range(base_.device, true);
         const auto t0 = std::chrono::steady_clock::now();
         StepOutput out = ex.execute(works);
         const double ms = ms_since(t0);
+        if (profiled) ops::profiler_range(base_.device, false);
         if (it >= warmup_) row.ms.push_back(ms);
         if (it == 0 || it + 1 == warmup_ + repeats_) check_finite(out.logits, w.name);
         for (SeqId q : fresh) ex.release_sequence(q);
@@ -216,6 +221,7 @@ class Bench {
   HardwareRates rates_;
   int64_t warmup_, repeats_;
   uint64_t seed_;
+  std::string profile_workload_;  // its timed steps run inside ops::profiler_range (for ncu)
   uint64_t rng_ = 0x853c49e6748fea9bULL;
 };
 
@@ -226,7 +232,7 @@ int run_bench_command(int argc, char** argv) {
                "docs/performance.md, each beside its bytes and FLOP floors (measured at start-up).",
                "hylora bench"};
   std::string config_path, device = "cpu", dtype = "float32", workloads = "all", out_md, out_json, card, commit;
-  std::string cuda_graphs = "on";
+  std::string cuda_graphs = "on", profile_workload;
   bool random_weights = false;
   int64_t layers = 0, warmup = 2, repeats = 5, copy_mib = 0, gemm_n = 0;
   uint64_t seed = 0;
@@ -263,6 +269,9 @@ int run_bench_command(int argc, char** argv) {
                  "skip adapter workloads whose adapter slots would take more (GiB, one copy)");
   app.add_option("--out", out_md, "write the table here (markdown)");
   app.add_option("--json", out_json, "write the results here (JSON)");
+  app.add_option("--profile-workload", profile_workload,
+                 "bracket this workload's timed steps with cudaProfilerStart/Stop, for "
+                 "`ncu --profile-from-start off` (scripts/gpu_profile.sh)");
   app.add_option("--card", card, "the card's name in the record (default: asked from nvidia-smi or /proc/cpuinfo)");
   app.add_option("--commit", commit, "the commit in the record (default: git rev-parse --short HEAD)");
   CLI11_PARSE(app, argc, argv);
@@ -329,6 +338,9 @@ int run_bench_command(int argc, char** argv) {
                       "steps run; the table gives the mean over the timed steps.");
 
   const std::vector<Workload> chosen = select(all_workloads(s), workloads);
+  if (!profile_workload.empty() &&
+      std::none_of(chosen.begin(), chosen.end(), [&](const Workload& w) { return w.name == profile_workload; }))
+    fail("--profile-workload ", profile_workload, ": not among the workloads run (--workloads ", workloads, ")");
   // One executor per adapter rank (the slots sized for the group); the no-adapter rows run with the first group.
   std::map<int64_t, std::vector<Workload>> groups;
   for (const Workload& w : chosen) groups[w.shape.rank].push_back(w);
@@ -337,7 +349,7 @@ int run_bench_command(int argc, char** argv) {
     first.insert(first.begin(), groups[0].begin(), groups[0].end());
     groups.erase(0);
   }
-  Bench bench(*model, base, costs, run.rates, warmup, repeats, seed);
+  Bench bench(*model, base, costs, run.rates, warmup, repeats, seed, profile_workload);
   for (auto& [rank, group] : groups) {
     int64_t slots = 1;
     for (const Workload& w : group) slots = std::max(slots, w.shape.adapters);

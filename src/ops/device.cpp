@@ -50,6 +50,10 @@ void synchronize(ExecCtx& ctx) {
   if (ctx.device == Device::CUDA) cuda_backend::synchronize(ctx);
 }
 
+void profiler_range(Device device, bool start) {
+  if (device == Device::CUDA) cuda_backend::profiler_range(start);
+}
+
 void* create_stream() { return cuda_backend::create_stream(); }
 void graph_capture_begin(ExecCtx& ctx) { cuda_backend::graph_capture_begin(ctx); }
 std::shared_ptr<void> graph_capture_end(ExecCtx& ctx) { return cuda_backend::graph_capture_end(ctx); }

@@ -47,8 +47,13 @@ void graph_capture_abort(ExecCtx& ctx);
 // Queues one replay of `graph` on ctx.stream (asynchronous, like the kernels it holds).
 void graph_replay(ExecCtx& ctx, const std::shared_ptr<void>& graph);
 
+// Marks the region an external profiler records (`ncu --profile-from-start off`): cudaProfilerStart/Stop on the
+// GPU; nothing on the CPU. hylora bench's --profile-workload brackets one workload's timed steps with it.
+void profiler_range(Device device, bool start);
+
 namespace cuda_backend {
 bool available();
+void profiler_range(bool start);
 Allocator& allocator();
 Allocator& pinned_allocator();  // caching, page-locked host blocks
 void memcpy(ExecCtx& ctx, void* dst, const void* src, size_t bytes);  // any direction (unified addressing)

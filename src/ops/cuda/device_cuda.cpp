@@ -1,4 +1,5 @@
 // The CUDA side of ops/device.h: a caching device arena (plain cudaMalloc, never managed memory) and copies.
+#include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 
 #include <map>
@@ -102,6 +103,10 @@ DeviceMemory memory() {
 
 void synchronize(ExecCtx& ctx) {
   check(cudaStreamSynchronize(static_cast<cudaStream_t>(ctx.stream)), "a device step (cudaStreamSynchronize)");
+}
+
+void profiler_range(bool start) {
+  check(start ? cudaProfilerStart() : cudaProfilerStop(), start ? "cudaProfilerStart" : "cudaProfilerStop");
 }
 
 }  // namespace hylora::ops::cuda_backend
