@@ -137,8 +137,10 @@ void check_graph() {
     step(st);
     CK(cudaStreamSynchronize(st));
     auto ye = down(dy, T * ldy, d), oe = down(dout, S * nH * D, d);
-    CK(cudaMemset(dy.p, 0, dy.bytes));
-    CK(cudaMemset(dout.p, 0, dout.bytes));
+    // On st: a legacy-stream cudaMemset is not ordered with a non-blocking stream, and under compute-sanitizer it
+    // landed after the replay had written dy (a false failure of this check).
+    CK(cudaMemsetAsync(dy.p, 0, dy.bytes, st));
+    CK(cudaMemsetAsync(dout.p, 0, dout.bytes, st));
     CK(cudaGraphLaunch(exec, st));
     CK(cudaStreamSynchronize(st));
     auto yg = down(dy, T * ldy, d), og = down(dout, S * nH * D, d);
