@@ -116,6 +116,23 @@ void pw(ExecCtx& ctx, cuda::extra::Pointwise kind, const Tensor* x, Tensor& y, c
 }  // namespace
 
 // --- attention -----------------------------------------------------------------------------------------------
+namespace {
+// How many key ranges (split-KV) one attention call is cut into. Without splits a block owns a few query rows of one
+// KV head and walks the whole context: a decode step of one sequence is 8 blocks on a 132-SM GPU, each reading 1k+
+// keys in turn (0.8 ms per layer at batch 1, 1k context). Splitting the keys into ranges of ≥ 128 gives each
+// range its own blocks (merged by attn_combine) until ~2 waves of blocks exist. Everything here is host-known and
+// fixed for a CUDA-graph bucket (T, S, heads, page-table width), so a captured step keeps its grid.
+int64_t attention_key_splits(const cuda::PagedAttention& p, int64_t max_context) {
+  constexpr int64_t kTargetBlocks = 264, kMinKeys = 128, kMaxWorkspaceFloats = int64_t{8} << 20;  // 32 MiB
+  const int64_t group = p.nH / p.nKV, hg = std::min<int64_t>(group, 16), tq = 16 / hg;
+  const int64_t blocks = ((p.T + tq - 1) / tq + p.S) * p.nKV * ((group + hg - 1) / hg);
+  if (blocks >= kTargetBlocks / 2 || max_context <= kMinKeys) return 1;
+  int64_t n = std::min((kTargetBlocks + blocks - 1) / blocks, (max_context + kMinKeys - 1) / kMinKeys);
+  n = std::min(n, kMaxWorkspaceFloats / std::max<int64_t>(1, p.T * p.nH * (p.Dv + 1)));
+  return std::max<int64_t>(n, 1);
+}
+}  // namespace
+
 void paged_store(ExecCtx& ctx, const Tensor& x, const SeqLayout& layout, Tensor& cache) {
   const int64_t W = x.dim(1), slot_width = cache.numel() / (cache.dim(0) * cache.dim(1));
   HYLORA_CHECK(W == slot_width, "internal: paged_store of width ", W, " into cache slots of ", slot_width);
@@ -145,7 +162,16 @@ void paged_attention(ExecCtx& ctx, const Tensor& q, const Tensor& k_cache, const
   p.page_size = layout.page_size;
   p.max_pages = layout.max_pages;
   p.scale = scale;
-  ok(cuda::attention_prefill(f32, p, stream(ctx)), "paged_attention");
+  const int64_t max_context = layout.max_pages * layout.page_size;
+  const int64_t nsplit = attention_key_splits(p, max_context);
+  if (nsplit == 1) {
+    ok(cuda::attention_prefill(f32, p, stream(ctx)), "paged_attention");
+    return;
+  }
+  const int64_t chunk = ((max_context + nsplit - 1) / nsplit + 31) / 32 * 32;  // a multiple of the key tile
+  Tensor ws = ctx.scratch.tensor(
+      {static_cast<int64_t>(cuda::attention_decode_workspace_floats(p, max_context, chunk))}, DType::F32);
+  ok(cuda::attention_decode(f32, p, max_context, ws.f32(), stream(ctx), chunk), "paged_attention");
 }
 
 // --- recurrences ---------------------------------------------------------------------------------------------
