@@ -26,6 +26,12 @@ constexpr int64_t kDefaultCpuKvTokens = 65536;
 constexpr int64_t kMaxGraphRows = 256;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// The attention layers' K/V pages: bfloat16 under --dtype bfloat16 on the GPU (half the bytes a decode step reads;
+// HF's bf16 attention also sees bf16 K/V), float32 otherwise (the CPU reference, --dtype float32).
+DType kv_dtype(const ExecutorOptions& o) {
+  return o.device == Device::CUDA && o.dtype == DType::BF16 ? DType::BF16 : DType::F32;
+}
 }  // namespace
 
 struct Executor::Impl {
@@ -41,7 +47,8 @@ struct Executor::Impl {
       : options(o), owned(std::move(owned_model)), model(&m), targets(*model),
         lora(model->lora_targets(), check_options(o), o.max_lora_rank),
         ctx{o.device, nullptr, ScratchArena(ops::allocator_for(o.device))},
-        pools(model->cache_specs(), kv_pages(), o.page_size, o.max_sequences, ops::allocator_for(o.device)) {
+        pools(model->cache_specs(), kv_pages(), o.page_size, o.max_sequences, ops::allocator_for(o.device),
+              kv_dtype(o)) {
     info.architecture = model->architecture();
     info.vocab_size = model->vocab_size();
     info.hidden_size = model->hidden_size();
@@ -290,7 +297,7 @@ int64_t Executor::Impl::kv_pages() {
   MemoryPlanInput in;
   in.fraction = options.mem_fraction;
   in.scratch_bytes = scratch_reserve_bytes(options.max_batch_tokens, model->vocab_size(), model->hidden_size());
-  in.page_bytes = static_cast<int64_t>(CachePools::page_bytes(specs, options.page_size));
+  in.page_bytes = static_cast<int64_t>(CachePools::page_bytes(specs, options.page_size, kv_dtype(options)));
   in.min_pages = ceil_div(options.max_batch_tokens, options.page_size);
   in.requested_pages = tokens > 0 ? ceil_div(tokens, options.page_size) : 0;
   // No more pages than every sequence at the model's full length could use, and kv slots (page · page_size +

@@ -12,6 +12,7 @@
 
 #include "ops/backends.h"
 #include "ops/cuda/attention.h"
+#include "ops/cuda/bf16_kv.h"
 #include "ops/cuda/extra.h"
 #include "ops/cuda/gemm.h"
 #include "ops/cuda/lora.h"
@@ -136,6 +137,13 @@ int64_t attention_key_splits(const cuda::PagedAttention& p, int64_t max_context)
 void paged_store(ExecCtx& ctx, const Tensor& x, const SeqLayout& layout, Tensor& cache) {
   const int64_t W = x.dim(1), slot_width = cache.numel() / (cache.dim(0) * cache.dim(1));
   HYLORA_CHECK(W == slot_width, "internal: paged_store of width ", W, " into cache slots of ", slot_width);
+  if (cache.dtype() == DType::BF16) {  // the bf16 KV cache of --dtype bfloat16 (ops/cuda/bf16_kv.h)
+    HYLORA_CHECK(cache.device() == Device::CUDA, "internal: paged_store into a host bf16 cache");
+    ok(cuda::paged_store_bf16(cf(x, "paged_store"), x.ld(), ci(layout.kv_slots, "paged_store"), x.dim(0), W,
+                              cache.raw(), stream(ctx)),
+       "paged_store");
+    return;
+  }
   ok(cuda::extra::paged_store(cf(x, "paged_store"), x.ld(), ci(layout.kv_slots, "paged_store"), x.dim(0), W,
                               mf(cache, "paged_store"), stream(ctx)),
      "paged_store");
@@ -144,12 +152,26 @@ void paged_store(ExecCtx& ctx, const Tensor& x, const SeqLayout& layout, Tensor&
 void paged_attention(ExecCtx& ctx, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                      const SeqLayout& layout, int64_t num_heads, float scale, Tensor& o) {
   cuda::PagedAttention p;
-  p.q = cf(q, "attention");
-  p.ldq = q.ld();
-  p.k_pool = cf(k_cache, "attention");
-  p.v_pool = cf(v_cache, "attention");
-  p.o = mf(o, "attention");
-  p.ldo = o.ld();
+  // A bf16 KV cache (--dtype bfloat16): q is rounded to bf16 and the output comes back through bf16, as in HF's bf16
+  // attention; the kernels then run their bf16 paths (WMMA prefill, half the bytes per key at decode).
+  const bool bf16 = k_cache.dtype() == DType::BF16;
+  HYLORA_CHECK(v_cache.dtype() == k_cache.dtype() && k_cache.device() == Device::CUDA,
+               "internal: attention over K and V caches of different types");
+  const cuda::DType kdt = bf16 ? cuda::DType::bf16 : f32;
+  const int64_t T = layout.num_tokens, qw = num_heads * k_cache.dim(3), ow = num_heads * v_cache.dim(3);
+  Tensor qb, ob;
+  if (bf16) {
+    qb = ctx.scratch.tensor({std::max<int64_t>(T, 1), qw}, DType::BF16);
+    ob = ctx.scratch.tensor({std::max<int64_t>(T, 1), ow}, DType::BF16);
+    ok(cuda::extra::to_bf16(cf(q, "attention"), q.ld(), qb.raw(), qw, T, qw, stream(ctx)), "attention (q to bf16)");
+  }
+  p.q = bf16 ? qb.raw() : cf(q, "attention");
+  p.ldq = bf16 ? qw : q.ld();
+  p.k_pool = k_cache.raw();
+  p.v_pool = v_cache.raw();
+  p.o = bf16 ? ob.raw() : mf(o, "attention");
+  p.ldo = bf16 ? ow : o.ld();
+  HYLORA_CHECK(bf16 || k_cache.dtype() == DType::F32, "internal: a ", dtype_name(k_cache.dtype()), " KV cache");
   p.cu_seqlens = ci(layout.cu_seqlens, "attention");
   p.context_lens = ci(layout.context_lens, "attention");
   p.page_table = ci(layout.page_table, "attention");
@@ -165,13 +187,14 @@ void paged_attention(ExecCtx& ctx, const Tensor& q, const Tensor& k_cache, const
   const int64_t max_context = layout.max_pages * layout.page_size;
   const int64_t nsplit = attention_key_splits(p, max_context);
   if (nsplit == 1) {
-    ok(cuda::attention_prefill(f32, p, stream(ctx)), "paged_attention");
-    return;
+    ok(cuda::attention_prefill(kdt, p, stream(ctx)), "paged_attention");
+  } else {
+    const int64_t chunk = ((max_context + nsplit - 1) / nsplit + 31) / 32 * 32;  // a multiple of the key tile
+    Tensor ws = ctx.scratch.tensor(
+        {static_cast<int64_t>(cuda::attention_decode_workspace_floats(p, max_context, chunk))}, DType::F32);
+    ok(cuda::attention_decode(kdt, p, max_context, ws.f32(), stream(ctx), chunk), "paged_attention");
   }
-  const int64_t chunk = ((max_context + nsplit - 1) / nsplit + 31) / 32 * 32;  // a multiple of the key tile
-  Tensor ws = ctx.scratch.tensor(
-      {static_cast<int64_t>(cuda::attention_decode_workspace_floats(p, max_context, chunk))}, DType::F32);
-  ok(cuda::attention_decode(f32, p, max_context, ws.f32(), stream(ctx), chunk), "paged_attention");
+  if (bf16) ok(cuda::bf16_to_f32(ob.raw(), ow, mf(o, "attention"), o.ld(), T, ow, stream(ctx)), "attention (o)");
 }
 
 // --- recurrences ---------------------------------------------------------------------------------------------
