@@ -192,7 +192,8 @@ void paged_attention(ExecCtx& ctx, const Tensor& q, const Tensor& k_cache, const
     const int64_t chunk = ((max_context + nsplit - 1) / nsplit + 31) / 32 * 32;  // a multiple of the key tile
     Tensor ws = ctx.scratch.tensor(
         {static_cast<int64_t>(cuda::attention_decode_workspace_floats(p, max_context, chunk))}, DType::F32);
-    ok(cuda::attention_decode(kdt, p, max_context, ws.f32(), stream(ctx), chunk), "paged_attention");
+    ok(cuda::attention_decode(kdt, p, max_context, static_cast<float*>(ws.raw()), stream(ctx), chunk),
+       "paged_attention");
   }
   if (bf16) ok(cuda::bf16_to_f32(ob.raw(), ow, mf(o, "attention"), o.ld(), T, ow, stream(ctx)), "attention (o)");
 }
