@@ -13,6 +13,7 @@
 #include "ops/backends.h"
 #include "ops/cuda/attention.h"
 #include "ops/cuda/bf16_kv.h"
+#include "ops/cuda/expert_gemm.h"
 #include "ops/cuda/extra.h"
 #include "ops/cuda/gemm.h"
 #include "ops/cuda/lora.h"
@@ -447,8 +448,10 @@ void moe_gather(ExecCtx& ctx, const Tensor& x, const MoePermutation& perm, int64
 void moe_expert_gemm(ExecCtx& ctx, const Tensor& xs, const Tensor& w, const MoePermutation& perm, Tensor& ys) {
   cuda::DType wt;
   const void* wp = cw(w, wt, "expert_gemm");
-  ok(cuda::extra::expert_gemm(cf(xs, "expert_gemm"), xs.ld(), wt, wp, ci(perm.expert_offsets, "expert_gemm"), w.dim(0),
-                              mf(ys, "expert_gemm"), ys.ld(), perm.num_pairs, w.dim(1), w.dim(2), stream(ctx)),
+  HYLORA_CHECK(w.ndim() == 3 && w.contiguous(), "internal: expert weights must be a contiguous [E, out, in] tensor");
+  // Decode (GEMV over the routed experts) or prefill (tensor-core tiles) by P and E only: graph-safe (expert_gemm.h).
+  ok(cuda::expert_gemm(cf(xs, "expert_gemm"), xs.ld(), wt, wp, ci(perm.expert_offsets, "expert_gemm"), w.dim(0),
+                       mf(ys, "expert_gemm"), ys.ld(), perm.num_pairs, w.dim(1), w.dim(2), stream(ctx)),
      "moe_expert_gemm");
 }
 
