@@ -7,7 +7,7 @@
 // prefill: expert_gemm_tc_kernel, 64 rows × 128 columns per block, 8 warps of 32×32 (WMMA 16×16×16 bf16, fp32
 //   accumulation), K slices of 32 double-buffered in shared memory with the next slice prefetched into registers;
 //   the fp32 x tile is rounded to bf16 as it is stored to shared memory. Tiles come from the device offsets through
-//   find_tile_bounded over a grid of P/64 + E row tiles (graph-safe).
+//   find_tile_bounded over P/64 + E row tiles in grid.y (graph-safe), the column tiles in grid.x.
 #include "ops/cuda/expert_gemm.h"
 
 #include <mma.h>
@@ -80,6 +80,8 @@ __global__ void __launch_bounds__(128) expert_gemv_kernel(const float* __restric
     for (int j = 0; j < kDecWarpCols; ++j)
 #pragma unroll
       for (int r = 0; r < kDecRows; ++r) acc[j][r] = 0.0f;
+    // unrolled twice: 8 independent 16-byte weight loads per lane in flight (the kernel is latency x bandwidth bound)
+#pragma unroll 2
     for (int64_t k = lane * V; k < K; k += 32 * V) {
       float w[kDecWarpCols][V];
 #pragma unroll
@@ -126,8 +128,8 @@ __global__ void __launch_bounds__(256) expert_gemm_tc_kernel(const float* __rest
   auto Bs = reinterpret_cast<__nv_bfloat16(*)[kTN][kTP]>(smem + 2 * kTM * kTP * 2);  // [2][kTN][kTP]
   auto Cs = reinterpret_cast<float(*)[kTN + 4]>(smem);                                // [kTM][kTN + 4]
   int ex, tile;
-  if (!find_tile_bounded(off, E, kTM, blockIdx.x, &ex, &tile)) return;
-  const int64_t n0 = static_cast<int64_t>(blockIdx.y) * kTN;
+  if (!find_tile_bounded(off, E, kTM, blockIdx.y, &ex, &tile)) return;
+  const int64_t n0 = static_cast<int64_t>(blockIdx.x) * kTN;
   const int r0 = off[ex] + tile * kTM;
   const int nrows = min(kTM, off[ex + 1] - r0);
   const __nv_bfloat16* We = W + static_cast<int64_t>(ex) * N * K;
@@ -236,7 +238,10 @@ cudaError_t expert_gemm(const float* xs, int64_t ldx, DType w_dtype, const void*
   if (path == 2 && w_dtype == DType::f32)
     return moe_grouped_gemm(DType::f32, xs, ldx, nullptr, 0, offsets, E, W, ys, ldy, P, N, K, stream);
   if (path == 2) {
-    const dim3 grid(static_cast<unsigned>((P + kTM - 1) / kTM + E), static_cast<unsigned>((N + kTN - 1) / kTN));
+    // Column tiles vary fastest: the blocks of one row tile run together and read its x rows from HBM once.
+    const int64_t row_tiles = (P + kTM - 1) / kTM + E;
+    if (row_tiles > 65535) return extra::expert_gemm(xs, ldx, w_dtype, W, offsets, E, ys, ldy, P, N, K, stream);
+    const dim3 grid(static_cast<unsigned>((N + kTN - 1) / kTN), static_cast<unsigned>(row_tiles));
     expert_gemm_tc_kernel<<<grid, 256, 0, stream>>>(xs, ldx, static_cast<const __nv_bfloat16*>(W), offsets, Ei, ys,
                                                     ldy, N, K);
     return cudaGetLastError();
