@@ -425,7 +425,9 @@ void moe_permute(ExecCtx& ctx, const Tensor& ids, const Tensor& row_slot, int64_
   out.expert_offsets = ctx.scratch.tensor({E + 1}, DType::I32);
   LoraSegments& seg = out.lora;
   seg.num_rows = S > 0 ? P : 0;
-  seg.num_segments = G;
+  // The kernel lists the non-empty (expert, slot) segments first and at most P are non-empty: the LoRA kernels'
+  // grids (one spare tile per segment) then scale with min(E·slots, P), still a host-known bound.
+  seg.num_segments = std::min(G, P);
   seg.perm = ctx.scratch.tensor({std::max<int64_t>(P, 1)}, DType::I32);
   seg.indptr = ctx.scratch.tensor({G + 1}, DType::I32);
   seg.group = ctx.scratch.tensor({std::max<int64_t>(G, 1)}, DType::I32);
