@@ -22,6 +22,8 @@ void check_sampling();
 void check_graph();
 void check_moe_permute();
 void check_bf16_weights();
+void check_expert_gemm();
+void bench_expert_gemm();
 
 using namespace chk;
 namespace hc = hylora::cuda;
@@ -194,6 +196,7 @@ void bench() {
                 "down %.3f ms (%.0f TFLOP/s), combine %.3f ms\n",
                 ms[0], ms[1], fl_up / ms[1] / 1e9, ms[2], ms[3], fl_down / ms[3] / 1e9, ms[4]);
   }
+  bench_expert_gemm();  // the engine's expert GEMM (fp32 rows, bf16/fp32 weights), decode and prefill
   // sampling and logprobs over a 151 936 vocabulary, 64 rows
   {
     const int64_t R = 64, V = 151936;
@@ -266,6 +269,7 @@ int main(int argc, char** argv) {
   section("graph", check_graph);
   section("moe_permute", check_moe_permute);
   section("bf16_weights", check_bf16_weights);
+  section("expert_gemm", check_expert_gemm);
   std::printf("\n%d passed, %d failed (%.1f s)\n", g_pass, g_fail,
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   if (do_bench) bench();

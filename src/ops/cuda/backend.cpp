@@ -13,6 +13,7 @@
 #include "ops/backends.h"
 #include "ops/cuda/attention.h"
 #include "ops/cuda/bf16_kv.h"
+#include "ops/cuda/expert_gemm.h"
 #include "ops/cuda/extra.h"
 #include "ops/cuda/gemm.h"
 #include "ops/cuda/lora.h"
@@ -425,7 +426,9 @@ void moe_permute(ExecCtx& ctx, const Tensor& ids, const Tensor& row_slot, int64_
   out.expert_offsets = ctx.scratch.tensor({E + 1}, DType::I32);
   LoraSegments& seg = out.lora;
   seg.num_rows = S > 0 ? P : 0;
-  seg.num_segments = G;
+  // The kernel lists the non-empty (expert, slot) segments first and at most P are non-empty: the LoRA kernels'
+  // grids (one spare tile per segment) then scale with min(E·slots, P), still a host-known bound.
+  seg.num_segments = std::min(G, P);
   seg.perm = ctx.scratch.tensor({std::max<int64_t>(P, 1)}, DType::I32);
   seg.indptr = ctx.scratch.tensor({G + 1}, DType::I32);
   seg.group = ctx.scratch.tensor({std::max<int64_t>(G, 1)}, DType::I32);
@@ -448,8 +451,10 @@ void moe_gather(ExecCtx& ctx, const Tensor& x, const MoePermutation& perm, int64
 void moe_expert_gemm(ExecCtx& ctx, const Tensor& xs, const Tensor& w, const MoePermutation& perm, Tensor& ys) {
   cuda::DType wt;
   const void* wp = cw(w, wt, "expert_gemm");
-  ok(cuda::extra::expert_gemm(cf(xs, "expert_gemm"), xs.ld(), wt, wp, ci(perm.expert_offsets, "expert_gemm"), w.dim(0),
-                              mf(ys, "expert_gemm"), ys.ld(), perm.num_pairs, w.dim(1), w.dim(2), stream(ctx)),
+  HYLORA_CHECK(w.ndim() == 3 && w.contiguous(), "internal: expert weights must be a contiguous [E, out, in] tensor");
+  // Decode (GEMV over the routed experts) or prefill (tensor-core tiles) by P and E only: graph-safe (expert_gemm.h).
+  ok(cuda::expert_gemm(cf(xs, "expert_gemm"), xs.ld(), wt, wp, ci(perm.expert_offsets, "expert_gemm"), w.dim(0),
+                       mf(ys, "expert_gemm"), ys.ld(), perm.num_pairs, w.dim(1), w.dim(2), stream(ctx)),
      "moe_expert_gemm");
 }
 
