@@ -314,7 +314,7 @@ cudaError_t gdn_gates(const float* b, int64_t ldb, const float* a, int64_t lda, 
 }
 cudaError_t rope(float* x, int64_t ldx, int64_t T, int64_t heads, int64_t D, const int32_t* pos, const float* inv_freq,
                  int64_t rot, int64_t offset, float scaling, bool interleaved, cudaStream_t st) {
-  if (rot > 512 || rot % 2 != 0) return cudaErrorInvalidValue;
+  if (rot > 512) return cudaErrorInvalidValue;
   if (T == 0 || heads == 0 || rot == 0) return cudaSuccess;
   // one warp per (row, head): 8 warps per 256-thread block (blocks_for caps the grid; the kernel strides past it)
   rope_k<<<blocks_for(T * heads * 32), kThreads, 0, st>>>(x, ldx, T, heads, D, pos, inv_freq, static_cast<int>(rot),
