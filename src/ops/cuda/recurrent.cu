@@ -1,14 +1,16 @@
 // Recurrent ops (math in recurrent.h).
 // gated_delta_rule, Dk ≤ 128 and ≤ 4 rows per sequence (decode): 4 warps per (sequence, value head, 32 Dv columns),
-//   float4 state tiles in registers, two cross-warp reductions per token (gdn_decode_kernel). Otherwise: block = (sequence, value head, 32 Dv columns), 8 warps; lane j owns column j of the tile, warp w
+//   float4 state tiles in registers, two cross-warp reductions per token (gdn_decode_kernel). Otherwise: block =
+//   (sequence, value head, 32 Dv columns), 8 warps; lane j owns column j of the tile, warp w
 //   owns rows i ≡ w (mod 8) of S (≤ 32 rows per thread, in registers). Tokens are staged 16 at a time (q, k with their
 //   l2 norms applied, the v tile, decay and β); per token two cross-warp reductions through shared memory give
 //   u_j = Σ_i S_ij k̂_i and o_j = Σ_i S_ij q̂_i.
 // ssm_scan: block = (sequence, head, 8 channels of hd), warp w owns channel p0 + w, lane l owns states
 //   n ≡ l (mod 32) (≤ 8 per thread; state rows are read and written coalesced). Tokens staged 16 at a time (x tile,
 //   Δ, decay, B, C) behind one barrier; per token y_p = Σ_n S_pn C_n is a warp-shuffle sum (no barrier).
-// causal_conv1d: one thread per (row, channel), grid (rows, channel blocks), reads its K inputs from x or, before the sequence start, from the
-//   slot's state; a second kernel (one thread per (sequence, channel)) writes the new state after all reads.
+// causal_conv1d: one thread per (row, channel), grid (rows, channel blocks of 128), reads its K inputs from x or,
+//   before the sequence start, from the slot's state; a second kernel (one thread per (sequence, channel)) writes
+//   the new state after all reads.
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/recurrent.h"
 
