@@ -109,12 +109,19 @@ __global__ void __launch_bounds__(256) shrink_decode_kernel(const T* __restrict_
   const int nr = max(0, min(kDR, R - r0));  // live rank columns of this block
   const int row0 = seg.seg_indptr[g] + tile * kDRows;
   const int nrow = min(kDRows, seg.seg_indptr[g + 1] - row0);  // ≥ 1 (find_tile_bounded skips spare tiles)
+  if (nr == 0) {  // rank columns past the adapter's rank (block-uniform, before the barrier): zeros only
+    if (threadIdx.x < kDRows * kDR) {
+      const int q = threadIdx.x / kDR, c = threadIdx.x % kDR;
+      if (q < nrow && r0 + c < max_r) s[(static_cast<int64_t>(row0 + q) * sl.n + k) * max_r + r0 + c] = 0.0f;
+    }
+    return;
+  }
   float acc[kDRows][kDR];
 #pragma unroll
   for (int q = 0; q < kDRows; ++q)
 #pragma unroll
     for (int c = 0; c < kDR; ++c) acc[q][c] = 0.0f;
-  if (nr > 0) {  // block-uniform
+  {
     const T* xr[kDRows];
     const T* ar[kDR];
 #pragma unroll
