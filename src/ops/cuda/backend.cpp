@@ -187,7 +187,14 @@ void paged_attention(ExecCtx& ctx, const Tensor& q, const Tensor& k_cache, const
   p.scale = scale;
   const int64_t max_context = layout.max_pages * layout.page_size;
   const int64_t nsplit = attention_key_splits(p, max_context);
-  if (nsplit == 1) {
+  if (nsplit == 1 && bf16 && T <= 4 * p.S) {
+    // Decode rows in bf16: the flash-style kernel (a block's rows share a KV head, so K/V are read once per group);
+    // attention_prefill would pick the WMMA kernel, whose 64-row tiles would be one row full here and which reads
+    // K/V once per query head.
+    const int64_t whole = (max_context + 31) / 32 * 32;  // one split covering every key
+    ok(cuda::attention_decode(kdt, p, max_context, nullptr, stream(ctx), std::max<int64_t>(whole, 32)),
+       "paged_attention");
+  } else if (nsplit == 1) {
     ok(cuda::attention_prefill(kdt, p, stream(ctx)), "paged_attention");
   } else {
     const int64_t chunk = ((max_context + nsplit - 1) / nsplit + 31) / 32 * 32;  // a multiple of the key tile
