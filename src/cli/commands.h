@@ -15,4 +15,8 @@ int run_bench_command(int argc, char** argv);
 // `hylora graph-check FIXTURES_DIR` (hidden, GPU machine): CUDA-graph decode steps vs eager on golden fixtures;
 // PASS/FAIL lines, exit 1 on any failure (graph_check_command.cpp).
 int run_graph_check_command(int argc, char** argv);
+// `hylora dist-check --tp N` (hidden, GPU machines): the launcher and the NCCL collectives (dist_check_command.cpp).
+int run_dist_check_command(int argc, char** argv);
+// The process's whole command line (main's argv), for the launcher to start a rank as a copy of this process.
+char** process_argv();
 }  // namespace hylora::cli

@@ -8,6 +8,13 @@
 #include "cli/commands.h"
 #include "core/error.h"
 
+namespace hylora::cli {
+namespace {
+char** g_argv = nullptr;
+}
+char** process_argv() { return g_argv; }
+}  // namespace hylora::cli
+
 namespace {
 void print_usage() {
   std::fprintf(stderr,
@@ -27,6 +34,7 @@ int main(int argc, char** argv) {
     print_usage();
     return argc < 2 ? 2 : 0;
   }
+  hylora::cli::g_argv = argv;
   std::string cmd = argv[1];
   try {
     if (cmd == "score") return hylora::cli::run_score_command(argc - 1, argv + 1);
@@ -34,6 +42,7 @@ int main(int argc, char** argv) {
     if (cmd == "tokenize") return hylora::cli::run_tokenize_command(argc - 1, argv + 1);
     if (cmd == "bench") return hylora::cli::run_bench_command(argc - 1, argv + 1);
     if (cmd == "graph-check") return hylora::cli::run_graph_check_command(argc - 1, argv + 1);
+    if (cmd == "dist-check") return hylora::cli::run_dist_check_command(argc - 1, argv + 1);
     if (cmd == "chat-template") return hylora::cli::run_chat_template_command(argc - 1, argv + 1);
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "hylora %s: error: out of memory (an allocation failed; lower the sizes the options ask "

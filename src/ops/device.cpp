@@ -54,6 +54,22 @@ void profiler_range(Device device, bool start) {
   if (device == Device::CUDA) cuda_backend::profiler_range(start);
 }
 
+int device_count() { return cuda_backend::device_count(); }
+void set_device(int index) { cuda_backend::set_device(index); }
+CollectiveId collective_unique_id() { return cuda_backend::collective_unique_id(); }
+std::shared_ptr<void> collective_join(const CollectiveId& id, int rank, int size) {
+  return cuda_backend::collective_join(id, rank, size);
+}
+void collective_all_reduce_sum(ExecCtx& ctx, const std::shared_ptr<void>& comm, Tensor& t) {
+  cuda_backend::collective_all_reduce_sum(ctx, comm, t);
+}
+void collective_all_gather(ExecCtx& ctx, const std::shared_ptr<void>& comm, const Tensor& local, Tensor& out) {
+  cuda_backend::collective_all_gather(ctx, comm, local, out);
+}
+void collective_broadcast(ExecCtx& ctx, const std::shared_ptr<void>& comm, Tensor& t, int root) {
+  cuda_backend::collective_broadcast(ctx, comm, t, root);
+}
+
 void* create_stream() { return cuda_backend::create_stream(); }
 void graph_capture_begin(ExecCtx& ctx) { cuda_backend::graph_capture_begin(ctx); }
 std::shared_ptr<void> graph_capture_end(ExecCtx& ctx) { return cuda_backend::graph_capture_end(ctx); }

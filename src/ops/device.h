@@ -2,7 +2,9 @@
 // Device plumbing beside the ops: the allocator of each device, copies between host and device, and waiting for a
 // device's queued work. The executor uses these to place weights, caches, adapter slots and the step on the compute
 // device; the models never call them (they only run ops).
+#include <array>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 
 #include "core/exec_ctx.h"
@@ -51,8 +53,30 @@ void graph_replay(ExecCtx& ctx, const std::shared_ptr<void>& graph);
 // GPU; nothing on the CPU. hylora bench's --profile-workload brackets one workload's timed steps with it.
 void profiler_range(Device device, bool start);
 
+// --- Collectives across GPUs (multi-GPU, docs/multi_gpu.md): NCCL, loaded on first use ------------------------------
+// A group's identity: made once (by the first rank, or by every rank alike when NCCL_COMM_ID=host:port points NCCL's
+// own bootstrap at one address) and handed to every rank.
+using CollectiveId = std::array<uint8_t, 128>;
+int device_count();            // CUDA devices this process sees (0 without the CUDA backend or a GPU)
+void set_device(int index);    // the GPU this process (rank) runs on, before anything is placed
+CollectiveId collective_unique_id();
+// This rank's membership of the group `id` of `size` ranks, on the current device; blocks until every rank joined.
+std::shared_ptr<void> collective_join(const CollectiveId& id, int rank, int size);
+// Enqueued on ctx.stream (ordered with the step's kernels; no host synchronisation): t ← Σ over ranks (in place);
+// out [size·n, …] = every rank's local [n, …] in rank order; t ← root's t.
+void collective_all_reduce_sum(ExecCtx& ctx, const std::shared_ptr<void>& comm, Tensor& t);
+void collective_all_gather(ExecCtx& ctx, const std::shared_ptr<void>& comm, const Tensor& local, Tensor& out);
+void collective_broadcast(ExecCtx& ctx, const std::shared_ptr<void>& comm, Tensor& t, int root);
+
 namespace cuda_backend {
 bool available();
+int device_count();
+void set_device(int index);
+CollectiveId collective_unique_id();
+std::shared_ptr<void> collective_join(const CollectiveId& id, int rank, int size);
+void collective_all_reduce_sum(ExecCtx& ctx, const std::shared_ptr<void>& comm, Tensor& t);
+void collective_all_gather(ExecCtx& ctx, const std::shared_ptr<void>& comm, const Tensor& local, Tensor& out);
+void collective_broadcast(ExecCtx& ctx, const std::shared_ptr<void>& comm, Tensor& t, int root);
 void profiler_range(bool start);
 Allocator& allocator();
 Allocator& pinned_allocator();  // caching, page-locked host blocks

@@ -12,6 +12,13 @@ namespace {
 
 bool available() { return false; }
 void profiler_range(bool) {}
+int device_count() { return 0; }
+void set_device(int) { no_cuda(); }
+CollectiveId collective_unique_id() { no_cuda(); }
+std::shared_ptr<void> collective_join(const CollectiveId&, int, int) { no_cuda(); }
+void collective_all_reduce_sum(ExecCtx&, const std::shared_ptr<void>&, Tensor&) { no_cuda(); }
+void collective_all_gather(ExecCtx&, const std::shared_ptr<void>&, const Tensor&, Tensor&) { no_cuda(); }
+void collective_broadcast(ExecCtx&, const std::shared_ptr<void>&, Tensor&, int) { no_cuda(); }
 Allocator& allocator() { no_cuda(); }
 Allocator& pinned_allocator() { no_cuda(); }
 void memcpy(ExecCtx&, void*, const void*, size_t) { no_cuda(); }
