@@ -11,6 +11,7 @@
 //   slot's state; a second kernel (one thread per (sequence, channel)) writes the new state after all reads.
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/recurrent.h"
+#include "ops/cuda/gdn_chunked.h"
 
 namespace hylora::cuda {
 using namespace detail;
@@ -376,6 +377,10 @@ cudaError_t gated_delta_rule(DType dt, const void* q, int64_t ldq, const void* k
           cu_seqlens, hk, hv, dk, dv);
     return cudaGetLastError();
   }
+  // Prefill: the chunked form (gdn_chunked.cu) once sequences average ≥ 16 rows (any length is exact there).
+  if (Dk <= 128 && T >= 16 * S && gdn_chunked_enabled())
+    return gated_delta_rule_chunked(dt, q, ldq, k, ldk, v, ldv, g, ldg, beta, ldb, o, ldo, state_pool, state_slot,
+                                    cu_seqlens, S, T, Hk, Hv, Dk, Dv, stream);
   if (dt == DType::f32)
     gdn_kernel<float><<<grid, 256, 0, stream>>>(
         static_cast<const float*>(q), ldq, static_cast<const float*>(k), ldk, static_cast<const float*>(v), ldv,
