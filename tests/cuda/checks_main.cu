@@ -7,6 +7,7 @@
 
 #include "ops/cuda/attention.h"
 #include "ops/cuda/gdn_chunked.h"
+#include "ops/cuda/ssd_chunked.h"
 #include "ops/cuda/gemm.h"
 #include "ops/cuda/lora.h"
 #include "ops/cuda/moe.h"
@@ -20,6 +21,7 @@ void check_lora();
 void check_attention();
 void check_recurrent();
 void check_gdn_chunked();
+void check_ssd_chunked();
 void check_sampling();
 void check_graph();
 void check_moe_permute();
@@ -182,6 +184,27 @@ void bench() {
     std::printf("TIME gated_delta prefill %s 1x8192 Hv=32 Dk=Dv=128: sequential %.3f ms, chunked %.3f ms (%.1fx)\n",
                 dname(d), ms[0], ms[1], ms[0] / ms[1]);
   }
+  // Mamba2 scan prefill 1 x 8192 (nh 128, hd 64, G 8, N 128), sequential (ssm_kernel) vs chunked (ssd_chunked.cu)
+  for (DType d : {DType::bf16, DType::f32}) {
+    const int64_t nh = 128, hd = 64, G = 8, N = 128, T = 8192;
+    const size_t es = hc::dtype_size(d);
+    std::vector<int32_t> cu{0, static_cast<int32_t>(T)}, sl{0};
+    Buf x(T * nh * hd * es), dt(T * nh * es), B(T * G * N * es), C(T * G * N * es), y(T * nh * hd * es), A(nh * 4),
+        D(nh * 4), st(nh * hd * N * 4), dcu = up_raw(cu), dsl = up_raw(sl);
+    for (Buf* bb : {&x, &dt, &B, &C, &A, &D, &st}) CK(cudaMemset(bb->p, 0, bb->bytes));
+    double ms[2];
+    for (int chunked = 0; chunked < 2; ++chunked) {
+      hc::set_ssd_chunked_enabled(chunked == 1);
+      ms[chunked] = time_ms([&] {
+        CK(hc::ssm_scan(d, x.p, nh * hd, dt.p, nh, B.p, G * N, C.p, G * N, A.as<float>(), D.as<float>(), nullptr,
+                        0.0f, y.p, nh * hd, st.as<float>(), dsl.as<int32_t>(), dcu.as<int32_t>(), 1, T, nh, hd, G, N,
+                        nullptr));
+      }, 3);
+    }
+    hc::set_ssd_chunked_enabled(true);
+    std::printf("TIME ssm_scan prefill %s 1x8192 nh=128 hd=64 N=128: sequential %.3f ms, chunked %.3f ms (%.1fx)\n",
+                dname(d), ms[0], ms[1], ms[0] / ms[1]);
+  }
   // MoE experts, Qwen3.5-35B-A3B-like: 4096 tokens, 256 experts, top-8, hidden 2048, expert intermediate 512
   {
     const int64_t T = 4096, E = 256, k = 8, H = 2048, I = 512, n = T * k;
@@ -285,6 +308,7 @@ int main(int argc, char** argv) {
   section("attention", check_attention);
   section("recurrent", check_recurrent);
   section("gdn_chunked", check_gdn_chunked);
+  section("ssd_chunked", check_ssd_chunked);
   section("sampling", check_sampling);
   section("graph", check_graph);
   section("moe_permute", check_moe_permute);
