@@ -94,7 +94,7 @@ void reference(const Problem& P, std::vector<double>& oref, std::vector<double>&
 // mode 0: one direct call; 1: two direct calls (every sequence split at a random row); 2: one call through
 // gated_delta_rule (the dispatch). gmin: most negative log decay.
 void check(DType d, int64_t Hk, int64_t Hv, int64_t Dk, int64_t Dv, const std::vector<int>& lens, int mode,
-           float gmin = -1.0f) {
+           float gmin = -1.0f, bool corr = false) {
   Problem P{Hk, Hv, Dk, Dv};
   P.lens = lens;
   const int64_t S = lens.size(), slots = S + 2;
@@ -110,6 +110,12 @@ void check(DType d, int64_t Hk, int64_t Hv, int64_t Dk, int64_t Dv, const std::v
   const int64_t T = P.T;
   P.q = randn(T * P.ldq, 1.0f, d), P.k = randn(T * P.ldk, 1.0f, d), P.v = randn(T * P.ldv, 1.0f, d);
   P.g = randu(T * P.ldg, gmin, -0.001f, d), P.beta = randu(T * P.ldb, 0.05f, 0.95f, d);
+  if (corr) {  // nearly parallel keys (one direction + 10% noise): the worst conditioning of the triangular solve
+    const auto base = randn(P.ldk, 1.0f, DType::f32);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t c = 0; c < P.ldk; ++c) P.k[t * P.ldk + c] = round_dt(base[c] + 0.1f * P.k[t * P.ldk + c], d);
+    P.beta = randu(T * P.ldb, 0.9f, 1.0f, d);
+  }
   P.st0 = randn(slots * Hv * Dk * Dv, 0.1f, DType::f32);
   const std::vector<float> o0 = randn(T * P.ldo, 1.0f, d);
   std::vector<float> out = o0;
@@ -155,9 +161,9 @@ void check(DType d, int64_t Hk, int64_t Hv, int64_t Dk, int64_t Dv, const std::v
   std::string ls;
   for (size_t i = 0; i < lens.size(); ++i) ls += (i ? "," : "") + std::to_string(lens[i]);
   char name[200];
-  std::snprintf(name, sizeof name, "gdn_chunked %s Hk=%ld Hv=%ld Dk=%ld Dv=%ld gmin=%g lens=%s",
+  std::snprintf(name, sizeof name, "gdn_chunked %s Hk=%ld Hv=%ld Dk=%ld Dv=%ld gmin=%g%s lens=%s",
                 mode == 1 ? "2calls" : mode == 2 ? "dispatch" : "1call", (long)Hk, (long)Hv, (long)Dk, (long)Dv,
-                gmin, ls.c_str());
+                gmin, corr ? " corr-keys" : "", ls.c_str());
   compare(std::string(name) + " out", d, og2, or2, 5e-5, 1.6e-2);
   compare(std::string(name) + " state", d, sg2, sr2, 5e-5, 1e-3);
   expect(std::string(name) + " padding untouched", untouched);
@@ -178,6 +184,7 @@ void check_gdn_chunked() {
     check(d, 2, 4, 128, 64, {31, 333}, 0);
     check(d, 1, 2, 64, 80, {150, 1, 90}, 0);              // partial 32-column tile
     check(d, 2, 4, 128, 128, {700}, 0, -8.0f);            // strong decay: e^{b} underflows within a chunk
+    check(d, 2, 4, 128, 128, {300, 9}, 0, -0.05f, true);  // nearly parallel keys, β ≈ 1, slow decay
     check(d, 2, 4, 128, 128, {300, 77, 1, 129}, 1);        // continuation over two calls
     check(d, 1, 2, 64, 64, {1000}, 1);
     check(d, 2, 4, 128, 128, {500, 3, 260}, 2);           // through gated_delta_rule's dispatch
