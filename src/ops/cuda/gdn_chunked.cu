@@ -6,7 +6,8 @@
 //   2 l2-normalise q, k (one warp per row); warp 0 also scans g into b and e^{b_last − b}
 //   3 L, P [C, C] (K̂K̂ᵀ, Q̂K̂ᵀ with decay ratios; thread = 4×4 outputs) and, in the same pass over Dk, K̂S0, Q̂S0
 //     [C, 32] (thread = 4×2 outputs): R = β (v − γ K̂S0) goes to shared memory, O = γ Q̂S0 stays in registers
-//   4 forward substitution (I + L) D = R in place, warp 0, lane = column (the only sequential part: ~C²/2 FMAs)
+//   4 (I + L) D = R: the 16×16 diagonal blocks of I + L inverted in registers, then 4 block steps (the only
+//     sequential part)
 //   5 O += P D → output rows; S = γ_last S + K̂ᵀ (e^{b_last − b} D)
 // The Dk-only work of steps 2-3 is repeated by the Dv/32 blocks of a head; all math is fp32 on CUDA cores for both
 // activation dtypes (no TF32, no tensor cores). Decays use exp(b_t − b_s) with s ≤ t, so every exponent is ≤ 0 for
@@ -21,9 +22,10 @@ namespace {
 constexpr int kC = 64;     // chunk length (tokens)
 constexpr int kTile = 32;  // Dv columns per block
 constexpr int kLP = kC + 1;
+constexpr int kAP = 17;  // row stride of the inverted 16×16 diagonal blocks
 
 __host__ __device__ constexpr int smem_floats(int Dk) {
-  return 2 * kC * (Dk + 1) + kC * kTile + 2 * kC * kLP + Dk * kTile + 3 * kC;
+  return 2 * kC * (Dk + 1) + 2 * kC * kTile + 2 * kC * kLP + Dk * kTile + 3 * kC + kC * kAP;
 }
 
 bool g_enabled = true;
@@ -41,13 +43,15 @@ __global__ void __launch_bounds__(256) gdn_chunk_kernel(const T* __restrict__ q,
   const int KP = Dk + 1;  // odd row stride: column walks over rows hit distinct banks
   float* Ks = sm;                // [C, KP] k̂
   float* Qs = Ks + kC * KP;      // [C, KP] q̂
-  float* Rs = Qs + kC * KP;      // [C, 32] v tile, then R, then D
+  float* Rs = Qs + kC * KP;      // [C, 32] v tile, then R
   float* Ls = Rs + kC * kTile;   // [C, kLP]
   float* Ps = Ls + kC * kLP;     // [C, kLP]
   float* Ss = Ps + kC * kLP;     // [Dk, 32] state tile
   float* bs = Ss + Dk * kTile;   // [C] cumulative log decay in the chunk
   float* bet = bs + kC;          // [C] β
   float* ed = bet + kC;          // [C] e^{b_last − b_s}
+  float* Ds = ed + kC;           // [C, 32] D
+  float* Ai = Ds + kC * kTile;   // [C, kAP] inverses of the 16×16 diagonal blocks of I + L (row 16b + r, column u)
 
   const int s = blockIdx.x, h = blockIdx.y, j0 = blockIdx.z * kTile;
   const int slot = state_slot[s];
@@ -161,27 +165,50 @@ __global__ void __launch_bounds__(256) gdn_chunk_kernel(const T* __restrict__ q,
       }
     }
     __syncthreads();
-    // 4. forward substitution D_t = R_t − Σ_{s<t} L_ts D_s, one column per lane of warp 0 (in place in Rs; each lane
-    // reads only the column it writes, so no barrier inside)
-    if (w == 0) {
-      for (int t = 1; t < nt; ++t) {
-        const float* Lr = Ls + t * kLP;
-        float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
-        int sc = 0;
-        for (; sc + 4 <= t; sc += 4) {
-          a0 = fmaf(Lr[sc], Rs[sc * kTile + lane], a0);
-          a1 = fmaf(Lr[sc + 1], Rs[(sc + 1) * kTile + lane], a1);
-          a2 = fmaf(Lr[sc + 2], Rs[(sc + 2) * kTile + lane], a2);
-          a3 = fmaf(Lr[sc + 3], Rs[(sc + 3) * kTile + lane], a3);
-        }
-        for (; sc < t; ++sc) a0 = fmaf(Lr[sc], Rs[sc * kTile + lane], a0);
-        Rs[t * kTile + lane] -= (a0 + a1) + (a2 + a3);
+    // 4. (I + L) D = R by blocks of 16 rows. 4i: warps 0-3 invert the four unit lower-triangular 16×16 diagonal
+    // blocks of (I + L) (lane j < 16 solves (I + L_bb) x = e_j, fully unrolled in registers). 4b: per row block b,
+    // R_b −= L_{b,<b} D_{<b} (b > 0), then D_b = (I + L_bb)⁻¹ R_b; thread = one row × 2 columns. The sequential
+    // part is 4 short steps with 2 barriers each instead of C dependent rows.
+    if (w < 4 && lane < 16) {
+      const float* Lb = Ls + (16 * w) * kLP + 16 * w;  // diagonal block w
+      float xv[16];
+#pragma unroll
+      for (int r = 0; r < 16; ++r) {
+        float acc = r == lane ? 1.0f : 0.0f;
+#pragma unroll
+        for (int u = 0; u < r; ++u) acc = fmaf(-Lb[r * kLP + u], xv[u], acc);
+        xv[r] = acc;
+        Ai[(16 * w + r) * kAP + lane] = acc;
       }
     }
     __syncthreads();
+    for (int b = 0; 16 * b < nt; ++b) {  // uniform bound: rows past nt are never read by step 5
+      const int t = 16 * b + rg;
+      if (b > 0) {
+        const float* Lr = Ls + t * kLP;
+        float a0 = 0.0f, a1 = 0.0f;
+        for (int sc = 0; sc < 16 * b; ++sc) {
+          a0 = fmaf(Lr[sc], Ds[sc * kTile + cg], a0);
+          a1 = fmaf(Lr[sc], Ds[sc * kTile + cg + 16], a1);
+        }
+        Rs[t * kTile + cg] -= a0;
+        Rs[t * kTile + cg + 16] -= a1;
+        __syncthreads();
+      }
+      const float* Ar = Ai + t * kAP;
+      float d0 = 0.0f, d1 = 0.0f;
+#pragma unroll
+      for (int u = 0; u < 16; ++u) {
+        d0 = fmaf(Ar[u], Rs[(16 * b + u) * kTile + cg], d0);
+        d1 = fmaf(Ar[u], Rs[(16 * b + u) * kTile + cg + 16], d1);
+      }
+      Ds[t * kTile + cg] = d0;
+      Ds[t * kTile + cg + 16] = d1;
+      __syncthreads();
+    }
     // 5a. O += P D (P is zero above the diagonal and D zero past nt)
     for (int sc = 0; sc < nt; ++sc) {
-      const float d0 = Rs[sc * kTile + cg], d1 = Rs[sc * kTile + cg + 16];
+      const float d0 = Ds[sc * kTile + cg], d1 = Ds[sc * kTile + cg + 16];
 #pragma unroll
       for (int a = 0; a < 4; ++a) {
         const float p = Ps[(rg + 16 * a) * kLP + sc];
@@ -212,7 +239,7 @@ __global__ void __launch_bounds__(256) gdn_chunk_kernel(const T* __restrict__ q,
       }
       for (int sc = 0; sc < nt; ++sc) {
         const float e = ed[sc];
-        const float d0 = e * Rs[sc * kTile + cg], d1 = e * Rs[sc * kTile + cg + 16];
+        const float d0 = e * Ds[sc * kTile + cg], d1 = e * Ds[sc * kTile + cg + 16];
         const float* kr = Ks + sc * KP;
 #pragma unroll
         for (int a = 0; a < 8; ++a) {
