@@ -134,7 +134,7 @@ __global__ void __launch_bounds__(256) gdn_chunk_kernel(const T* __restrict__ q,
 #pragma unroll
         for (int a = 0; a < 4; ++a) {
 #pragma unroll
-          for (int b = 0; b < 4; ++b) {
+          for (int b = 0; b <= a; ++b) {  // b > a: columns cg+16b > rows rg+16a, above the diagonal (masked)
             kk[a][b] = fmaf(kt[a], kc[b], kk[a][b]);
             qk[a][b] = fmaf(qt[a], kc[b], qk[a][b]);
           }

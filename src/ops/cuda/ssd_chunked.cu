@@ -122,7 +122,7 @@ __global__ void __launch_bounds__(256) ssd_chunk_kernel(const T* __restrict__ x,
 #pragma unroll
         for (int a = 0; a < 4; ++a) {
 #pragma unroll
-          for (int b = 0; b < 4; ++b) cb[a][b] = fmaf(ct[a], bc[b], cb[a][b]);
+          for (int b = 0; b <= a; ++b) cb[a][b] = fmaf(ct[a], bc[b], cb[a][b]);  // b > a: above the diagonal
           ca[a][0] = fmaf(ct[a], s0, ca[a][0]);
           ca[a][1] = fmaf(ct[a], s1, ca[a][1]);
         }
