@@ -9,6 +9,8 @@
 //   4 (I + L) D = R: the 16×16 diagonal blocks of I + L inverted in registers, then 4 block steps (the only
 //     sequential part)
 //   5 O += P D → output rows; S = γ_last S + K̂ᵀ (e^{b_last − b} D)
+// Shared memory (105.5 KiB at Dk = 128, two blocks per SM with ≤ 128 registers): L and P share one [C, C+1] array (L
+// below the diagonal, P transposed above it), D and the block inverses reuse Q̂'s space after step 3.
 // The Dk-only work of steps 2-3 is repeated by the Dv/32 blocks of a head; all math is fp32 on CUDA cores for both
 // activation dtypes (no TF32, no tensor cores). Decays use exp(b_t − b_s) with s ≤ t, so every exponent is ≤ 0 for
 // g ≤ 0 (no overflow; e^{b} underflowing to 0 is the exact limit).
@@ -25,13 +27,16 @@ constexpr int kLP = kC + 1;
 constexpr int kAP = 17;  // row stride of the inverted 16×16 diagonal blocks
 
 __host__ __device__ constexpr int smem_floats(int Dk) {
-  return 2 * kC * (Dk + 1) + 2 * kC * kTile + 2 * kC * kLP + Dk * kTile + 3 * kC + kC * kAP;
+  // D and the block inverses (C·(32 + kAP) floats) alias Q̂ (C·(Dk+1)) when they fit: 108 KiB at Dk = 128, so two
+  // blocks fit on an SM
+  return 2 * kC * (Dk + 1) + kC * kTile + kC * kLP + Dk * kTile + 3 * kC +
+         (Dk + 1 >= kTile + kAP ? 0 : kC * (kTile + kAP));
 }
 
 bool g_enabled = true;
 
 template <typename T>
-__global__ void __launch_bounds__(256) gdn_chunk_kernel(const T* __restrict__ q, int64_t ldq, const T* __restrict__ k,
+__global__ void __launch_bounds__(256, 2) gdn_chunk_kernel(const T* __restrict__ q, int64_t ldq, const T* __restrict__ k,
                                                         int64_t ldk, const T* __restrict__ v, int64_t ldv,
                                                         const T* __restrict__ g, int64_t ldg,
                                                         const T* __restrict__ beta, int64_t ldb, T* __restrict__ o,
@@ -44,14 +49,14 @@ __global__ void __launch_bounds__(256) gdn_chunk_kernel(const T* __restrict__ q,
   float* Ks = sm;                // [C, KP] k̂
   float* Qs = Ks + kC * KP;      // [C, KP] q̂
   float* Rs = Qs + kC * KP;      // [C, 32] v tile, then R
-  float* Ls = Rs + kC * kTile;   // [C, kLP]
-  float* Ps = Ls + kC * kLP;     // [C, kLP]
-  float* Ss = Ps + kC * kLP;     // [Dk, 32] state tile
+  float* Ms = Rs + kC * kTile;   // [C, kLP]: L[t,s] at Ms[t, s] (s < t), P[t,s] at Ms[s, t] (s ≤ t)
+  float* Ss = Ms + kC * kLP;     // [Dk, 32] state tile
   float* bs = Ss + Dk * kTile;   // [C] cumulative log decay in the chunk
   float* bet = bs + kC;          // [C] β
   float* ed = bet + kC;          // [C] e^{b_last − b_s}
-  float* Ds = ed + kC;           // [C, 32] D
-  float* Ai = Ds + kC * kTile;   // [C, kAP] inverses of the 16×16 diagonal blocks of I + L (row 16b + r, column u)
+  // Q̂ is dead after step 3: steps 4-5 keep D and the block inverses in its space if they fit (smem_floats)
+  float* Ds = Dk + 1 >= kTile + kAP ? Qs : ed + kC;  // [C, 32] D
+  float* Ai = Ds + kC * kTile;          // [C, kAP] inverses of the 16×16 diagonal blocks of I + L (row 16b + r)
 
   const int s = blockIdx.x, h = blockIdx.y, j0 = blockIdx.z * kTile;
   const int slot = state_slot[s];
@@ -152,8 +157,8 @@ __global__ void __launch_bounds__(256) gdn_chunk_kernel(const T* __restrict__ q,
         for (int b = 0; b < 4; ++b) {
           const int sc = cg + 16 * b;
           const float dd = sc <= t ? expf(bt - bs[sc]) : 0.0f;  // masked before exp: no overflow
-          Ls[t * kLP + sc] = sc < t ? bet[t] * dd * kk[a][b] : 0.0f;
-          Ps[t * kLP + sc] = dd * qk[a][b];
+          if (sc < t) Ms[t * kLP + sc] = bet[t] * dd * kk[a][b];  // L, lower triangle
+          if (sc <= t) Ms[sc * kLP + t] = dd * qk[a][b];          // P, transposed into the upper triangle
         }
         const float gt = expf(bt);
 #pragma unroll
@@ -170,7 +175,7 @@ __global__ void __launch_bounds__(256) gdn_chunk_kernel(const T* __restrict__ q,
     // R_b −= L_{b,<b} D_{<b} (b > 0), then D_b = (I + L_bb)⁻¹ R_b; thread = one row × 2 columns. The sequential
     // part is 4 short steps with 2 barriers each instead of C dependent rows.
     if (w < 4 && lane < 16) {
-      const float* Lb = Ls + (16 * w) * kLP + 16 * w;  // diagonal block w
+      const float* Lb = Ms + (16 * w) * kLP + 16 * w;  // diagonal block w
       float xv[16];
 #pragma unroll
       for (int r = 0; r < 16; ++r) {
@@ -185,7 +190,7 @@ __global__ void __launch_bounds__(256) gdn_chunk_kernel(const T* __restrict__ q,
     for (int b = 0; 16 * b < nt; ++b) {  // uniform bound: rows past nt are never read by step 5
       const int t = 16 * b + rg;
       if (b > 0) {
-        const float* Lr = Ls + t * kLP;
+        const float* Lr = Ms + t * kLP;
         float a0 = 0.0f, a1 = 0.0f;
         for (int sc = 0; sc < 16 * b; ++sc) {
           a0 = fmaf(Lr[sc], Ds[sc * kTile + cg], a0);
@@ -211,7 +216,8 @@ __global__ void __launch_bounds__(256) gdn_chunk_kernel(const T* __restrict__ q,
       const float d0 = Ds[sc * kTile + cg], d1 = Ds[sc * kTile + cg + 16];
 #pragma unroll
       for (int a = 0; a < 4; ++a) {
-        const float p = Ps[(rg + 16 * a) * kLP + sc];
+        const int t = rg + 16 * a;
+        const float p = sc <= t ? Ms[sc * kLP + t] : 0.0f;
         oacc[a][0] = fmaf(p, d0, oacc[a][0]);
         oacc[a][1] = fmaf(p, d1, oacc[a][1]);
       }
