@@ -1,8 +1,8 @@
 // Chunked Mamba2 scan (math in ssd_chunked.h); the same block structure as gdn_chunked.cu without the triangular
 // solve. Block = (sequence, head, 32 channels of hd), 256 threads; the block walks its sequence chunk by chunk
 // (C = 64) with the state tile held transposed, Sᵀ [N, 32], in shared memory. Per chunk, between barriers:
-//   1 load B, C rows [C, N], the x tile [C, 32] (raw and times Δ), Δ and the log decays Δ·A (rows past the sequence
-//     end: zero, log decay 0)
+//   1 load B, C rows [C, N], the x tile [C, 32] (scaled by Δ after the barrier), Δ and the log decays Δ·A (rows past
+//     the sequence end: zero, log decay 0)
 //   2 warp 0 scans the log decays into b and e^{b_last − b}
 //   3 one pass over N: C Bᵀ [C, C] (thread = 4×4) → P with decay ratios, and C S0ᵀ [C, 32] (thread = 4×2) → registers
 //   4 Y = e^{b} C S0ᵀ + P X + D x → output rows; Sᵀ = e^{b_last} Sᵀ + Bᵀ (e^{b_last − b} X)
@@ -19,7 +19,7 @@ constexpr int kTile = 32;  // hd channels per block
 constexpr int kLP = kC + 1;
 
 __host__ __device__ constexpr int smem_floats(int N) {
-  return 2 * kC * (N + 1) + 2 * kC * kTile + kC * kLP + N * kTile + 2 * kC;
+  return 2 * kC * (N + 1) + kC * kTile + kC * kLP + N * kTile + 2 * kC;  // 105.25 KiB at N = 128: 2 blocks/SM
 }
 
 bool g_enabled = true;
@@ -27,7 +27,7 @@ bool g_enabled = true;
 __device__ __forceinline__ float softplus20(float x) { return x > 20.0f ? x : log1pf(expf(x)); }  // as ssm_kernel
 
 template <typename T>
-__global__ void __launch_bounds__(256) ssd_chunk_kernel(const T* __restrict__ x, int64_t ldx, const T* __restrict__ dtr,
+__global__ void __launch_bounds__(256, 2) ssd_chunk_kernel(const T* __restrict__ x, int64_t ldx, const T* __restrict__ dtr,
                                                         int64_t lddt, const T* __restrict__ Bm, int64_t ldB,
                                                         const T* __restrict__ Cm, int64_t ldC,
                                                         const float* __restrict__ A, const float* __restrict__ Dd,
@@ -39,9 +39,8 @@ __global__ void __launch_bounds__(256) ssd_chunk_kernel(const T* __restrict__ x,
   const int NP = N + 1;  // odd row stride: column walks over rows hit distinct banks
   float* Bs = sm;                // [C, NP] B rows
   float* Cs = Bs + kC * NP;      // [C, NP] C rows
-  float* Xd = Cs + kC * NP;      // [C, 32] Δ·x tile
-  float* Xr = Xd + kC * kTile;   // [C, 32] raw x tile (the D term)
-  float* Ps = Xr + kC * kTile;   // [C, kLP]
+  float* Xd = Cs + kC * NP;      // [C, 32] x tile, then Δ·x (the D term reads x again from global memory)
+  float* Ps = Xd + kC * kTile;   // [C, kLP]
   float* Ss = Ps + kC * kLP;     // [N, 32] state tile, transposed
   float* bs = Ss + N * kTile;    // [C] cumulative log decay in the chunk
   float* ed = bs + kC;           // [C] e^{b_last − b_s}
@@ -80,13 +79,13 @@ __global__ void __launch_bounds__(256) ssd_chunk_kernel(const T* __restrict__ x,
     }
     for (int e = tid; e < kC * kTile; e += blockDim.x) {
       const int tt = e / kTile, pp = e % kTile;
-      Xr[e] = (tt < nt && p0 + pp < hd)
+      Xd[e] = (tt < nt && p0 + pp < hd)
                   ? ld(x + static_cast<int64_t>(c0 + tt) * ldx + static_cast<int64_t>(h) * hd + p0 + pp)
                   : 0.0f;
     }
     __syncthreads();
     // 2. Δ·x, and prefix sums of the log decays (warp 0, two 32-element halves)
-    for (int e = tid; e < kC * kTile; e += blockDim.x) Xd[e] = ed[e / kTile] * Xr[e];
+    for (int e = tid; e < kC * kTile; e += blockDim.x) Xd[e] *= ed[e / kTile];
     __syncthreads();  // ed is overwritten below
     if (w == 0) {
       float x0 = bs[lane], x1 = bs[lane + 32];
@@ -158,9 +157,10 @@ __global__ void __launch_bounds__(256) ssd_chunk_kernel(const T* __restrict__ x,
 #pragma unroll
       for (int c = 0; c < 2; ++c) {
         const int pp = cg + 16 * c;
-        if (t < nt && p0 + pp < hd)
-          st(y + static_cast<int64_t>(c0 + t) * ldy + static_cast<int64_t>(h) * hd + p0 + pp,
-             oacc[a][c] + d_h * Xr[t * kTile + pp]);
+        if (t < nt && p0 + pp < hd) {
+          const float xv = ld(x + static_cast<int64_t>(c0 + t) * ldx + static_cast<int64_t>(h) * hd + p0 + pp);
+          st(y + static_cast<int64_t>(c0 + t) * ldy + static_cast<int64_t>(h) * hd + p0 + pp, oacc[a][c] + d_h * xv);
+        }
       }
     }
     // 4b. Sᵀ = e^{b_last} Sᵀ + Bᵀ (e^{b_last − b} X): rows n = rg + 16a (a < N/16), channels cg, cg + 16; each thread
