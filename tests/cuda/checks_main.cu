@@ -173,6 +173,7 @@ void bench() {
         o(T * Hv * Dv * es), st(Hv * Dk * Dv * 4), dcu = up_raw(cu), dsl = up_raw(sl);
     for (Buf* bb : {&q, &k, &v, &g, &b, &st}) CK(cudaMemset(bb->p, 0, bb->bytes));
     double ms[2];
+    const bool was_on = hc::gdn_chunked_enabled();
     for (int chunked = 0; chunked < 2; ++chunked) {
       hc::set_gdn_chunked_enabled(chunked == 1);
       ms[chunked] = time_ms([&] {
@@ -180,19 +181,23 @@ void bench() {
                                 st.as<float>(), dsl.as<int32_t>(), dcu.as<int32_t>(), 1, T, Hk, Hv, Dk, Dv, nullptr));
       }, 3);
     }
-    hc::set_gdn_chunked_enabled(true);
+    hc::set_gdn_chunked_enabled(was_on);
     std::printf("TIME gated_delta prefill %s 1x8192 Hv=32 Dk=Dv=128: sequential %.3f ms, chunked %.3f ms (%.1fx)\n",
                 dname(d), ms[0], ms[1], ms[0] / ms[1]);
   }
-  // Mamba2 scan prefill 1 x 8192 (nh 128, hd 64, G 8, N 128), sequential (ssm_kernel) vs chunked (ssd_chunked.cu)
-  for (DType d : {DType::bf16, DType::f32}) {
-    const int64_t nh = 128, hd = 64, G = 8, N = 128, T = 8192;
+  // Mamba2 scan prefill 1 x 8192 (hd 64, G 8, N 128; 128 and 32 heads), sequential (ssm_kernel) vs chunked
+  // (ssd_chunked.cu)
+  for (auto cfg :
+       {std::make_pair(DType::bf16, 128L), std::make_pair(DType::f32, 128L), std::make_pair(DType::f32, 32L)}) {
+    const DType d = cfg.first;
+    const int64_t nh = cfg.second, hd = 64, G = 8, N = 128, T = 8192;
     const size_t es = hc::dtype_size(d);
     std::vector<int32_t> cu{0, static_cast<int32_t>(T)}, sl{0};
     Buf x(T * nh * hd * es), dt(T * nh * es), B(T * G * N * es), C(T * G * N * es), y(T * nh * hd * es), A(nh * 4),
         D(nh * 4), st(nh * hd * N * 4), dcu = up_raw(cu), dsl = up_raw(sl);
     for (Buf* bb : {&x, &dt, &B, &C, &A, &D, &st}) CK(cudaMemset(bb->p, 0, bb->bytes));
     double ms[2];
+    const bool was_on = hc::ssd_chunked_enabled();
     for (int chunked = 0; chunked < 2; ++chunked) {
       hc::set_ssd_chunked_enabled(chunked == 1);
       ms[chunked] = time_ms([&] {
@@ -201,9 +206,9 @@ void bench() {
                         nullptr));
       }, 3);
     }
-    hc::set_ssd_chunked_enabled(true);
-    std::printf("TIME ssm_scan prefill %s 1x8192 nh=128 hd=64 N=128: sequential %.3f ms, chunked %.3f ms (%.1fx)\n",
-                dname(d), ms[0], ms[1], ms[0] / ms[1]);
+    hc::set_ssd_chunked_enabled(was_on);
+    std::printf("TIME ssm_scan prefill %s 1x8192 nh=%ld hd=64 N=128: sequential %.3f ms, chunked %.3f ms (%.2fx)\n",
+                dname(d), (long)nh, ms[0], ms[1], ms[0] / ms[1]);
   }
   // MoE experts, Qwen3.5-35B-A3B-like: 4096 tokens, 256 experts, top-8, hidden 2048, expert intermediate 512
   {

@@ -40,6 +40,8 @@ void run_call(DType d, const Problem& P, const std::vector<int>& from, const std
       dy = up(gather(out, P.ldy), d), dA = up(P.A, DType::f32), dD = up(P.D, DType::f32),
       ddtb = up(P.dtb, DType::f32), dcu = up_raw(cu), dslot = up_raw(P.slot);
   const void* Cp = static_cast<const char*>(dBC.p) + P.G * P.N * hc::dtype_size(d);
+  const bool was_on = hc::ssd_chunked_enabled();
+  hc::set_ssd_chunked_enabled(true);  // off by default (ssd_chunked.cu); the dispatch check turns it on
   if (via_dispatch)
     CK(hc::ssm_scan(d, dx.p, P.ldx, ddt.p, P.lddt, dBC.p, P.ldB, Cp, P.ldB, dA.as<float>(), dD.as<float>(),
                     ddtb.as<float>(), P.dt_min, dy.p, P.ldy, dst.as<float>(), dslot.as<int32_t>(), dcu.as<int32_t>(), S,
@@ -48,6 +50,7 @@ void run_call(DType d, const Problem& P, const std::vector<int>& from, const std
     CK(hc::ssm_scan_chunked(d, dx.p, P.ldx, ddt.p, P.lddt, dBC.p, P.ldB, Cp, P.ldB, dA.as<float>(), dD.as<float>(),
                             ddtb.as<float>(), P.dt_min, dy.p, P.ldy, dst.as<float>(), dslot.as<int32_t>(),
                             dcu.as<int32_t>(), S, T, P.nh, P.hd, P.G, P.N, nullptr));
+  hc::set_ssd_chunked_enabled(was_on);
   auto yg = down(dy, T * P.ldy, d);
   for (int64_t t = 0; t < T; ++t) std::copy_n(yg.begin() + t * P.ldy, P.ldy, out.begin() + rows[t] * P.ldy);
 }

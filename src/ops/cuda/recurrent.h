@@ -28,8 +28,8 @@ cudaError_t gated_delta_rule(DType dt, const void* q, int64_t ldq, const void* k
 //   Δ = max(softplus(dt[t,h] + dt_bias[h]), dt_min)      (torch softplus, threshold 20)
 //   S_h ← e^{Δ·A[h]} S_h + Δ·x[t,h,:] ⊗ B[t,gi,:];   y[t,h,:] = S_h C[t,gi,:] + D[h]·x[t,h,:]
 //   x [T, nh*hd] (ld ldx), dt [T, nh] raw (ld lddt), B, C [T, G*N] (ld ldB, ldC), A, D, dt_bias [nh] fp32,
-//   y [T, nh*hd] (ld ldy), state pool [slots, nh, hd, N] fp32. N ≤ 256. Prefill with N ≤ 128 and T ≥ 16·S runs the
-//   chunked form (ssd_chunked.h).
+//   y [T, nh*hd] (ld ldy), state pool [slots, nh, hd, N] fp32. N ≤ 256. Prefill with N ≤ 128 and T ≥ 16·S can run the
+//   chunked form (ssd_chunked.h; off by default).
 cudaError_t ssm_scan(DType dt, const void* x, int64_t ldx, const void* dtr, int64_t lddt, const void* B, int64_t ldB,
                      const void* C, int64_t ldC, const float* A, const float* D, const float* dt_bias, float dt_min,
                      void* y, int64_t ldy, float* state_pool, const int32_t* state_slot, const int32_t* cu_seqlens,
