@@ -36,14 +36,11 @@ __host__ __device__ constexpr int smem_floats(int Dk) {
 bool g_enabled = true;
 
 template <typename T>
-__global__ void __launch_bounds__(256, 2) gdn_chunk_kernel(const T* __restrict__ q, int64_t ldq, const T* __restrict__ k,
-                                                        int64_t ldk, const T* __restrict__ v, int64_t ldv,
-                                                        const T* __restrict__ g, int64_t ldg,
-                                                        const T* __restrict__ beta, int64_t ldb, T* __restrict__ o,
-                                                        int64_t ldo, float* state_pool,
-                                                        const int32_t* __restrict__ state_slot,
-                                                        const int32_t* __restrict__ cu, int Hk, int Hv, int Dk,
-                                                        int Dv) {
+__global__ void __launch_bounds__(256, 2) gdn_chunk_kernel(
+    const T* __restrict__ q, int64_t ldq, const T* __restrict__ k, int64_t ldk, const T* __restrict__ v, int64_t ldv,
+    const T* __restrict__ g, int64_t ldg, const T* __restrict__ beta, int64_t ldb, T* __restrict__ o, int64_t ldo,
+    float* state_pool, const int32_t* __restrict__ state_slot, const int32_t* __restrict__ cu, int Hk, int Hv,
+    int Dk, int Dv) {
   extern __shared__ float sm[];
   const int KP = Dk + 1;  // odd row stride: column walks over rows hit distinct banks
   float* Ks = sm;                // [C, KP] k̂

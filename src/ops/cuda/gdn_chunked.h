@@ -7,8 +7,8 @@
 //   (I + L) D = diag(β) V − diag(β γ) K̂ S0                      forward substitution, D [C, Dv] (the deltas d_t)
 //   O = diag(γ) Q̂ S0 + P D,  P[t,s] = e^{b_t−b_s} q̂_t·k̂_s (s ≤ t)
 //   S ← γ_{C−1} S0 + K̂ᵀ diag(e^{b_{C−1}−b_s}) D
-// (unrolling S_t = α_t S_{t−1} + k̂_t d_tᵀ over the chunk gives S_t = γ_t S0 + Σ_{s≤t} e^{b_t−b_s} k̂_s d_sᵀ; substituting
-// into d_t = β_t (v_t − α_t S_{t−1}ᵀ k̂_t) gives the triangular system.)
+// (unrolling S_t = α_t S_{t−1} + k̂_t d_tᵀ over the chunk gives S_t = γ_t S0 + Σ_{s≤t} e^{b_t−b_s} k̂_s d_sᵀ;
+// substituting into d_t = β_t (v_t − α_t S_{t−1}ᵀ k̂_t) gives the triangular system.)
 #pragma once
 #include <cuda_runtime.h>
 

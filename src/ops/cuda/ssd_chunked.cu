@@ -29,14 +29,11 @@ bool g_enabled = false;
 __device__ __forceinline__ float softplus20(float x) { return x > 20.0f ? x : log1pf(expf(x)); }  // as ssm_kernel
 
 template <typename T>
-__global__ void __launch_bounds__(256, 2) ssd_chunk_kernel(const T* __restrict__ x, int64_t ldx, const T* __restrict__ dtr,
-                                                        int64_t lddt, const T* __restrict__ Bm, int64_t ldB,
-                                                        const T* __restrict__ Cm, int64_t ldC,
-                                                        const float* __restrict__ A, const float* __restrict__ Dd,
-                                                        const float* __restrict__ dt_bias, float dt_min,
-                                                        T* __restrict__ y, int64_t ldy, float* state_pool,
-                                                        const int32_t* __restrict__ state_slot,
-                                                        const int32_t* __restrict__ cu, int nh, int hd, int G, int N) {
+__global__ void __launch_bounds__(256, 2) ssd_chunk_kernel(
+    const T* __restrict__ x, int64_t ldx, const T* __restrict__ dtr, int64_t lddt, const T* __restrict__ Bm,
+    int64_t ldB, const T* __restrict__ Cm, int64_t ldC, const float* __restrict__ A, const float* __restrict__ Dd,
+    const float* __restrict__ dt_bias, float dt_min, T* __restrict__ y, int64_t ldy, float* state_pool,
+    const int32_t* __restrict__ state_slot, const int32_t* __restrict__ cu, int nh, int hd, int G, int N) {
   extern __shared__ float sm[];
   const int NP = N + 1;  // odd row stride: column walks over rows hit distinct banks
   float* Bs = sm;                // [C, NP] B rows
