@@ -27,8 +27,8 @@ constexpr int kLP = kC + 1;
 constexpr int kAP = 17;  // row stride of the inverted 16×16 diagonal blocks
 
 __host__ __device__ constexpr int smem_floats(int Dk) {
-  // D and the block inverses (C·(32 + kAP) floats) alias Q̂ (C·(Dk+1)) when they fit: 108 KiB at Dk = 128, so two
-  // blocks fit on an SM
+  // D and the block inverses (C·(32 + kAP) floats) alias Q̂ (C·(Dk+1)) when they fit (Dk ≥ 48): 105.5 KiB
+  // at Dk = 128, so two blocks fit on an SM
   return 2 * kC * (Dk + 1) + kC * kTile + kC * kLP + Dk * kTile + 3 * kC +
          (Dk + 1 >= kTile + kAP ? 0 : kC * (kTile + kAP));
 }
@@ -53,7 +53,7 @@ __global__ void __launch_bounds__(256, 2) gdn_chunk_kernel(
   float* ed = bet + kC;          // [C] e^{b_last − b_s}
   // Q̂ is dead after step 3: steps 4-5 keep D and the block inverses in its space if they fit (smem_floats)
   float* Ds = Dk + 1 >= kTile + kAP ? Qs : ed + kC;  // [C, 32] D
-  float* Ai = Ds + kC * kTile;          // [C, kAP] inverses of the 16×16 diagonal blocks of I + L (row 16b + r)
+  float* Ai = Ds + kC * kTile;                       // [C, kAP] inverses of the 16×16 diagonal blocks of I + L (row 16b + r)
 
   const int s = blockIdx.x, h = blockIdx.y, j0 = blockIdx.z * kTile;
   const int slot = state_slot[s];
