@@ -49,7 +49,9 @@ for case in qwen3_5_causal_lora nemotron_h_latent_lora; do
   python3 "$root/scripts/gpu_serve_check.py" "$bin" "$root/tests/fixtures/$case" "${dtypes[@]}" || rc=1
 done
 # CUDA-graph decode steps (--cuda-graphs on, the default) vs eager, padded and unpadded, on golden fixtures.
-"$bin" graph-check "$root/tests/fixtures" || rc=1
+for dt in "${dtypes[@]}"; do
+  "$bin" graph-check "$root/tests/fixtures" --dtype "$dt" || rc=1
+done
 # --mem-fraction: far below what the CUDA context alone holds -> one clear error before any request is read.
 out=$(echo '{"id": "a", "input_ids": [1, 2]}' | "$bin" score --model "$root/tests/fixtures/qwen3_5_causal_lora/model" \
   --device cuda --mem-fraction 0.001 2>&1)

@@ -15,6 +15,7 @@
 #include "cli/bench_hardware.h"
 #include "cli/bench_report.h"
 #include "cli/commands.h"
+#include "cli/device_options.h"
 #include "engine/executor.h"
 #include "models/layer_truncation.h"
 #include "ops/device.h"
@@ -231,8 +232,8 @@ int run_bench_command(int argc, char** argv) {
   CLI::App app{"Benchmark the engine on a config.json's shapes with random weights: the workloads of "
                "docs/performance.md, each beside its bytes and FLOP floors (measured at start-up).",
                "hylora bench"};
-  std::string config_path, device = "cpu", dtype = "float32", workloads = "all", out_md, out_json, card, commit;
-  std::string cuda_graphs = "on", profile_workload;
+  std::string config_path, workloads = "all", out_md, out_json, card, commit, profile_workload;
+  DeviceOptions dev_opts;
   bool random_weights = false;
   int64_t layers = 0, warmup = 2, repeats = 5, copy_mib = 0, gemm_n = 0;
   uint64_t seed = 0;
@@ -243,10 +244,7 @@ int run_bench_command(int argc, char** argv) {
   app.add_option("--seed", seed, "seed of the random weights and adapters");
   app.add_option("--layers", layers, "keep N layers, the mix of layer kinds kept (models that do not fit)")
       ->check(CLI::Range(int64_t{1}, int64_t{100000}));
-  app.add_option("--device", device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
-  app.add_option("--dtype", dtype, "float32 or bfloat16")->check(CLI::IsMember({"float32", "bfloat16"}));
-  app.add_option("--cuda-graphs", cuda_graphs, "on: decode steps replay captured CUDA graphs (as score/serve); off: eager")
-      ->check(CLI::IsMember({"on", "off"}));
+  add_device_options(app, dev_opts, /*memory_flags=*/false);  // each workload sizes its own KV cache
   app.add_option("--workloads", workloads, "all, decode, prefill, or a comma list of workload names");
   app.add_option("--context", s.context, "decode: tokens cached before the timed steps")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
@@ -285,9 +283,9 @@ int run_bench_command(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) cmd += std::string(" ") + argv[i];
     run.command = cmd;
   }
-  const Device dev = device == "cuda" ? Device::CUDA : Device::CPU;
-  run.device = device;
-  run.dtype = dtype;
+  const Device dev = dev_opts.device_kind();
+  run.device = dev_opts.device;
+  run.dtype = dev_opts.dtype;
   run.config = config_path;
   run.card = card.empty() ? card_name(dev) : card;
   if (dev == Device::CUDA)
@@ -314,9 +312,7 @@ int run_bench_command(int argc, char** argv) {
   run.num_layers = model->num_layers();
 
   ExecutorOptions base;
-  base.device = dev;
-  base.dtype = dtype == "bfloat16" ? DType::BF16 : DType::F32;
-  base.cuda_graphs = cuda_graphs == "on" ? CudaGraphs::kDecode : CudaGraphs::kOff;
+  dev_opts.apply(base);
   const double wb = static_cast<double>(dtype_size(base.dtype));
 
   run.rates = measure_hardware(dev, base.dtype, copy_mib ? copy_mib : (dev == Device::CUDA ? 1024 : 256),

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/device_options.h"
 #include "cli/jsonl_io.h"
 #include "cli/lora_options.h"
 #include "cli/score_request.h"
@@ -103,13 +104,13 @@ int run_score_command(int argc, char** argv) {
                "request: {\"id\": \"r1\", \"input_ids\": [12, 7, ...], \"lora\": null}\n"
                "result:  {\"id\": \"r1\", \"logprobs\": [...]}  (log P(input_ids[i+1] | input_ids[..i]))",
                "hylora score"};
-  std::string model_dir, device = "cpu", dtype = "float32";
+  std::string model_dir;
+  DeviceOptions dev_opts;
   LoraOptions lora_opts;
   ScoreOptions opts;
   int64_t max_line_bytes = kDefaultMaxLineBytes, window_requests = 1024, window_tokens = 32768;
   app.add_option("--model", model_dir, "model directory (config.json + safetensors)")->required();
-  app.add_option("--device", device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
-  app.add_option("--dtype", dtype, "float32 or bfloat16")->check(CLI::IsMember({"float32", "bfloat16"}));
+  add_device_options(app, dev_opts);
   add_lora_options(app, lora_opts);
   app.add_option("--max-batch-tokens", opts.max_batch_tokens, "rows per forward step")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
@@ -125,25 +126,12 @@ int run_score_command(int argc, char** argv) {
   ExecutorOptions ex_opts;
   app.add_option("--max-sequences", ex_opts.max_sequences, "sequences scored at once (state slots)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
-  app.add_option("--kv-cache-tokens", ex_opts.kv_cache_tokens,
-                 "KV cache capacity in tokens (0 = 65536 on the CPU, what --mem-fraction leaves on the GPU)")
-      ->check(CLI::Range(int64_t{0}, int64_t{1} << 32));
-  std::string cuda_graphs = "on";
-  app.add_option("--cuda-graphs", cuda_graphs,
-                 "GPU: replay decode steps as captured CUDA graphs per batch-size bucket (off: every step eager)")
-      ->check(CLI::IsMember({"on", "off"}));
-  app.add_option("--mem-fraction", ex_opts.mem_fraction,
-                 "GPU: share of the device's memory to use for weights, slots, scratch and KV pages")
-      ->check(CLI::Range(1e-6, 1.0));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  // The executor refuses what the build or the machine cannot do (no CUDA backend or device, bf16 on the CPU).
-  ex_opts.device = device == "cuda" ? Device::CUDA : Device::CPU;
-  ex_opts.dtype = dtype == "bfloat16" ? DType::BF16 : DType::F32;
-  ex_opts.cuda_graphs = cuda_graphs == "on" ? CudaGraphs::kDecode : CudaGraphs::kOff;
+  dev_opts.apply(ex_opts);
 
   require_directory("--model", model_dir);
   ex_opts.max_lora_rank = lora_opts.max_lora_rank;

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/device_options.h"
 #include "cli/lora_options.h"
 #include "engine/executor.h"
 #include "lora/adapter_registry.h"
@@ -32,7 +33,8 @@ std::string default_model_name(const std::string& dir) {
 int run_serve_command(int argc, char** argv) {
   CLI::App app{"Serve a model and its LoRA adapters over HTTP (OpenAI-compatible + native endpoints)",
                "hylora serve"};
-  std::string model_dir, device = "cpu", dtype = "float32", served_name;
+  std::string model_dir, served_name;
+  DeviceOptions dev_opts;
   LoraOptions lora_opts;
   ExecutorOptions ex_opt;
   scheduler::SchedulerOptions sched_opt;
@@ -44,8 +46,7 @@ int run_serve_command(int argc, char** argv) {
   add_lora_options(app, lora_opts);
   app.add_option("--host", srv_opt.host, "address to bind (default 127.0.0.1: this machine only)");
   app.add_option("--port", srv_opt.port, "port (0 = any free port)")->check(CLI::Range(0, 65535));
-  app.add_option("--device", device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
-  app.add_option("--dtype", dtype, "float32 or bfloat16")->check(CLI::IsMember({"float32", "bfloat16"}));
+  add_device_options(app, dev_opts);
   app.add_option("--max-loaded-loras", max_loaded, "adapters kept in host memory (LRU beyond)")
       ->check(CLI::PositiveNumber);
   app.add_option("--api-key", srv_opt.api_key, "require Authorization: Bearer KEY on every endpoint");
@@ -56,16 +57,6 @@ int run_serve_command(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_option("--max-running", ex_opt.max_sequences, "requests generating at once (sequence slots)")
       ->check(CLI::PositiveNumber);
-  app.add_option("--kv-cache-tokens", ex_opt.kv_cache_tokens,
-                 "KV cache capacity in tokens (0 = 65536 on the CPU, what --mem-fraction leaves on the GPU)")
-      ->check(CLI::NonNegativeNumber);
-  std::string cuda_graphs = "on";
-  app.add_option("--cuda-graphs", cuda_graphs,
-                 "GPU: replay decode steps as captured CUDA graphs per batch-size bucket (off: every step eager)")
-      ->check(CLI::IsMember({"on", "off"}));
-  app.add_option("--mem-fraction", ex_opt.mem_fraction,
-                 "GPU: share of the device's memory to use for weights, slots, scratch and KV pages")
-      ->check(CLI::Range(1e-6, 1.0));
   app.add_option("--page-size", ex_opt.page_size, "tokens per KV page")->check(CLI::PositiveNumber);
   app.add_option("--max-adapter-wait-ms", adapter_wait_ms,
                  "how long later requests may pass one that waits for an adapter slot")
@@ -84,10 +75,7 @@ int run_serve_command(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  // The executor refuses what the build or the machine cannot do (no CUDA backend or device, bf16 on the CPU).
-  ex_opt.device = device == "cuda" ? Device::CUDA : Device::CPU;
-  ex_opt.dtype = dtype == "bfloat16" ? DType::BF16 : DType::F32;
-  ex_opt.cuda_graphs = cuda_graphs == "on" ? CudaGraphs::kDecode : CudaGraphs::kOff;
+  dev_opts.apply(ex_opt);
   if (lora_opts.max_loras_per_batch > 1024) fail("--max-loras-per-batch ", lora_opts.max_loras_per_batch, " > 1024");
   ex_opt.max_lora_rank = lora_opts.max_lora_rank;
   ex_opt.max_loras_per_batch = lora_opts.max_loras_per_batch;

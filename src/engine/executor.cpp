@@ -9,6 +9,7 @@
 #include "batch/step_batch.h"
 #include "core/exec_ctx.h"
 #include "engine/cuda_graph_runner.h"
+#include "engine/lora_mirror.h"
 #include "engine/memory_plan.h"
 #include "kv/cache_pools.h"
 #include "lora/adapter_loader.h"
@@ -26,6 +27,12 @@ constexpr int64_t kDefaultCpuKvTokens = 65536;
 constexpr int64_t kMaxGraphRows = 256;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// The attention layers' K/V pages: bfloat16 under --dtype bfloat16 on the GPU (half the bytes a decode step reads;
+// HF's bf16 attention also sees bf16 K/V), float32 otherwise (the CPU reference, --dtype float32).
+DType kv_dtype(const ExecutorOptions& o) {
+  return o.device == Device::CUDA && o.dtype == DType::BF16 ? DType::BF16 : DType::F32;
+}
 }  // namespace
 
 struct Executor::Impl {
@@ -41,7 +48,8 @@ struct Executor::Impl {
       : options(o), owned(std::move(owned_model)), model(&m), targets(*model),
         lora(model->lora_targets(), check_options(o), o.max_lora_rank),
         ctx{o.device, nullptr, ScratchArena(ops::allocator_for(o.device))},
-        pools(model->cache_specs(), kv_pages(), o.page_size, o.max_sequences, ops::allocator_for(o.device)) {
+        pools(model->cache_specs(), kv_pages(), o.page_size, o.max_sequences, ops::allocator_for(o.device),
+              kv_dtype(o)) {
     info.architecture = model->architecture();
     info.vocab_size = model->vocab_size();
     info.hidden_size = model->hidden_size();
@@ -98,12 +106,12 @@ struct Executor::Impl {
   lora::LoraPool lora;
   ExecCtx ctx;
   ModelInfo info;
-  // GPU only: the adapter slots as the device sees them (a mirror of lora.weights(), the host masters lora/ writes),
-  // refreshed when a step loaded an adapter into a slot; device copies of modules_to_save deltas by host storage.
-  LoraWeights dev_lora;
-  int64_t dev_lora_loads = -1;
-  std::map<const void*, Tensor> dev_deltas;
-  bool dev_has_deltas = false;  // some slot holds a modules_to_save replacement (host-chosen ops: no graphs)
+  // GPU only: the adapter slots as the device sees them (a mirror of lora.weights(), the host masters lora/ writes);
+  // a load uploads the loaded slot's block of each buffer only.
+  LoraMirror dev_lora{
+      ops::allocator_for(options.device),
+      [this](void* dst, const void* src, size_t bytes) { ops::cuda_backend::memcpy(ctx, dst, src, bytes); },
+      [this](const Tensor& t) { return ops::to_device(ctx, t, options.device); }};
   bool graphs_possible = false;
   CudaGraphRunner graphs;
   CachePools pools;
@@ -290,7 +298,7 @@ int64_t Executor::Impl::kv_pages() {
   MemoryPlanInput in;
   in.fraction = options.mem_fraction;
   in.scratch_bytes = scratch_reserve_bytes(options.max_batch_tokens, model->vocab_size(), model->hidden_size());
-  in.page_bytes = static_cast<int64_t>(CachePools::page_bytes(specs, options.page_size));
+  in.page_bytes = static_cast<int64_t>(CachePools::page_bytes(specs, options.page_size, kv_dtype(options)));
   in.min_pages = ceil_div(options.max_batch_tokens, options.page_size);
   in.requested_pages = tokens > 0 ? ceil_div(tokens, options.page_size) : 0;
   // No more pages than every sequence at the model's full length could use, and kv slots (page · page_size +
@@ -357,63 +365,10 @@ void Executor::Impl::place_weights(const std::map<const void*, DType>& dtypes) {
   });
 }
 
-void Executor::Impl::sync_lora() {
-  const LoraWeights& h = lora.weights();
-  // The host-side skip flags every step (an evict changes them without a load; a few bytes per target).
-  auto flags = [](const LoraTargetWeights& src, LoraTargetWeights& dst) { dst.slot_active = src.slot_active; };
-  auto sync_flags = [&] {
-    for (size_t i = 0; i < h.linears.size() && i < dev_lora.linears.size(); ++i) flags(h.linears[i], dev_lora.linears[i]);
-    for (size_t i = 0; i < h.experts.size() && i < dev_lora.experts.size(); ++i) flags(h.experts[i], dev_lora.experts[i]);
-    flags(h.embedding, dev_lora.embedding);
-  };
-  if (dev_lora_loads == lora.loads()) {
-    sync_flags();
-    return;
-  }
-  std::map<const void*, Tensor> deltas;
-  auto delta = [&](const Tensor& t) {
-    if (!t.defined()) return Tensor();
-    auto it = dev_deltas.find(t.raw());
-    Tensor d = it != dev_deltas.end() ? it->second : ops::to_device(ctx, t, options.device);
-    deltas[t.raw()] = d;
-    return d;
-  };
-  // Whole buffers are copied again after any load (simple; the slot's groups alone would do).
-  auto refresh = [&](const Tensor& src, Tensor& dst) {
-    if (!src.defined()) return;
-    if (!dst.defined()) dst = Tensor::empty(src.shape(), src.dtype(), ops::allocator_for(options.device));
-    ops::copy_tensor(ctx, src, dst);
-  };
-  auto target = [&](const LoraTargetWeights& src, LoraTargetWeights& dst) {
-    dst.slices.resize(src.slices.size());
-    for (size_t k = 0; k < src.slices.size(); ++k) {
-      dst.slices[k].out_offset = src.slices[k].out_offset;
-      dst.slices[k].out_size = src.slices[k].out_size;
-      refresh(src.slices[k].A, dst.slices[k].A);
-      refresh(src.slices[k].B, dst.slices[k].B);
-      refresh(src.slices[k].rank, dst.slices[k].rank);
-    }
-    dst.dense_delta.assign(src.dense_delta.size(), {});
-    for (size_t s = 0; s < src.dense_delta.size(); ++s)
-      for (const Tensor& t : src.dense_delta[s]) dst.dense_delta[s].push_back(delta(t));
-  };
-  dev_lora.slots = h.slots;
-  dev_lora.max_rank = h.max_rank;
-  dev_lora.linears.resize(h.linears.size());
-  for (size_t i = 0; i < h.linears.size(); ++i) target(h.linears[i], dev_lora.linears[i]);
-  dev_lora.experts.resize(h.experts.size());
-  for (size_t i = 0; i < h.experts.size(); ++i) target(h.experts[i], dev_lora.experts[i]);
-  target(h.embedding, dev_lora.embedding);
-  dev_lora.embedding_delta.clear();
-  for (const Tensor& t : h.embedding_delta) dev_lora.embedding_delta.push_back(delta(t));
-  dev_has_deltas = !deltas.empty();
-  dev_deltas = std::move(deltas);
-  dev_lora_loads = lora.loads();
-  sync_flags();
-}
+void Executor::Impl::sync_lora() { dev_lora.sync(lora); }
 
 bool Executor::Impl::graph_step(const StepBatch& b) const {
-  return graphs_possible && !dev_has_deltas && is_decode_step(b) && b.num_seqs <= kMaxGraphRows;
+  return graphs_possible && !dev_lora.has_deltas() && is_decode_step(b) && b.num_seqs <= kMaxGraphRows;
 }
 
 void Executor::Impl::run_cuda(const StepBatch& b, Tensor& logits_out) {
@@ -422,7 +377,7 @@ void Executor::Impl::run_cuda(const StepBatch& b, Tensor& logits_out) {
   const Tensor host = Tensor::view_of(const_cast<int32_t*>(b.data.data()), data.shape(), DType::I32, nullptr);
   ops::copy_tensor(ctx, host, data);
   const StepTensors step = device_views(b, data);
-  ForwardArgs args{ctx, step, pools.layers(), &dev_lora};
+  ForwardArgs args{ctx, step, pools.layers(), &dev_lora.weights()};
   Tensor logits = ctx.scratch.tensor(logits_out.shape());
   model->forward(args, logits);
   ops::copy_tensor(ctx, logits, logits_out);  // waits for the step
@@ -435,7 +390,7 @@ void Executor::Impl::run_cuda_padded(const StepBatch& b, Tensor& logits_out) {
   if (shape.lora_segments > 0) {
     // The skip decisions the forward pass will take (from the same slots it sees): part of the graph's key.
     auto slots = [&](const StepBatch::Field& f) { return std::vector<int32_t>(padded.at(f), padded.at(f) + f.size); };
-    shape.lora_targets = dev_lora.active_bits(slots(padded.lora_slot), slots(padded.logit_lora_slot));
+    shape.lora_targets = dev_lora.weights().active_bits(slots(padded.lora_slot), slots(padded.logit_lora_slot));
   }
   StepTensors step;
   Tensor logits;
@@ -450,7 +405,7 @@ void Executor::Impl::run_cuda_padded(const StepBatch& b, Tensor& logits_out) {
     logits = ctx.scratch.tensor({shape.rows, info.vocab_size});
   };
   auto forward = [&] {
-    ForwardArgs args{ctx, step, pools.layers(), &dev_lora};
+    ForwardArgs args{ctx, step, pools.layers(), &dev_lora.weights()};
     model->forward(args, logits);
   };
   if (options.cuda_graphs == CudaGraphs::kPadOnly) {

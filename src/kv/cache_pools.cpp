@@ -30,7 +30,7 @@ void IdPool::give_back(const std::vector<int32_t>& ids) {
 }
 
 CachePools::CachePools(const std::vector<LayerCacheSpec>& specs, int64_t num_pages, int64_t page_size,
-                       int64_t num_slots, Allocator& alloc)
+                       int64_t num_slots, Allocator& alloc, DType kv_dtype)
     : alloc_(&alloc), pages_(num_pages), slots_(num_slots), page_size_(page_size) {
   HYLORA_CHECK(page_size > 0 && num_pages >= 0 && num_slots > 0, "cache pools: page size ", page_size, ", ",
                num_pages, " pages, ", num_slots, " slots");
@@ -38,8 +38,9 @@ CachePools::CachePools(const std::vector<LayerCacheSpec>& specs, int64_t num_pag
   // Host pools are not zeroed: the CPU attention reads only positions already stored, and a state slot is cleared
   // when a sequence takes it (clear_slot), so zeroing would only fault in memory no step may use. Device pools are
   // zeroed: GPU kernels load whole tiles and mask past the context, and 0 · NaN garbage would still be NaN.
-  auto make = [&](Shape shape) {
-    Tensor t = Tensor::empty(std::move(shape), DType::F32, alloc);
+  HYLORA_CHECK(kv_dtype == DType::F32 || kv_dtype == DType::BF16, "internal: a ", dtype_name(kv_dtype), " KV cache");
+  auto make = [&](Shape shape, DType dtype = DType::F32) {
+    Tensor t = Tensor::empty(std::move(shape), dtype, alloc);
     if (alloc.device() != Device::CPU) alloc.zero(t.raw(), t.nbytes());
     return t;
   };
@@ -49,8 +50,8 @@ CachePools::CachePools(const std::vector<LayerCacheSpec>& specs, int64_t num_pag
     switch (s.kind) {
       case LayerCacheSpec::Kind::kNone: break;
       case LayerCacheSpec::Kind::kAttention:
-        c.k = make({num_pages, page_size, s.kv_heads, s.k_dim});
-        c.v = make({num_pages, page_size, s.kv_heads, s.v_dim});
+        c.k = make({num_pages, page_size, s.kv_heads, s.k_dim}, kv_dtype);
+        c.v = make({num_pages, page_size, s.kv_heads, s.v_dim}, kv_dtype);
         paged_ = true;
         break;
       case LayerCacheSpec::Kind::kLatent:
@@ -70,13 +71,13 @@ CachePools::CachePools(const std::vector<LayerCacheSpec>& specs, int64_t num_pag
   }
 }
 
-size_t CachePools::page_bytes(const std::vector<LayerCacheSpec>& specs, int64_t page_size) {
-  size_t floats = 0;
+size_t CachePools::page_bytes(const std::vector<LayerCacheSpec>& specs, int64_t page_size, DType kv_dtype) {
+  size_t bytes = 0;
   for (const LayerCacheSpec& s : specs) {
-    if (s.kind == LayerCacheSpec::Kind::kAttention) floats += s.kv_heads * (s.k_dim + s.v_dim);
-    if (s.kind == LayerCacheSpec::Kind::kLatent) floats += s.latent_width;
+    if (s.kind == LayerCacheSpec::Kind::kAttention) bytes += s.kv_heads * (s.k_dim + s.v_dim) * dtype_size(kv_dtype);
+    if (s.kind == LayerCacheSpec::Kind::kLatent) bytes += s.latent_width * sizeof(float);
   }
-  return floats * page_size * sizeof(float);
+  return bytes * page_size;
 }
 
 size_t CachePools::slot_bytes(const std::vector<LayerCacheSpec>& specs) {

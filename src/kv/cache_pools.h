@@ -28,8 +28,10 @@ class IdPool {
 
 class CachePools {
  public:
+  // kv_dtype: the element type of the attention layers' K/V pages (float32, or bfloat16 for --dtype bfloat16 on the
+  // GPU); latent (MLA) pages and recurrent states are always float32.
   CachePools(const std::vector<LayerCacheSpec>& specs, int64_t num_pages, int64_t page_size, int64_t num_slots,
-             Allocator& alloc = host_allocator());
+             Allocator& alloc = host_allocator(), DType kv_dtype = DType::F32);
 
   std::vector<LayerCache>& layers() { return layers_; }
   IdPool& pages() { return pages_; }
@@ -41,9 +43,11 @@ class CachePools {
   void clear_slot(int32_t slot);
   // Bytes held by all cache tensors.
   size_t bytes() const;
-  // What a pool of these specs costs before it is built (float32 elements): one page over every paged layer, and the
-  // recurrent states of one slot over every recurrent layer. For sizing the pages from free device memory.
-  static size_t page_bytes(const std::vector<LayerCacheSpec>& specs, int64_t page_size);
+  // What a pool of these specs costs before it is built: one page over every paged layer (K/V in kv_dtype, latents in
+  // float32), and the recurrent states of one slot over every recurrent layer (float32). For sizing the pages from
+  // free device memory.
+  static size_t page_bytes(const std::vector<LayerCacheSpec>& specs, int64_t page_size,
+                           DType kv_dtype = DType::F32);
   static size_t slot_bytes(const std::vector<LayerCacheSpec>& specs);
 
  private:

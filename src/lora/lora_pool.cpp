@@ -164,7 +164,7 @@ void LoraPool::load_into(int32_t slot, const std::shared_ptr<const NormalizedAda
   if (adapter->embedding_delta.defined()) weights_.embedding.slot_active[slot] = 1;
   slots_[slot].adapter = adapter;
   slots_[slot].pinned = false;
-  ++loads_;
+  slots_[slot].version = ++loads_;
 }
 
 }  // namespace hylora::lora

@@ -38,12 +38,16 @@ class LoraPool {
   const NormalizedAdapter* occupant(int32_t slot) const { return slots_.at(slot).adapter.get(); }
   // How many times an adapter was copied into a slot (tests: reuse without reload).
   int64_t loads() const { return loads_; }
+  // Changes whenever a load writes the slot's buffers (0 = never loaded: still zero), so a device mirror can copy
+  // only the slots that changed (engine/lora_mirror.h). An evict leaves it: the buffers stay as they were.
+  int64_t slot_version(int32_t slot) const { return slots_.at(slot).version; }
 
  private:
   struct Slot {
     std::shared_ptr<const NormalizedAdapter> adapter;
     uint64_t last_use = 0;
     bool pinned = false;
+    int64_t version = 0;  // loads_ after the last load into this slot
   };
   void load_into(int32_t slot, const std::shared_ptr<const NormalizedAdapter>& adapter);
   void clear_active(int32_t slot);  // LoraTargetWeights::slot_active of every target, for `slot`

@@ -26,9 +26,10 @@ struct MoePermutation {
   Tensor expert_offsets;  // [E + 1] int32: expert e owns sorted rows [off[e], off[e+1])
   LoraSegments lora;      // sorted rows of tokens bound to an adapter, one segment per (expert, slot) in expert-major
                           // order; group = slot · E + expert; perm indexes sorted rows. The CPU lists the non-empty
-                          // segments only; the GPU lists all E · num_slots (empty ones too) and takes num_rows = P as
-                          // a bound (perm entries past indptr[G] unused), so that no size depends on the routing and
-                          // nothing is read back to the host.
+                          // segments only; the GPU lists the non-empty ones first, then empty ones, G = min(E ·
+                          // num_slots, P) in all (at most P are non-empty), and takes num_rows = P as a bound (perm
+                          // entries past indptr[G] unused), so that no size depends on the routing and nothing is
+                          // read back to the host.
 };
 
 // ids [T, k]; row_slot [T] int32 (-1 = base model, else < num_slots); num_slots: the adapter slots the step may use

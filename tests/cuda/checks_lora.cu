@@ -1,6 +1,7 @@
 // Checks of the multi-LoRA shrink/expand (lora.md §3-4): ragged segments with base rows mixed in, empty segments,
 // more segments than a tile, 1..4+ slices with different output sizes, ranks 1..max_r with rank < max_r, both
-// shrink paths, rank metadata given or not, embedding LoRA.
+// shrink and both expand paths (the run's path is used for both), decode batches 1 / 3 / 64 / 65, unaligned
+// (scalar) shapes, rank metadata given or not, embedding LoRA.
 #include "ops/cuda/lora.h"
 #include "tests/cuda/check_util.h"
 
@@ -72,7 +73,7 @@ void run(const Scenario& sc, DType d, hc::LoraPath path, bool pass_rank) {
   hc::LoraSegments seg{dperm.as<int32_t>(), T_lora, dind.as<int32_t>(), dslot.as<int32_t>(), G,
                        pass_rank ? drank.as<int32_t>() : nullptr};
   CK(hc::lora_shrink(d, dx.p, ldx, sc.in, sl, sc.max_r, seg, ds.as<float>(), path, nullptr));
-  CK(hc::lora_expand(d, ds.as<float>(), sl, sc.max_r, seg, dy.p, ldy, nullptr));
+  CK(hc::lora_expand(d, ds.as<float>(), sl, sc.max_r, seg, dy.p, ldy, nullptr, path));  // same path for expand
   auto s_got = down(ds, T_lora * n * sc.max_r, DType::f32);
   auto y_got = down(dy, sc.P * ldy, d);
   // reference
@@ -181,8 +182,15 @@ void check_lora() {
            {"gdn-5slices", 300, {100, 50, 7, 120}, {384, 128, 128, 16, 16}, 256, 32, 4},
            {"many-segments", 1600, {}, {192, 64}, 320, 16, 50},
            {"decode-32", 48, std::vector<int>(32, 1), {512, 128, 128}, 512, 64, 32},
+           {"decode-1", 4, {1}, {2560}, 2560, 16, 8},
+           {"decode-3", 5, {1, 0, 2}, {512, 128, 128}, 512, 32, 4},
+           {"decode-64x8adapters", 64, std::vector<int>(8, 8), {2560}, 2560, 16, 8},
+           {"decode-65", 70, {9, 0, 8, 8, 8, 8, 8, 8, 8, 0}, {1024, 256, 256}, 2560, 64, 9},
+           {"decode-unaligned", 10, {1, 2, 3}, {130}, 300, 6, 3},  // scalar shrink (in, ld) and expand (max_r)
+           {"decode-many-segments", 120, {}, {200, 72}, 256, 8, 12},
            {"decode-uneven", 64, {1, 2, 0, 1, 3, 1, 1, 0, 1, 1, 2, 1}, {200, 40}, 300, 24, 8}};
     for (int g = 0; g < 60; ++g) scs[4].seg_sizes.push_back(randint(0, 25));  // 60 segments > a tile of 16 rows
+    for (int g = 0; g < 40; ++g) scs[11].seg_sizes.push_back(randint(0, 3));  // 40 small segments, some empty
   }
   for (DType d : {DType::f32, DType::bf16}) {
     for (const auto& sc : scs) {

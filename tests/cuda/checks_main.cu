@@ -6,6 +6,7 @@
 #include <tuple>
 
 #include "ops/cuda/attention.h"
+#include "ops/cuda/extra.h"
 #include "ops/cuda/gdn_chunked.h"
 #include "ops/cuda/ssd_chunked.h"
 #include "ops/cuda/gemm.h"
@@ -26,6 +27,9 @@ void check_sampling();
 void check_graph();
 void check_moe_permute();
 void check_bf16_weights();
+void check_expert_gemm();
+void bench_expert_gemm();
+void check_extra_rope();
 
 using namespace chk;
 namespace hc = hylora::cuda;
@@ -47,6 +51,73 @@ double time_ms(F&& f, int reps = 20) {
   cudaEventDestroy(a);
   cudaEventDestroy(b);
   return ms / reps;
+}
+
+// Decode-step kernels at Qwen3.5-4B shapes with fp32 activations (the engine's bf16-weight mode): GDN (Hk 16, Hv 32,
+// Dk = Dv = 128), conv1d (C 8192, K 4), extra::rope (16 q heads of 256, partial rot 64), LoRA (8 adapters of rank 16
+// at batch 64, in = out = 2560, fp32 A/B). Before this branch (ncu, H200): GDN 34 µs (S=1) / 230 µs (S=64), conv
+// 30 µs (S=1), rope 20 µs (T=1) / 45 µs (T=64), LoRA shrink 26 µs / expand 21 µs (T=64).
+void bench_decode() {
+  for (int64_t S : {1L, 64L}) {
+    const int64_t Hk = 16, Hv = 32, Dk = 128, Dv = 128, T = S;
+    std::vector<int32_t> cu(S + 1), sl(S);
+    for (int64_t s = 0; s <= S; ++s) cu[s] = static_cast<int32_t>(s);
+    for (int64_t s = 0; s < S; ++s) sl[s] = static_cast<int32_t>(s);
+    Buf q(T * Hk * Dk * 4), k(T * Hk * Dk * 4), v(T * Hv * Dv * 4), g(T * Hv * 4), b(T * Hv * 4), o(T * Hv * Dv * 4),
+        st(S * Hv * Dk * Dv * 4), dcu = up_raw(cu), dsl = up_raw(sl);
+    for (Buf* bb : {&q, &k, &v, &g, &b, &st}) CK(cudaMemset(bb->p, 0, bb->bytes));
+    const double ms = time_ms([&] {
+      CK(hc::gated_delta_rule(DType::f32, q.p, Hk * Dk, k.p, Hk * Dk, v.p, Hv * Dv, g.p, Hv, b.p, Hv, o.p, Hv * Dv,
+                              st.as<float>(), dsl.as<int32_t>(), dcu.as<int32_t>(), S, T, Hk, Hv, Dk, Dv, nullptr));
+    });
+    std::printf("TIME decode gated_delta f32 S=%ld Hk=16 Hv=32 Dk=Dv=128: %.2f us (state r+w %.0f GB/s)\n", (long)S,
+                ms * 1e3, 2.0 * st.bytes / ms / 1e6);
+    const int64_t C = 8192, K = 4;
+    Buf x(T * C * 4), w(C * K * 4), bias(C * 4), y(T * C * 4), cst(S * C * (K - 1) * 4);
+    for (Buf* bb : {&x, &w, &bias, &cst}) CK(cudaMemset(bb->p, 0, bb->bytes));
+    const double ms_c = time_ms([&] {
+      CK(hc::causal_conv1d(DType::f32, x.p, C, w.p, bias.p, y.p, C, cst.as<float>(), dsl.as<int32_t>(),
+                           dcu.as<int32_t>(), S, T, C, K, true, nullptr));
+    });
+    std::printf("TIME decode causal_conv1d f32 S=%ld C=8192 K=4: %.2f us\n", (long)S, ms_c * 1e3);
+    const int64_t H = 16, D = 256, rot = 64;
+    std::vector<int32_t> pos(T, 12345);
+    std::vector<float> inv(rot / 2);
+    for (int64_t i = 0; i < rot / 2; ++i) inv[i] = std::pow(1e7f, -static_cast<float>(2 * i) / rot);
+    Buf xr(T * H * D * 4), dpos = up_raw(pos), dinv = up_raw(inv);
+    CK(cudaMemset(xr.p, 0, xr.bytes));
+    const double ms_r = time_ms([&] {
+      CK(hc::extra::rope(xr.as<float>(), H * D, T, H, D, dpos.as<int32_t>(), dinv.as<float>(), rot, 0, 1.0f, false,
+                         nullptr));
+    });
+    std::printf("TIME decode extra::rope f32 T=%ld heads=16 D=256 rot=64: %.2f us\n", (long)T, ms_r * 1e3);
+    // LoRA: G adapters of rank 16 (max_r 16), one slice in = out = 2560, fp32 x / A / B / y
+    const int64_t G = S == 1 ? 1 : 8, in = 2560, out = 2560, r = 16, slots = 8;
+    std::vector<int32_t> perm(T), ind(G + 1), slot(G), rank(slots, static_cast<int32_t>(r));
+    for (int64_t i = 0; i < T; ++i) perm[i] = static_cast<int32_t>(i);
+    for (int64_t gg = 0; gg <= G; ++gg) ind[gg] = static_cast<int32_t>(gg * T / G);
+    for (int64_t gg = 0; gg < G; ++gg) slot[gg] = static_cast<int32_t>(gg);
+    Buf lx(T * in * 4), ly(T * out * 4), ls(T * r * 4), A(slots * r * in * 4), B(slots * out * r * 4),
+        dp = up_raw(perm), di = up_raw(ind), dsg = up_raw(slot), dr = up_raw(rank);
+    for (Buf* bb : {&lx, &ly, &A, &B}) CK(cudaMemset(bb->p, 0, bb->bytes));
+    hc::LoraSlices lsl;
+    lsl.n = 1;
+    lsl.A[0] = A.p;
+    lsl.B[0] = B.p;
+    lsl.out_size[0] = out;
+    hc::LoraSegments seg{dp.as<int32_t>(), T, di.as<int32_t>(), dsg.as<int32_t>(), G, dr.as<int32_t>()};
+    const double ms_s = time_ms([&] {
+      CK(hc::lora_shrink(DType::f32, lx.p, in, in, lsl, r, seg, ls.as<float>(), hc::LoraPath::kDecode, nullptr));
+    });
+    const double ms_e = time_ms([&] {
+      CK(hc::lora_expand(DType::f32, ls.as<float>(), lsl, r, seg, ly.p, out, nullptr, hc::LoraPath::kDecode));
+    });
+    const double ms_e2 = time_ms([&] {
+      CK(hc::lora_expand(DType::f32, ls.as<float>(), lsl, r, seg, ly.p, out, nullptr, hc::LoraPath::kSgmv));
+    });
+    std::printf("TIME decode lora f32 T=%ld G=%ld r=16 in=out=2560: shrink(decode) %.2f us, expand(decode) %.2f us, "
+                "expand(sgmv tiles) %.2f us\n", (long)T, (long)G, ms_s * 1e3, ms_e * 1e3, ms_e2 * 1e3);
+  }
 }
 
 void bench() {
@@ -210,6 +281,7 @@ void bench() {
     std::printf("TIME ssm_scan prefill %s 1x8192 nh=%ld hd=64 N=128: sequential %.3f ms, chunked %.3f ms (%.2fx)\n",
                 dname(d), (long)nh, ms[0], ms[1], ms[0] / ms[1]);
   }
+  bench_decode();
   // MoE experts, Qwen3.5-35B-A3B-like: 4096 tokens, 256 experts, top-8, hidden 2048, expert intermediate 512
   {
     const int64_t T = 4096, E = 256, k = 8, H = 2048, I = 512, n = T * k;
@@ -244,6 +316,7 @@ void bench() {
                 "down %.3f ms (%.0f TFLOP/s), combine %.3f ms\n",
                 ms[0], ms[1], fl_up / ms[1] / 1e9, ms[2], ms[3], fl_down / ms[3] / 1e9, ms[4]);
   }
+  bench_expert_gemm();  // the engine's expert GEMM (fp32 rows, bf16/fp32 weights), decode and prefill
   // sampling and logprobs over a 151 936 vocabulary, 64 rows
   {
     const int64_t R = 64, V = 151936;
@@ -318,6 +391,8 @@ int main(int argc, char** argv) {
   section("graph", check_graph);
   section("moe_permute", check_moe_permute);
   section("bf16_weights", check_bf16_weights);
+  section("expert_gemm", check_expert_gemm);
+  section("extra_rope", check_extra_rope);
   std::printf("\n%d passed, %d failed (%.1f s)\n", g_pass, g_fail,
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   if (do_bench) bench();

@@ -1,7 +1,8 @@
 // moe_permute_by_slot (ops/cuda/moe_permute.h), the device form of ops::moe_permute, against a host counting sort
 // with the CPU reference's order: pairs by (expert, slot, token); expert offsets; LoRA segments per (expert, slot ≥ 0)
-// over the compacted adapter pairs. The device lists every (expert, slot) segment, empty ones too: its non-empty
-// segments must be the reference's, row for row.
+// over the compacted adapter pairs. The device lists E·slots segments: the non-empty ones first (they must be the
+// reference's, row for row), then empty ones with a valid group, so that the first min(E·slots, n) segments hold
+// every adapter row (the bound the engine launches the expert LoRA kernels with).
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -78,6 +79,17 @@ void run(const Case& c) {
   }
   expect(name + " LoRA segments (rows, groups)", monotone && got_rows == ref_rows && got_group == ref_group,
          "segments " + std::to_string(got_rows.size()) + " vs " + std::to_string(ref_rows.size()));
+  // Non-empty segments form a prefix, every row is inside the first min(G, n), and the empty tail has valid groups.
+  const int64_t nne = static_cast<int64_t>(ref_rows.size()), bound = std::min<int64_t>(G, n);
+  bool prefix = nne <= bound;
+  for (int64_t g = 0; g < G; ++g) {
+    const bool ne = indptr[g + 1] > indptr[g];
+    prefix &= ne == (g < nne);
+    prefix &= group[g] >= 0 && group[g] < G;
+  }
+  prefix &= indptr[bound] == indptr[G];
+  expect(name + " LoRA segments non-empty first, within min(E*slots, n)", prefix,
+         std::to_string(nne) + " non-empty, bound " + std::to_string(bound));
 }
 
 }  // namespace

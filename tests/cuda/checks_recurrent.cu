@@ -197,6 +197,8 @@ void check_recurrent() {
   for (DType d : {DType::f32, DType::bf16}) {
     if (g_small) {
       check_gdn(d, 1, 2, 64, 40, {1, 20, 3});
+      check_gdn(d, 1, 2, 64, 40, {1, 1, 2});  // decode kernel
+      check_gdn(d, 1, 2, 32, 42, {1, 2, 1});  // decode kernel, scalar state path
       check_ssm(d, 4, 40, 2, 32, {1, 20, 3});
       check_conv(d, 70, 4, true, true, {1, 2, 9, 3});
       continue;
@@ -204,11 +206,27 @@ void check_recurrent() {
     check_gdn(d, 2, 4, 128, 128, {1, 70, 9, 450, 17});
     check_gdn(d, 1, 3, 64, 96, {33, 1, 1, 401});
     check_gdn(d, 4, 4, 256, 32, {1, 1, 1, 1, 1, 1, 1});
-    check_gdn(d, 2, 4, 128, 128, {1, 1, 2, 1, 1, 1});  // decode: the single-warp kernel
+    // decode kernel (Dk ≤ 128, T ≤ 4·S): make_batch pads sequence S/2, so {1, 1} is batch 1 plus a padding row
+    check_gdn(d, 2, 4, 128, 128, {1, 1, 2, 1, 1, 1});
+    check_gdn(d, 16, 32, 128, 128, {1, 1});             // Qwen3.5-4B heads, batch 1
+    check_gdn(d, 2, 4, 64, 64, {1, 1, 1, 1});           // batch 3 (+ pad)
+    check_gdn(d, 2, 8, 128, 128, std::vector<int>(65, 1));  // batch 64 (+ pad)
+    {
+      std::vector<int> ragged(66);                      // batch 65 ragged (1..4 rows; T ≤ 4·S keeps the decode path)
+      for (auto& l : ragged) l = randint(1, 4);
+      check_gdn(d, 4, 4, 64, 64, ragged);
+    }
+    check_gdn(d, 1, 2, 96, 42, {1, 3, 1, 2});           // Dv % 4 != 0: scalar state path
+    check_gdn(d, 1, 2, 32, 40, {1, 1, 1});              // partial column quads in the last tile
+    check_gdn(d, 2, 2, 16, 20, {2, 1, 1});              // Dk < 16 row groups, Dv % 4 == 0
+    check_gdn(d, 1, 1, 128, 128, {4, 4, 4, 4});         // 4 tokens per sequence on the decode path
     check_ssm(d, 8, 64, 2, 128, {1, 450, 5, 17});
     check_ssm(d, 6, 40, 3, 64, {1, 1, 1, 1, 410});
     check_conv(d, 300, 4, true, true, {1, 2, 3, 50, 400, 7});
     check_conv(d, 1000, 4, false, false, {1, 1, 1, 1, 1});
     check_conv(d, 64, 2, true, false, {5, 1, 420});
+    check_conv(d, 8192, 4, true, true, {1, 1});         // decode batch 1 (+ pad), Qwen3.5-4B conv channels
+    check_conv(d, 8192, 4, false, true, std::vector<int>(65, 1));  // decode batch 64 (+ pad)
+    check_conv(d, 1000, 4, true, false, {1, 3, 1, 2, 1});  // C not a multiple of the 128-channel block
   }
 }

@@ -84,6 +84,21 @@ TEST(MemoryPlan, CachePoolByteCountsMatchThePoolsBuilt) {
             pages * CachePools::page_bytes(specs, page_size) + slots * CachePools::slot_bytes(specs));
 }
 
+// --dtype bfloat16 on the GPU: K/V pages in bf16 (half the bytes), MLA latents and recurrent states stay float32.
+TEST(MemoryPlan, Bf16KvPagesHalveOnlyTheAttentionLayers) {
+  const std::vector<LayerCacheSpec> specs = {LayerCacheSpec::attention(2, 8, 4), LayerCacheSpec::latent(12),
+                                             LayerCacheSpec::recurrent({6, 3}, {2, 4, 5})};
+  const int64_t pages = 3, page_size = 4, slots = 5;
+  EXPECT_EQ(CachePools::page_bytes(specs, page_size, DType::BF16), (2 * (8 + 4) * 2 + 12 * 4) * page_size);
+  CachePools pools(specs, pages, page_size, slots, host_allocator(), DType::BF16);
+  EXPECT_EQ(pools.layers()[0].k.dtype(), DType::BF16);
+  EXPECT_EQ(pools.layers()[0].v.dtype(), DType::BF16);
+  EXPECT_EQ(pools.layers()[1].latent.dtype(), DType::F32);
+  EXPECT_EQ(pools.layers()[2].recurrent.dtype(), DType::F32);
+  EXPECT_EQ(pools.bytes(),
+            pages * CachePools::page_bytes(specs, page_size, DType::BF16) + slots * CachePools::slot_bytes(specs));
+}
+
 // The policy on a real MoE fixture: projections, experts, lm_head and the embedding go to the compute dtype; the
 // router and the shared-expert gate (HF: float32) and every norm stay float32.
 TEST(WeightPrecision, BigMatricesOnlyRoutersAndNormsStayFloat32) {

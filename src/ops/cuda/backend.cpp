@@ -12,6 +12,8 @@
 
 #include "ops/backends.h"
 #include "ops/cuda/attention.h"
+#include "ops/cuda/bf16_kv.h"
+#include "ops/cuda/expert_gemm.h"
 #include "ops/cuda/extra.h"
 #include "ops/cuda/gemm.h"
 #include "ops/cuda/lora.h"
@@ -116,9 +118,33 @@ void pw(ExecCtx& ctx, cuda::extra::Pointwise kind, const Tensor* x, Tensor& y, c
 }  // namespace
 
 // --- attention -----------------------------------------------------------------------------------------------
+namespace {
+// How many key ranges (split-KV) one attention call is cut into. Without splits a block owns a few query rows of one
+// KV head and walks the whole context: a decode step of one sequence is 8 blocks on a 132-SM GPU, each reading 1k+
+// keys in turn (0.8 ms per layer at batch 1, 1k context). Splitting the keys into ranges of ≥ 128 gives each
+// range its own blocks (merged by attn_combine) until ~2 waves of blocks exist. Everything here is host-known and
+// fixed for a CUDA-graph bucket (T, S, heads, page-table width), so a captured step keeps its grid.
+int64_t attention_key_splits(const cuda::PagedAttention& p, int64_t max_context) {
+  constexpr int64_t kTargetBlocks = 264, kMinKeys = 128, kMaxWorkspaceFloats = int64_t{8} << 20;  // 32 MiB
+  const int64_t group = p.nH / p.nKV, hg = std::min<int64_t>(group, 16), tq = 16 / hg;
+  const int64_t blocks = ((p.T + tq - 1) / tq + p.S) * p.nKV * ((group + hg - 1) / hg);
+  if (blocks >= kTargetBlocks / 2 || max_context <= kMinKeys) return 1;
+  int64_t n = std::min((kTargetBlocks + blocks - 1) / blocks, (max_context + kMinKeys - 1) / kMinKeys);
+  n = std::min(n, kMaxWorkspaceFloats / std::max<int64_t>(1, p.T * p.nH * (p.Dv + 1)));
+  return std::max<int64_t>(n, 1);
+}
+}  // namespace
+
 void paged_store(ExecCtx& ctx, const Tensor& x, const SeqLayout& layout, Tensor& cache) {
   const int64_t W = x.dim(1), slot_width = cache.numel() / (cache.dim(0) * cache.dim(1));
   HYLORA_CHECK(W == slot_width, "internal: paged_store of width ", W, " into cache slots of ", slot_width);
+  if (cache.dtype() == DType::BF16) {  // the bf16 KV cache of --dtype bfloat16 (ops/cuda/bf16_kv.h)
+    HYLORA_CHECK(cache.device() == Device::CUDA, "internal: paged_store into a host bf16 cache");
+    ok(cuda::paged_store_bf16(cf(x, "paged_store"), x.ld(), ci(layout.kv_slots, "paged_store"), x.dim(0), W,
+                              cache.raw(), stream(ctx)),
+       "paged_store");
+    return;
+  }
   ok(cuda::extra::paged_store(cf(x, "paged_store"), x.ld(), ci(layout.kv_slots, "paged_store"), x.dim(0), W,
                               mf(cache, "paged_store"), stream(ctx)),
      "paged_store");
@@ -127,12 +153,26 @@ void paged_store(ExecCtx& ctx, const Tensor& x, const SeqLayout& layout, Tensor&
 void paged_attention(ExecCtx& ctx, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                      const SeqLayout& layout, int64_t num_heads, float scale, Tensor& o) {
   cuda::PagedAttention p;
-  p.q = cf(q, "attention");
-  p.ldq = q.ld();
-  p.k_pool = cf(k_cache, "attention");
-  p.v_pool = cf(v_cache, "attention");
-  p.o = mf(o, "attention");
-  p.ldo = o.ld();
+  // A bf16 KV cache (--dtype bfloat16): q is rounded to bf16 and the output comes back through bf16, as in HF's bf16
+  // attention; the kernels then run their bf16 paths (WMMA prefill, half the bytes per key at decode).
+  const bool bf16 = k_cache.dtype() == DType::BF16;
+  HYLORA_CHECK(v_cache.dtype() == k_cache.dtype() && k_cache.device() == Device::CUDA,
+               "internal: attention over K and V caches of different types");
+  const cuda::DType kdt = bf16 ? cuda::DType::bf16 : f32;
+  const int64_t T = layout.num_tokens, qw = num_heads * k_cache.dim(3), ow = num_heads * v_cache.dim(3);
+  Tensor qb, ob;
+  if (bf16) {
+    qb = ctx.scratch.tensor({std::max<int64_t>(T, 1), qw}, DType::BF16);
+    ob = ctx.scratch.tensor({std::max<int64_t>(T, 1), ow}, DType::BF16);
+    ok(cuda::extra::to_bf16(cf(q, "attention"), q.ld(), qb.raw(), qw, T, qw, stream(ctx)), "attention (q to bf16)");
+  }
+  p.q = bf16 ? qb.raw() : cf(q, "attention");
+  p.ldq = bf16 ? qw : q.ld();
+  p.k_pool = k_cache.raw();
+  p.v_pool = v_cache.raw();
+  p.o = bf16 ? ob.raw() : mf(o, "attention");
+  p.ldo = bf16 ? ow : o.ld();
+  HYLORA_CHECK(bf16 || k_cache.dtype() == DType::F32, "internal: a ", dtype_name(k_cache.dtype()), " KV cache");
   p.cu_seqlens = ci(layout.cu_seqlens, "attention");
   p.context_lens = ci(layout.context_lens, "attention");
   p.page_table = ci(layout.page_table, "attention");
@@ -145,7 +185,25 @@ void paged_attention(ExecCtx& ctx, const Tensor& q, const Tensor& k_cache, const
   p.page_size = layout.page_size;
   p.max_pages = layout.max_pages;
   p.scale = scale;
-  ok(cuda::attention_prefill(f32, p, stream(ctx)), "paged_attention");
+  const int64_t max_context = layout.max_pages * layout.page_size;
+  const int64_t nsplit = attention_key_splits(p, max_context);
+  if (nsplit == 1 && bf16 && T <= 4 * p.S) {
+    // Decode rows in bf16: the flash-style kernel (a block's rows share a KV head, so K/V are read once per group);
+    // attention_prefill would pick the WMMA kernel, whose 64-row tiles would be one row full here and which reads
+    // K/V once per query head.
+    const int64_t whole = (max_context + 31) / 32 * 32;  // one split covering every key
+    ok(cuda::attention_decode(kdt, p, max_context, nullptr, stream(ctx), std::max<int64_t>(whole, 32)),
+       "paged_attention");
+  } else if (nsplit == 1) {
+    ok(cuda::attention_prefill(kdt, p, stream(ctx)), "paged_attention");
+  } else {
+    const int64_t chunk = ((max_context + nsplit - 1) / nsplit + 31) / 32 * 32;  // a multiple of the key tile
+    Tensor ws = ctx.scratch.tensor(
+        {static_cast<int64_t>(cuda::attention_decode_workspace_floats(p, max_context, chunk))}, DType::F32);
+    ok(cuda::attention_decode(kdt, p, max_context, static_cast<float*>(ws.raw()), stream(ctx), chunk),
+       "paged_attention");
+  }
+  if (bf16) ok(cuda::bf16_to_f32(ob.raw(), ow, mf(o, "attention"), o.ld(), T, ow, stream(ctx)), "attention (o)");
 }
 
 // --- recurrences ---------------------------------------------------------------------------------------------
@@ -375,7 +433,9 @@ void moe_permute(ExecCtx& ctx, const Tensor& ids, const Tensor& row_slot, int64_
   out.expert_offsets = ctx.scratch.tensor({E + 1}, DType::I32);
   LoraSegments& seg = out.lora;
   seg.num_rows = S > 0 ? P : 0;
-  seg.num_segments = G;
+  // The kernel lists the non-empty (expert, slot) segments first and at most P are non-empty: the LoRA kernels'
+  // grids (one spare tile per segment) then scale with min(E·slots, P), still a host-known bound.
+  seg.num_segments = std::min(G, P);
   seg.perm = ctx.scratch.tensor({std::max<int64_t>(P, 1)}, DType::I32);
   seg.indptr = ctx.scratch.tensor({G + 1}, DType::I32);
   seg.group = ctx.scratch.tensor({std::max<int64_t>(G, 1)}, DType::I32);
@@ -398,8 +458,10 @@ void moe_gather(ExecCtx& ctx, const Tensor& x, const MoePermutation& perm, int64
 void moe_expert_gemm(ExecCtx& ctx, const Tensor& xs, const Tensor& w, const MoePermutation& perm, Tensor& ys) {
   cuda::DType wt;
   const void* wp = cw(w, wt, "expert_gemm");
-  ok(cuda::extra::expert_gemm(cf(xs, "expert_gemm"), xs.ld(), wt, wp, ci(perm.expert_offsets, "expert_gemm"), w.dim(0),
-                              mf(ys, "expert_gemm"), ys.ld(), perm.num_pairs, w.dim(1), w.dim(2), stream(ctx)),
+  HYLORA_CHECK(w.ndim() == 3 && w.contiguous(), "internal: expert weights must be a contiguous [E, out, in] tensor");
+  // Decode (GEMV over the routed experts) or prefill (tensor-core tiles) by P and E only: graph-safe (expert_gemm.h).
+  ok(cuda::expert_gemm(cf(xs, "expert_gemm"), xs.ld(), wt, wp, ci(perm.expert_offsets, "expert_gemm"), w.dim(0),
+                       mf(ys, "expert_gemm"), ys.ld(), perm.num_pairs, w.dim(1), w.dim(2), stream(ctx)),
      "moe_expert_gemm");
 }
 

@@ -2,11 +2,9 @@
 #include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 
-#include <map>
-#include <mutex>
-#include <vector>
+#include <cstdint>
 
-#include "core/caching_host_allocator.h"
+#include "core/caching_allocator.h"
 #include "ops/device.h"
 
 namespace hylora::ops::cuda_backend {
@@ -16,54 +14,30 @@ void check(cudaError_t e, const char* what) {
   if (e != cudaSuccess) fail("CUDA error in ", what, ": ", cudaGetErrorString(e));
 }
 
-// Blocks are rounded up to a size class (256 B granularity below 1 MiB, then 1 MiB) and kept on a free list per
-// class when their last tensor goes, so steady-state steps (scratch regrowth, per-step uploads) do not cudaMalloc.
-class CudaArena final : public Allocator {
- public:
-  Device device() const override { return Device::CUDA; }
-  std::shared_ptr<void> allocate(size_t bytes) override {
-    const size_t size = size_class(bytes);
-    void* p = nullptr;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = free_.find(size);
-      if (it != free_.end() && !it->second.empty()) {
-        p = it->second.back();
-        it->second.pop_back();
-      }
-    }
-    if (!p) {
-      cudaError_t e = cudaMalloc(&p, size);
-      if (e != cudaSuccess) {
-        release_cached();  // give cached blocks back and try once more
-        e = cudaMalloc(&p, size);
-      }
-      if (e != cudaSuccess) fail("out of GPU memory allocating ", size, " bytes (", cudaGetErrorString(e), ")");
-    }
-    // The arena is never destroyed (a leaked singleton), so deleters running at exit stay valid.
-    return std::shared_ptr<void>(p, [this, size](void* q) {
-      std::lock_guard<std::mutex> lock(mu_);
-      free_[size].push_back(q);
-    });
-  }
-  void zero(void* p, size_t bytes) override { check(cudaMemset(p, 0, bytes), "cudaMemset"); }
+// The last cudaMalloc failure on this thread, for the out-of-memory message.
+thread_local cudaError_t t_malloc_error = cudaSuccess;
 
- private:
-  static size_t size_class(size_t bytes) {
-    bytes = bytes < 256 ? 256 : bytes;
-    const size_t g = bytes < (1u << 20) ? 256 : (1u << 20);
-    return (bytes + g - 1) / g * g;
-  }
-  void release_cached() {
-    std::lock_guard<std::mutex> lock(mu_);
-    cudaDeviceSynchronize();
-    for (auto& [size, list] : free_)
-      for (void* q : list) cudaFree(q);
-    free_.clear();
-  }
-  std::mutex mu_;
-  std::map<size_t, std::vector<void*>> free_;
-};
+// The device arena: plain cudaMalloc blocks cached per size class (256 B granularity below 1 MiB, then 1 MiB) with no
+// cap, so steady-state steps (scratch regrowth, per-step uploads) do not cudaMalloc. When cudaMalloc fails it gives
+// the cached blocks back (after the device is idle) and tries once more.
+CachingAllocator::Config arena_config() {
+  CachingAllocator::Config c;
+  c.device = Device::CUDA;
+  c.raw_alloc = [](size_t bytes) -> void* {
+    void* p = nullptr;
+    t_malloc_error = cudaMalloc(&p, bytes);
+    return t_malloc_error == cudaSuccess ? p : nullptr;
+  };
+  c.raw_free = [](void* p) { cudaFree(p); };
+  c.max_cached_bytes = SIZE_MAX;
+  c.small_granularity = 256;
+  c.on_oom = CachingAllocator::OnOom::kReleaseCachedAndRetry;
+  c.before_release = [] { cudaDeviceSynchronize(); };
+  c.error_text = [] { return cudaGetErrorString(t_malloc_error); };
+  c.memory_name = "GPU memory";
+  c.zero = [](void* p, size_t bytes) { check(cudaMemset(p, 0, bytes), "cudaMemset"); };
+  return c;
+}
 }  // namespace
 
 bool available() {
@@ -73,17 +47,22 @@ bool available() {
 
 Allocator& pinned_allocator() {
   // Page-locked blocks, cached (cudaHostAlloc is slow and synchronising); 1 GiB kept at most.
-  static auto* a = new CachingHostAllocator(
-      [](size_t bytes) -> void* {
-        void* p = nullptr;
-        return cudaHostAlloc(&p, bytes, cudaHostAllocDefault) == cudaSuccess ? p : nullptr;
-      },
-      [](void* p) { cudaFreeHost(p); }, size_t{1} << 30);  // leaked on purpose, as the arena
+  static auto* a = [] {
+    CachingAllocator::Config c;
+    c.device = Device::CPU;
+    c.raw_alloc = [](size_t bytes) -> void* {
+      void* p = nullptr;
+      return cudaHostAlloc(&p, bytes, cudaHostAllocDefault) == cudaSuccess ? p : nullptr;
+    };
+    c.raw_free = [](void* p) { cudaFreeHost(p); };
+    c.max_cached_bytes = size_t{1} << 30;
+    return new CachingAllocator(c);  // leaked on purpose, as the arena
+  }();
   return *a;
 }
 
 Allocator& allocator() {
-  static CudaArena* arena = new CudaArena();  // leaked on purpose: tensors may outlive static destruction
+  static auto* arena = new CachingAllocator(arena_config());  // leaked on purpose: tensors may outlive static destruction
   return *arena;
 }
 

@@ -76,23 +76,45 @@ __global__ void gdn_gates_k(const float* b, int64_t ldb, const float* a, int64_t
     g[t * ldg + j] = negA[j] * softplus(a[t * lda + j] + dt_bias[j]);
   }
 }
-// One thread per (row, head, i < rot/2): reads its pair, writes halves (both layouts end in halves).
-__global__ void rope_k(float* x, int64_t ldx, int64_t T, int64_t heads, int64_t D, const int32_t* pos,
-                       const float* inv_freq, int64_t rot, int64_t offset, float scaling, bool interleaved) {
-  const int64_t half = rot / 2;
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < T * heads; i += (int64_t)gridDim.x * blockDim.x) {
-    const int64_t t = i / heads, h = i % heads;
+// RoPE: one warp per (row, head), lane l owns pairs i ≡ l (mod 32) (≤ 8 for rot ≤ 512). The old kernel ran one thread
+// per (row, head) over all rot/2 pairs with a 512-float local array and serial double sin/cos: at decode (16 heads ×
+// batch) that is a few hundred threads doing ~64 serial double sincos each (20-45 µs). Now every pair has its own
+// lane (T·heads·32 threads), the sincos calls run in parallel, and nothing spills. All pairs are read into registers
+// before a __syncwarp and then written, because the interleaved layout writes halves (i, i + rot/2) that other
+// lanes' pairs (2i, 2i+1) read. Angles stay float(pos)·inv_freq with a double sincos, as the CPU op.
+__global__ void __launch_bounds__(256) rope_k(float* x, int64_t ldx, int64_t T, int64_t heads, int64_t D,
+                                              const int32_t* __restrict__ pos, const float* __restrict__ inv_freq,
+                                              int rot, int64_t offset, float scaling, bool interleaved) {
+  const int lane = threadIdx.x & 31;
+  const int half = rot / 2;
+  const int64_t nw = T * heads, wstride = static_cast<int64_t>(gridDim.x) * (blockDim.x / 32);
+  for (int64_t wid = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32; wid < nw; wid += wstride) {
+    const int64_t t = wid / heads, h = wid % heads;
     float* v = x + t * ldx + h * D + offset;
-    float tmp[512];
-    for (int64_t j = 0; j < rot; ++j) tmp[j] = v[j];
-    for (int64_t j = 0; j < half; ++j) {
-      const float ang = static_cast<float>(pos[t]) * inv_freq[j];
-      const float c = static_cast<float>(cos(static_cast<double>(ang))) * scaling;
-      const float s = static_cast<float>(sin(static_cast<double>(ang))) * scaling;
-      const float a = interleaved ? tmp[2 * j] : tmp[j], b = interleaved ? tmp[2 * j + 1] : tmp[j + half];
-      v[j] = a * c - b * s;
-      v[j + half] = b * c + a * s;
+    const float p = static_cast<float>(pos[t]);
+    float ra[8], rb[8], cs[8], sn[8];
+#pragma unroll
+    for (int c = 0; c < 8; ++c) {
+      const int i = lane + 32 * c;
+      if (i < half) {
+        ra[c] = v[interleaved ? 2 * i : i];
+        rb[c] = v[interleaved ? 2 * i + 1 : i + half];
+        double sd, cd;
+        sincos(static_cast<double>(p * inv_freq[i]), &sd, &cd);
+        cs[c] = static_cast<float>(cd) * scaling;
+        sn[c] = static_cast<float>(sd) * scaling;
+      }
     }
+    __syncwarp();
+#pragma unroll
+    for (int c = 0; c < 8; ++c) {
+      const int i = lane + 32 * c;
+      if (i < half) {
+        v[i] = ra[c] * cs[c] - rb[c] * sn[c];
+        v[i + half] = rb[c] * cs[c] + ra[c] * sn[c];
+      }
+    }
+    __syncwarp();
   }
 }
 __global__ void matmul_nn_k(const float* x, int64_t ldx, const float* W, int64_t ldw, float* y, int64_t ldy, int64_t M,
@@ -293,8 +315,10 @@ cudaError_t gdn_gates(const float* b, int64_t ldb, const float* a, int64_t lda, 
 cudaError_t rope(float* x, int64_t ldx, int64_t T, int64_t heads, int64_t D, const int32_t* pos, const float* inv_freq,
                  int64_t rot, int64_t offset, float scaling, bool interleaved, cudaStream_t st) {
   if (rot > 512) return cudaErrorInvalidValue;
-  rope_k<<<blocks_for(T * heads), kThreads, 0, st>>>(x, ldx, T, heads, D, pos, inv_freq, rot, offset, scaling,
-                                                     interleaved);
+  if (T == 0 || heads == 0 || rot == 0) return cudaSuccess;
+  // one warp per (row, head): 8 warps per 256-thread block (blocks_for caps the grid; the kernel strides past it)
+  rope_k<<<blocks_for(T * heads * 32), kThreads, 0, st>>>(x, ldx, T, heads, D, pos, inv_freq, static_cast<int>(rot),
+                                                          offset, scaling, interleaved);
   return cudaGetLastError();
 }
 cudaError_t matmul_nn(const float* x, int64_t ldx, const float* W, int64_t ldw, float* y, int64_t ldy, int64_t M,

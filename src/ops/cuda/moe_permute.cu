@@ -1,6 +1,7 @@
 // moe_permute_by_slot (math in moe_permute.h): composite keys, CUB's stable radix sort of (key, pair), each bucket's
 // first sorted row by binary search, then a one-block pass for the per-expert counts of base pairs (E ≤ a few
-// hundred) and a scatter of the adapter pairs into their compacted LoRA order.
+// hundred) and the LoRA segments (non-empty ones first), and a scatter of the adapter pairs into their compacted
+// LoRA order.
 #include <cub/device/device_radix_sort.cuh>
 
 #include "ops/cuda/moe_permute.h"
@@ -30,27 +31,55 @@ __global__ void bucket_offsets_kernel(const int32_t* __restrict__ keys, int64_t 
 }
 
 // One block: expert offsets, base_incl[e] = base pairs of experts 0..e (so the adapter pair at sorted row i of
-// expert e is adapter pair number i − base_incl[e]), LoRA indptr and groups.
+// expert e is adapter pair number i − base_incl[e]), then the LoRA segments: the non-empty (expert, slot) buckets
+// first, in expert-major order (a ballot scan over the E·slots buckets), then the empty ones (indptr repeated at the
+// total, group 0). With at most min(E·slots, n) non-empty segments, callers may launch over that many only.
 __global__ void segments_kernel(const int32_t* __restrict__ bucket_off, int E, int slots, int64_t n,
                                 int32_t* expert_offsets, int32_t* base_incl, int32_t* lora_indptr,
                                 int32_t* lora_group) {
-  const int S1 = slots + 1;
+  __shared__ int s_base, s_cnt[32];
+  const int S1 = slots + 1, lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
   if (threadIdx.x == 0) {
     int32_t acc = 0;
     for (int e = 0; e < E; ++e) {
       acc += bucket_off[e * S1 + 1] - bucket_off[e * S1];
       base_incl[e] = acc;
     }
+    s_base = 0;
   }
   __syncthreads();
   for (int e = threadIdx.x; e <= E; e += blockDim.x) expert_offsets[e] = e < E ? bucket_off[e * S1] : static_cast<int32_t>(n);
   const int G = E * slots;
-  for (int g = threadIdx.x; g < G; g += blockDim.x) {
-    const int e = g / slots, s = g % slots;
-    lora_indptr[g] = bucket_off[e * S1 + 1 + s] - base_incl[e];
-    lora_group[g] = s * E + e;
+  for (int g0 = 0; g0 < G; g0 += blockDim.x) {
+    const int g = g0 + threadIdx.x;
+    int e = 0, s = 0, b = 0, len = 0;
+    if (g < G) {
+      e = g / slots;
+      s = g % slots;
+      b = bucket_off[e * S1 + 1 + s];
+      len = bucket_off[e * S1 + 2 + s] - b;  // s = slots − 1: the next expert's first bucket, or bucket_off[B]
+    }
+    const unsigned m = __ballot_sync(0xffffffffu, len > 0);
+    if (lane == 0) s_cnt[w] = __popc(m);
+    __syncthreads();
+    int pos = s_base + __popc(m & ((1u << lane) - 1u));
+    for (int i = 0; i < w; ++i) pos += s_cnt[i];
+    if (len > 0) {
+      lora_indptr[pos] = b - base_incl[e];
+      lora_group[pos] = s * E + e;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0)
+      for (int i = 0; i < nw; ++i) s_base += s_cnt[i];
+    __syncthreads();
   }
-  if (threadIdx.x == 0 && G > 0) lora_indptr[G] = static_cast<int32_t>(n) - base_incl[E - 1];
+  if (G == 0) return;
+  const int32_t total = static_cast<int32_t>(n) - base_incl[E - 1];
+  for (int q = s_base + threadIdx.x; q < G; q += blockDim.x) {
+    lora_indptr[q] = total;
+    lora_group[q] = 0;  // any valid pool index: the segment is empty
+  }
+  if (threadIdx.x == 0) lora_indptr[G] = total;
 }
 
 __global__ void lora_perm_kernel(const int32_t* __restrict__ keys, int64_t n, int slots,
@@ -103,7 +132,7 @@ cudaError_t moe_permute_by_slot(const int32_t* ids, int64_t n, int64_t k, const 
     if (e != cudaSuccess) return e;
   }
   bucket_offsets_kernel<<<static_cast<unsigned>((B + 1 + 255) / 256), 256, 0, stream>>>(keys_sorted, n, B, bucket_off);
-  segments_kernel<<<1, 256, 0, stream>>>(bucket_off, static_cast<int>(E), static_cast<int>(slots), n, expert_offsets,
+  segments_kernel<<<1, 1024, 0, stream>>>(bucket_off, static_cast<int>(E), static_cast<int>(slots), n, expert_offsets,
                                          base_incl, lora_indptr, lora_group);
   if (n > 0 && slots > 0)
     lora_perm_kernel<<<blocks, 256, 0, stream>>>(keys_sorted, n, static_cast<int>(slots), base_incl, lora_perm);

@@ -4,9 +4,11 @@
 //   key(p) = expert(p)·(slots + 1) + slot(token of p) + 1      (base tokens: slot −1 → 0, so first inside an expert)
 //   pair [n]             the pairs sorted by key, stably (token order inside a bucket: the CPU reference's order)
 //   expert_offsets [E+1] expert e owns sorted rows [off[e], off[e+1])
-//   LoRA segments over the adapter pairs only, compacted (base pairs skipped), one per (expert, slot) in expert-major
-//   order, empty ones included (G = E·slots; the CPU reference lists only the non-empty ones — same rows, same
-//   order, same groups):
+//   LoRA segments over the adapter pairs only, compacted (base pairs skipped): first the non-empty (expert, slot)
+//   segments in expert-major order — exactly the CPU reference's list: same rows, same order, same groups — then
+//   empty ones (indptr repeated, group 0) up to G = E·slots. At most min(G, n) segments are non-empty, so LoRA
+//   kernels may take G' = min(G, n) segments (indptr[G'] is the total): a host-known bound far below E·slots in
+//   decode (batch 1, top-8: 8 instead of 256·slots).
 //   lora_perm [n]        sorted row of the i-th adapter pair (entries past lora_indptr[G] are unused)
 //   lora_indptr [G+1], lora_group [G] = slot·E + expert (the expert LoRA pool index, lora.md §4)
 #pragma once

@@ -16,8 +16,8 @@ namespace hylora::cuda {
 //   q, k [T, Hk*Dk] (ld ldq, ldk), v [T, Hv*Dv] (ld ldv), g, beta [T, Hv] (ld ldg, ldb; g = log decay),
 //   o [T, Hv*Dv] (ld ldo), state pool [slots, Hv, Dk, Dv] fp32. Dk ≤ 256.
 // Sequential over tokens, parallel over (sequence, head, 32-column tiles of Dv); the state lives in registers
-// (decode with Dk ≤ 128: one warp per tile, no barrier per token). Prefill with Dk ≤ 128 and T ≥ 16·S runs the chunked
-// form instead (gdn_chunked.h).
+// (decode with Dk ≤ 128: 4 warps per tile streaming the state as float4, two cross-warp reductions per token).
+// Prefill with Dk ≤ 128 and T ≥ 16·S runs the chunked form instead (gdn_chunked.h).
 cudaError_t gated_delta_rule(DType dt, const void* q, int64_t ldq, const void* k, int64_t ldk, const void* v,
                              int64_t ldv, const void* g, int64_t ldg, const void* beta, int64_t ldb, void* o,
                              int64_t ldo, float* state_pool, const int32_t* state_slot, const int32_t* cu_seqlens,
