@@ -7,6 +7,8 @@
 
 #include "ops/cuda/attention.h"
 #include "ops/cuda/extra.h"
+#include "ops/cuda/gdn_chunked.h"
+#include "ops/cuda/ssd_chunked.h"
 #include "ops/cuda/gemm.h"
 #include "ops/cuda/lora.h"
 #include "ops/cuda/moe.h"
@@ -19,6 +21,8 @@ void check_dense();
 void check_lora();
 void check_attention();
 void check_recurrent();
+void check_gdn_chunked();
+void check_ssd_chunked();
 void check_sampling();
 void check_graph();
 void check_moe_permute();
@@ -231,6 +235,52 @@ void bench() {
     std::printf("TIME gated_delta bf16 S=%ld tokens/seq=%ld Hv=32 Dk=Dv=128: %.3f ms (state r+w %.0f GB/s)\n", (long)S,
                 (long)L, ms, 2.0 * st.bytes / ms / 1e6);
   }
+  // GDN prefill 1 x 8192, sequential (gdn_kernel) vs chunked (gdn_chunked.cu), both dtypes
+  for (DType d : {DType::bf16, DType::f32}) {
+    const int64_t Hk = 16, Hv = 32, Dk = 128, Dv = 128, T = 8192;
+    const size_t es = hc::dtype_size(d);
+    std::vector<int32_t> cu{0, static_cast<int32_t>(T)}, sl{0};
+    Buf q(T * Hk * Dk * es), k(T * Hk * Dk * es), v(T * Hv * Dv * es), g(T * Hv * es), b(T * Hv * es),
+        o(T * Hv * Dv * es), st(Hv * Dk * Dv * 4), dcu = up_raw(cu), dsl = up_raw(sl);
+    for (Buf* bb : {&q, &k, &v, &g, &b, &st}) CK(cudaMemset(bb->p, 0, bb->bytes));
+    double ms[2];
+    const bool was_on = hc::gdn_chunked_enabled();
+    for (int chunked = 0; chunked < 2; ++chunked) {
+      hc::set_gdn_chunked_enabled(chunked == 1);
+      ms[chunked] = time_ms([&] {
+        CK(hc::gated_delta_rule(d, q.p, Hk * Dk, k.p, Hk * Dk, v.p, Hv * Dv, g.p, Hv, b.p, Hv, o.p, Hv * Dv,
+                                st.as<float>(), dsl.as<int32_t>(), dcu.as<int32_t>(), 1, T, Hk, Hv, Dk, Dv, nullptr));
+      }, 3);
+    }
+    hc::set_gdn_chunked_enabled(was_on);
+    std::printf("TIME gated_delta prefill %s 1x8192 Hv=32 Dk=Dv=128: sequential %.3f ms, chunked %.3f ms (%.1fx)\n",
+                dname(d), ms[0], ms[1], ms[0] / ms[1]);
+  }
+  // Mamba2 scan prefill 1 x 8192 (hd 64, G 8, N 128; 128 and 32 heads), sequential (ssm_kernel) vs chunked
+  // (ssd_chunked.cu)
+  for (auto cfg :
+       {std::make_pair(DType::bf16, 128L), std::make_pair(DType::f32, 128L), std::make_pair(DType::f32, 32L)}) {
+    const DType d = cfg.first;
+    const int64_t nh = cfg.second, hd = 64, G = 8, N = 128, T = 8192;
+    const size_t es = hc::dtype_size(d);
+    std::vector<int32_t> cu{0, static_cast<int32_t>(T)}, sl{0};
+    Buf x(T * nh * hd * es), dt(T * nh * es), B(T * G * N * es), C(T * G * N * es), y(T * nh * hd * es), A(nh * 4),
+        D(nh * 4), st(nh * hd * N * 4), dcu = up_raw(cu), dsl = up_raw(sl);
+    for (Buf* bb : {&x, &dt, &B, &C, &A, &D, &st}) CK(cudaMemset(bb->p, 0, bb->bytes));
+    double ms[2];
+    const bool was_on = hc::ssd_chunked_enabled();
+    for (int chunked = 0; chunked < 2; ++chunked) {
+      hc::set_ssd_chunked_enabled(chunked == 1);
+      ms[chunked] = time_ms([&] {
+        CK(hc::ssm_scan(d, x.p, nh * hd, dt.p, nh, B.p, G * N, C.p, G * N, A.as<float>(), D.as<float>(), nullptr,
+                        0.0f, y.p, nh * hd, st.as<float>(), dsl.as<int32_t>(), dcu.as<int32_t>(), 1, T, nh, hd, G, N,
+                        nullptr));
+      }, 3);
+    }
+    hc::set_ssd_chunked_enabled(was_on);
+    std::printf("TIME ssm_scan prefill %s 1x8192 nh=%ld hd=64 N=128: sequential %.3f ms, chunked %.3f ms (%.2fx)\n",
+                dname(d), (long)nh, ms[0], ms[1], ms[0] / ms[1]);
+  }
   bench_decode();
   // MoE experts, Qwen3.5-35B-A3B-like: 4096 tokens, 256 experts, top-8, hidden 2048, expert intermediate 512
   {
@@ -335,6 +385,8 @@ int main(int argc, char** argv) {
   section("lora", check_lora);
   section("attention", check_attention);
   section("recurrent", check_recurrent);
+  section("gdn_chunked", check_gdn_chunked);
+  section("ssd_chunked", check_ssd_chunked);
   section("sampling", check_sampling);
   section("graph", check_graph);
   section("moe_permute", check_moe_permute);

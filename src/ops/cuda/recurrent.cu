@@ -13,6 +13,8 @@
 //   the new state after all reads.
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/recurrent.h"
+#include "ops/cuda/gdn_chunked.h"
+#include "ops/cuda/ssd_chunked.h"
 
 namespace hylora::cuda {
 using namespace detail;
@@ -422,6 +424,10 @@ cudaError_t gated_delta_rule(DType dt, const void* q, int64_t ldq, const void* k
           cu_seqlens, hk, hv, dk, dv, vec);
     return cudaGetLastError();
   }
+  // Prefill: the chunked form (gdn_chunked.cu) once sequences average ≥ 16 rows (any length is exact there).
+  if (Dk <= 128 && T >= 16 * S && gdn_chunked_enabled())
+    return gated_delta_rule_chunked(dt, q, ldq, k, ldk, v, ldv, g, ldg, beta, ldb, o, ldo, state_pool, state_slot,
+                                    cu_seqlens, S, T, Hk, Hv, Dk, Dv, stream);
   if (dt == DType::f32)
     gdn_kernel<float><<<grid, 256, 0, stream>>>(
         static_cast<const float*>(q), ldq, static_cast<const float*>(k), ldk, static_cast<const float*>(v), ldv,
@@ -442,6 +448,10 @@ cudaError_t ssm_scan(DType dt, const void* x, int64_t ldx, const void* dtr, int6
                      int64_t S, int64_t T, int64_t nh, int64_t hd, int64_t G, int64_t N, cudaStream_t stream) {
   if (S == 0 || T == 0) return cudaSuccess;
   if (G <= 0 || nh % G != 0 || N <= 0 || N > 256 || hd <= 0) return cudaErrorInvalidValue;
+  // Prefill: the chunked form (ssd_chunked.cu, when enabled) once sequences average ≥ 16 rows.
+  if (N <= 128 && T >= 16 * S && ssd_chunked_enabled())
+    return ssm_scan_chunked(dt, x, ldx, dtr, lddt, B, ldB, C, ldC, A, D, dt_bias, dt_min, y, ldy, state_pool,
+                            state_slot, cu_seqlens, S, T, nh, hd, G, N, stream);
   const dim3 grid(static_cast<unsigned>(S), static_cast<unsigned>(nh), static_cast<unsigned>((hd + 7) / 8));
   const int a = static_cast<int>(nh), b = static_cast<int>(hd), c = static_cast<int>(G), d = static_cast<int>(N);
   if (dt == DType::f32)

@@ -17,6 +17,7 @@ namespace hylora::cuda {
 //   o [T, Hv*Dv] (ld ldo), state pool [slots, Hv, Dk, Dv] fp32. Dk ≤ 256.
 // Sequential over tokens, parallel over (sequence, head, 32-column tiles of Dv); the state lives in registers
 // (decode with Dk ≤ 128: 4 warps per tile streaming the state as float4, two cross-warp reductions per token).
+// Prefill with Dk ≤ 128 and T ≥ 16·S runs the chunked form instead (gdn_chunked.h).
 cudaError_t gated_delta_rule(DType dt, const void* q, int64_t ldq, const void* k, int64_t ldk, const void* v,
                              int64_t ldv, const void* g, int64_t ldg, const void* beta, int64_t ldb, void* o,
                              int64_t ldo, float* state_pool, const int32_t* state_slot, const int32_t* cu_seqlens,
@@ -27,7 +28,8 @@ cudaError_t gated_delta_rule(DType dt, const void* q, int64_t ldq, const void* k
 //   Δ = max(softplus(dt[t,h] + dt_bias[h]), dt_min)      (torch softplus, threshold 20)
 //   S_h ← e^{Δ·A[h]} S_h + Δ·x[t,h,:] ⊗ B[t,gi,:];   y[t,h,:] = S_h C[t,gi,:] + D[h]·x[t,h,:]
 //   x [T, nh*hd] (ld ldx), dt [T, nh] raw (ld lddt), B, C [T, G*N] (ld ldB, ldC), A, D, dt_bias [nh] fp32,
-//   y [T, nh*hd] (ld ldy), state pool [slots, nh, hd, N] fp32. N ≤ 256.
+//   y [T, nh*hd] (ld ldy), state pool [slots, nh, hd, N] fp32. N ≤ 256. Prefill with N ≤ 128 and T ≥ 16·S can run the
+//   chunked form (ssd_chunked.h; off by default).
 cudaError_t ssm_scan(DType dt, const void* x, int64_t ldx, const void* dtr, int64_t lddt, const void* B, int64_t ldB,
                      const void* C, int64_t ldC, const float* A, const float* D, const float* dt_bias, float dt_min,
                      void* y, int64_t ldy, float* state_pool, const int32_t* state_slot, const int32_t* cu_seqlens,

@@ -1,0 +1,197 @@
+// Checks of the chunked gated delta rule (gdn_chunked.h) against the sequential recurrence in double precision:
+// lengths 1 .. 1000+ (around and not multiple of the chunk of 64), ragged varlen batches of 1-4 sequences with a
+// padding sequence (slot −1: outputs and state untouched), Dk/Dv 64 and 128 (and a partial 32-column tile), Hv = 2·Hk,
+// strong decays (e^{b} underflows inside a chunk), and continuation: the rows of every sequence split over two calls
+// (state carried in the pool) must match one call.
+#include <algorithm>
+
+#include "ops/cuda/gdn_chunked.h"
+#include "ops/cuda/recurrent.h"
+#include "tests/cuda/check_util.h"
+
+using namespace chk;
+namespace hc = hylora::cuda;
+
+namespace {
+struct Problem {
+  int64_t Hk, Hv, Dk, Dv, T, ldq, ldk, ldv, ldg, ldb, ldo;
+  std::vector<int> lens;
+  std::vector<int32_t> cu, slot;  // full layout: sequence s owns rows [cu[s], cu[s+1])
+  std::vector<float> q, k, v, g, beta, st0;
+};
+
+// One call over rows [cu[s] + from[s], cu[s] + to[s]) of every sequence, gathered into contiguous buffers; outputs
+// are scattered back into out (full layout, ld ldo). The state pool stays on the device between calls.
+void run_call(DType d, const Problem& P, const std::vector<int>& from, const std::vector<int>& to, Buf& dst,
+              std::vector<float>& out, bool via_dispatch) {
+  const int64_t S = P.lens.size();
+  std::vector<int32_t> cu(S + 1, 0);
+  std::vector<int64_t> rows;
+  for (int64_t s = 0; s < S; ++s) {
+    for (int r = from[s]; r < to[s]; ++r) rows.push_back(P.cu[s] + r);
+    cu[s + 1] = static_cast<int32_t>(rows.size());
+  }
+  const int64_t T = rows.size();
+  auto gather = [&](const std::vector<float>& src, int64_t ld) {
+    std::vector<float> r(std::max<int64_t>(T, 1) * ld, 0.0f);
+    for (int64_t t = 0; t < T; ++t) std::copy_n(src.begin() + rows[t] * ld, ld, r.begin() + t * ld);
+    return r;
+  };
+  Buf dq = up(gather(P.q, P.ldq), d), dk = up(gather(P.k, P.ldk), d), dv = up(gather(P.v, P.ldv), d),
+      dg = up(gather(P.g, P.ldg), d), db = up(gather(P.beta, P.ldb), d), dout = up(gather(out, P.ldo), d),
+      dcu = up_raw(cu), dslot = up_raw(P.slot);
+  if (via_dispatch)
+    CK(hc::gated_delta_rule(d, dq.p, P.ldq, dk.p, P.ldk, dv.p, P.ldv, dg.p, P.ldg, db.p, P.ldb, dout.p, P.ldo,
+                            dst.as<float>(), dslot.as<int32_t>(), dcu.as<int32_t>(), S, T, P.Hk, P.Hv, P.Dk, P.Dv,
+                            nullptr));
+  else
+    CK(hc::gated_delta_rule_chunked(d, dq.p, P.ldq, dk.p, P.ldk, dv.p, P.ldv, dg.p, P.ldg, db.p, P.ldb, dout.p,
+                                    P.ldo, dst.as<float>(), dslot.as<int32_t>(), dcu.as<int32_t>(), S, T, P.Hk, P.Hv,
+                                    P.Dk, P.Dv, nullptr));
+  auto og = down(dout, T * P.ldo, d);
+  for (int64_t t = 0; t < T; ++t) std::copy_n(og.begin() + t * P.ldo, P.ldo, out.begin() + rows[t] * P.ldo);
+}
+
+// Sequential reference (as checks_recurrent.cu): per token q̂, k̂, d = β (v − α Sᵀk̂), S = α S + k̂ dᵀ, o = Sᵀq̂.
+void reference(const Problem& P, std::vector<double>& oref, std::vector<double>& sref) {
+  const int64_t S = P.lens.size(), Dk = P.Dk, Dv = P.Dv;
+  oref.assign(P.T * P.ldo, 0.0);
+  sref.assign(P.st0.begin(), P.st0.end());
+  std::vector<double> qn(Dk), kn(Dk), u(Dv);
+  for (int64_t s = 0; s < S; ++s) {
+    if (P.slot[s] < 0) continue;
+    for (int64_t h = 0; h < P.Hv; ++h) {
+      const int64_t kh = h / (P.Hv / P.Hk);
+      double* Sm = sref.data() + (P.slot[s] * P.Hv + h) * Dk * Dv;
+      for (int64_t t = P.cu[s]; t < P.cu[s + 1]; ++t) {
+        double sq = 0, sk = 0;
+        for (int64_t i = 0; i < Dk; ++i) {
+          sq += (double)P.q[t * P.ldq + kh * Dk + i] * P.q[t * P.ldq + kh * Dk + i];
+          sk += (double)P.k[t * P.ldk + kh * Dk + i] * P.k[t * P.ldk + kh * Dk + i];
+        }
+        for (int64_t i = 0; i < Dk; ++i) {
+          qn[i] = P.q[t * P.ldq + kh * Dk + i] / std::sqrt(sq + 1e-6) / std::sqrt((double)Dk);
+          kn[i] = P.k[t * P.ldk + kh * Dk + i] / std::sqrt(sk + 1e-6);
+        }
+        const double dec = std::exp((double)P.g[t * P.ldg + h]), b = P.beta[t * P.ldb + h];
+        std::fill(u.begin(), u.end(), 0.0);
+        for (int64_t i = 0; i < Dk; ++i)
+          for (int64_t j = 0; j < Dv; ++j) u[j] += Sm[i * Dv + j] * kn[i];
+        for (int64_t j = 0; j < Dv; ++j) u[j] = b * (P.v[t * P.ldv + h * Dv + j] - dec * u[j]);
+        for (int64_t j = 0; j < Dv; ++j) {
+          double acc = 0;
+          for (int64_t i = 0; i < Dk; ++i) {
+            Sm[i * Dv + j] = dec * Sm[i * Dv + j] + kn[i] * u[j];
+            acc += qn[i] * Sm[i * Dv + j];
+          }
+          oref[t * P.ldo + h * Dv + j] = acc;
+        }
+      }
+    }
+  }
+}
+
+// mode 0: one direct call; 1: two direct calls (every sequence split at a random row); 2: one call through
+// gated_delta_rule (the dispatch). gmin: most negative log decay.
+void check(DType d, int64_t Hk, int64_t Hv, int64_t Dk, int64_t Dv, const std::vector<int>& lens, int mode,
+           float gmin = -1.0f, bool corr = false) {
+  Problem P{Hk, Hv, Dk, Dv};
+  P.lens = lens;
+  const int64_t S = lens.size(), slots = S + 2;
+  P.cu.assign(S + 1, 0);
+  for (int64_t s = 0; s < S; ++s) P.cu[s + 1] = P.cu[s] + lens[s];
+  P.T = P.cu[S];
+  std::vector<int32_t> perm(slots);
+  for (int64_t i = 0; i < slots; ++i) perm[i] = static_cast<int32_t>(i);
+  std::shuffle(perm.begin(), perm.end(), g_rng);
+  P.slot.assign(perm.begin(), perm.begin() + S);
+  if (S > 1) P.slot[S / 2] = -1;  // padding sequence
+  P.ldq = Hk * Dk + 3, P.ldk = Hk * Dk + 1, P.ldv = Hv * Dv + 2, P.ldg = Hv + 1, P.ldb = Hv + 3, P.ldo = Hv * Dv + 5;
+  const int64_t T = P.T;
+  P.q = randn(T * P.ldq, 1.0f, d), P.k = randn(T * P.ldk, 1.0f, d), P.v = randn(T * P.ldv, 1.0f, d);
+  P.g = randu(T * P.ldg, gmin, -0.001f, d), P.beta = randu(T * P.ldb, 0.05f, 0.95f, d);
+  if (corr) {  // nearly parallel keys (one direction + 10% noise): the worst conditioning of the triangular solve
+    const auto base = randn(P.ldk, 1.0f, DType::f32);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t c = 0; c < P.ldk; ++c) P.k[t * P.ldk + c] = round_dt(base[c] + 0.1f * P.k[t * P.ldk + c], d);
+    P.beta = randu(T * P.ldb, 0.9f, 1.0f, d);
+  }
+  P.st0 = randn(slots * Hv * Dk * Dv, 0.1f, DType::f32);
+  const std::vector<float> o0 = randn(T * P.ldo, 1.0f, d);
+  std::vector<float> out = o0;
+  Buf dst = up(P.st0, DType::f32);
+  std::vector<int> zero(S, 0), mid(S);
+  for (int64_t s = 0; s < S; ++s) mid[s] = randint(0, lens[s]);
+  if (mode == 1) {
+    run_call(d, P, zero, mid, dst, out, false);
+    run_call(d, P, mid, lens, dst, out, false);
+  } else {
+    run_call(d, P, zero, lens, dst, out, mode == 2);
+  }
+  auto sg = down(dst, P.st0.size(), DType::f32);
+  std::vector<double> oref, sref;
+  reference(P, oref, sref);
+  std::vector<float> og2;
+  std::vector<double> or2;
+  bool untouched = true;
+  for (int64_t s = 0; s < S; ++s)
+    for (int64_t t = P.cu[s]; t < P.cu[s + 1]; ++t)
+      for (int64_t c = 0; c < P.ldo; ++c) {
+        const int64_t e = t * P.ldo + c;
+        if (P.slot[s] < 0 || c >= Hv * Dv) {
+          untouched &= out[e] == o0[e];
+        } else {
+          og2.push_back(out[e]);
+          or2.push_back(oref[e]);
+        }
+      }
+  // every slot of the pool: padding and unused slots must keep st0 exactly
+  std::vector<float> sg2;
+  std::vector<double> sr2;
+  for (int64_t s = 0; s < S; ++s) {
+    if (P.slot[s] < 0) continue;
+    const int64_t b = P.slot[s] * Hv * Dk * Dv;
+    for (int64_t e = b; e < b + Hv * Dk * Dv; ++e) {
+      sg2.push_back(sg[e]);
+      sr2.push_back(sref[e]);
+      sg[e] = P.st0[e];  // then compare the rest exactly
+    }
+  }
+  untouched &= std::equal(sg.begin(), sg.end(), P.st0.begin());
+  std::string ls;
+  for (size_t i = 0; i < lens.size(); ++i) ls += (i ? "," : "") + std::to_string(lens[i]);
+  char name[200];
+  std::snprintf(name, sizeof name, "gdn_chunked %s Hk=%ld Hv=%ld Dk=%ld Dv=%ld gmin=%g%s lens=%s",
+                mode == 1 ? "2calls" : mode == 2 ? "dispatch" : "1call", (long)Hk, (long)Hv, (long)Dk, (long)Dv,
+                gmin, corr ? " corr-keys" : "", ls.c_str());
+  compare(std::string(name) + " out", d, og2, or2, 5e-5, 1.6e-2);
+  compare(std::string(name) + " state", d, sg2, sr2, 5e-5, 1e-3);
+  expect(std::string(name) + " padding untouched", untouched);
+}
+}  // namespace
+
+void check_gdn_chunked() {
+  for (DType d : {DType::f32, DType::bf16}) {
+    if (g_small) {
+      check(d, 1, 2, 64, 40, {1, 70, 3}, 0);
+      check(d, 1, 2, 64, 64, {65, 2}, 1);
+      continue;
+    }
+    for (int n : {1, 2, 5, 63, 64, 65, 127, 128, 129, 300, 1000, 1100}) check(d, 2, 4, 128, 128, {n}, 0);
+    check(d, 2, 4, 128, 128, {1, 64, 65, 1000, 17}, 0);   // ragged, padding sequence in the middle
+    check(d, 1, 2, 64, 64, {63, 128, 129}, 0);
+    check(d, 2, 4, 64, 128, {200, 7}, 0);
+    check(d, 2, 4, 128, 64, {31, 333}, 0);
+    check(d, 1, 2, 64, 80, {150, 1, 90}, 0);              // partial 32-column tile
+    check(d, 2, 4, 128, 128, {700}, 0, -8.0f);            // strong decay: e^{b} underflows within a chunk
+    check(d, 2, 4, 128, 128, {300, 9}, 0, -0.05f, true);  // nearly parallel keys, β ≈ 1, slow decay
+    check(d, 2, 4, 128, 128, {300, 77, 1, 129}, 1);        // continuation over two calls
+    check(d, 1, 2, 64, 64, {1000}, 1);
+    check(d, 2, 4, 128, 128, {500, 3, 260}, 2);           // through gated_delta_rule's dispatch
+    for (int rep = 0; rep < 4; ++rep) {                   // random ragged batches of 1-4 sequences
+      std::vector<int> lens(randint(1, 4));
+      for (int& n : lens) n = randint(1, 400);
+      check(d, 2, 4, rep % 2 ? 64 : 128, rep % 2 ? 64 : 128, lens, rep % 3 == 2 ? 1 : 0);
+    }
+  }
+}
