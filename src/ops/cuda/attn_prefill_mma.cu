@@ -13,8 +13,8 @@
 // while P V runs. Shared memory rows are padded by 16 bytes (row stride ≡ odd number of 16-byte chunks mod 128 B),
 // so the 8 row addresses of every ldmatrix hit distinct banks. Q stays in shared memory and is re-read per tile
 // (keeping it in registers would not fit next to O for D = 256).
-// Slots (page_table[s][j / page_size] · page_size + j % page_size; −1 past the sequence's keys, zero-filled) are
-// computed once per tile into a double-buffered shared table, two tiles ahead of their use.
+// Slots (page_table[s][j / page_size] · page_size + j % page_size; −1 past the block's keys, zero-filled) are
+// computed once per tile (one key per thread) into a double-buffered shared table, two tiles ahead of their use.
 #include <cuda_bf16.h>
 
 #include <cmath>
@@ -111,11 +111,12 @@ __global__ void __launch_bounds__(kThreads, Cfg<D, DV, kN>::minb)
   const bf16* kbase = kpool + static_cast<int64_t>(kvh) * D;
   const bf16* vbase = vpool + static_cast<int64_t>(kvh) * DV;
 
+  auto slot_of = [&](int kt) {  // cache slot of key kt·kN + tid (thread tid < kN), −1 past the block's keys
+    const int j = kt * kN + tid;
+    return j < kend ? pt[j / ps] * ps + j % ps : -1;
+  };
   auto fill_slots = [&](int kt) {
-    if (tid < kN) {
-      const int j = kt * kN + tid;
-      s_slot[kt & 1][tid] = j < kend ? pt[j / ps] * ps + j % ps : -1;
-    }
+    if (tid < kN) s_slot[kt & 1][tid] = slot_of(kt);
   };
   auto load_k = [&](int kt) {
     constexpr int CH = D / 8;
@@ -175,6 +176,8 @@ __global__ void __launch_bounds__(kThreads, Cfg<D, DV, kN>::minb)
     __syncthreads();  // K(kt) (and Q) visible; every warp is done with V(kt − 1)
     load_v(kt);
     cp_commit();
+    // page-table read for tile kt + 2 now, stored after the next barrier: its latency hides behind S = Q Kᵀ
+    const int slot_ahead = tid < kN && kt + 2 < nkt ? slot_of(kt + 2) : -1;
     const int j0 = kt * kN;
     const bool active = wlive && j0 <= wfirst + 15;  // some key of the tile is visible to some row of the warp
     float sacc[kN / 8][4];
@@ -227,7 +230,8 @@ __global__ void __launch_bounds__(kThreads, Cfg<D, DV, kN>::minb)
       }
     }
     __syncthreads();  // every warp is done with K(kt)
-    if (kt + 2 < nkt) fill_slots(kt + 2);  // its buffer's last reader, load_v(kt), is behind the barrier above
+    // slots of tile kt + 2: their buffer's last reader, load_v(kt), is behind the barrier above
+    if (tid < kN && kt + 2 < nkt) s_slot[kt & 1][tid] = slot_ahead;
     if (kt + 1 < nkt) {
       load_k(kt + 1);
       cp_commit();
