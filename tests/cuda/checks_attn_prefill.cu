@@ -5,6 +5,7 @@
 // the CPU time down. Also the timings old (WMMA) vs new at Qwen3.5-4B and Nemotron-H-like shapes (--bench).
 #include <numeric>
 
+#include "ops/cuda/attention.h"
 #include "ops/cuda/attn_prefill_mma.h"
 #include "tests/cuda/check_util.h"
 
@@ -107,6 +108,13 @@ void run_case(const Case& c) {
   if (!expect(std::string(name) + " supported", hc::attention_prefill_mma_supported(p))) return;
   CK(hc::attention_prefill_mma(p, nullptr));
   const auto got = down(dout, T * ldo, d);
+  {  // attention_prefill (the engine's entry point) must take this kernel: same bits
+    Buf dout2 = up(o0, d);
+    p.o = dout2.p;
+    CK(hc::attention_prefill(d, p, nullptr));
+    expect(std::string(name) + " attention_prefill dispatches to it", down(dout2, T * ldo, d) == got);
+    p.o = dout.p;
+  }
   std::vector<float> g;
   for (int64_t t : rows)
     for (int64_t e = 0; e < c.nH * c.Dv; ++e) g.push_back(got[t * ldo + e]);
@@ -136,6 +144,23 @@ void check_attn_prefill() {
           {"ps8-g2-d64", 4, 2, 64, 64, 8, {333, 64}, {31, 1}},
           {"sharp-g2-d128", 4, 2, 128, 128, 16, {257, 1000}, {0, 0}, 4.0f},
           {"sharp-g1-d256", 2, 2, 256, 256, 16, {130, 9}, {5, 700}, 3.0f}};
+  }
+  if (!g_small) {  // random sweep: 1-4 sequences, 1..1100 new rows, 0..700 cached, groups 1..16, pages 16/32/64
+    static const int64_t dims[] = {64, 96, 128, 192, 256}, groups[] = {1, 2, 4, 8, 16}, pss[] = {16, 32, 64};
+    for (int i = 0; i < 8; ++i) {
+      Case c{"random", 0, 0, 0, 0, 0, {}, {}};
+      c.D = c.Dv = dims[randint(0, 4)];
+      const int64_t gs = groups[randint(0, 4)];
+      c.nKV = randint(1, 2);
+      c.nH = c.nKV * gs;
+      c.page_size = pss[randint(0, 2)];
+      const int S = randint(1, 4);
+      for (int s = 0; s < S; ++s) {
+        c.n_new.push_back(randint(0, 3) == 0 ? randint(1, 70) : randint(1, 1100));
+        c.prior.push_back(randint(0, 1) ? 0 : randint(1, 700));
+      }
+      cs.push_back(c);
+    }
   }
   for (const auto& c : cs) run_case(c);
 }
