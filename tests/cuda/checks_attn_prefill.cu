@@ -1,8 +1,9 @@
 // Checks of the bf16 mma.sync prefill (attn_prefill_mma.cu) against a double-precision reference: ragged varlen
 // batches (1-4 sequences, 1 to > 1000 new rows, not multiples of the 64-row / 64-key tiles), cached context before
 // the new rows (chunked prefill), shuffled pages of 8/16/32 tokens, GQA groups 1..16, D = 64/96/128/192/256 and MLA
-// 192/128. The reference covers a subset of the rows (every 5th, or 13th past 600 rows, plus the first and last 3 of
-// each sequence) to keep the CPU time down. Also the timings old (WMMA) vs new at Qwen3.5-4B and Nemotron-H-like shapes (--bench).
+// 192/128, plus a seeded random sweep of those. The reference covers a subset of the rows (every 5th, or 13th past
+// 600 rows, plus the first and last 3 of each sequence) to keep the CPU time down. Also the timings old (WMMA) vs new
+// at Qwen3.5-4B and Nemotron-H-like shapes (--bench).
 #include <numeric>
 
 #include "ops/cuda/attention.h"
