@@ -75,8 +75,7 @@ struct Cfg {
   static constexpr size_t smem = sizeof(bf16) * (size_t{kM} * QS + size_t{kN} * QS + size_t{kN} * VS);
   // blocks per SM the launch bounds ask for (registers ≤ 65536 / (128 · minb)), the most that ptxas fits without
   // spills (CUDA 13, sm_90a): D 64 → 128 registers, D 96 → 166, D 128 → 202, D 192 → 251 (192/128: 245),
-  // D 256 → 243. Shared memory
-  // allows at least as many (D 256, kN 32: 68 KB a block).
+  // D 256 → 243. Shared memory allows at least as many (D 256, kN 32: 68 KB a block; D 128: 52 KB).
   static constexpr int minb = D >= 128 ? 2 : (D >= 96 ? 3 : 4);
 };
 
