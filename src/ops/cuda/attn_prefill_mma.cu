@@ -222,10 +222,12 @@ __global__ void __launch_bounds__(kThreads, Cfg<D, DV, kN>::minb)
           sum += sacc[nt][2 * r] + sacc[nt][2 * r + 1];
         }
         l[r] = l[r] * corr + sum;
+        if (__any_sync(0xffffffffu, corr != 1.0f)) {  // past the first tiles the row maxima rarely move
 #pragma unroll
-        for (int i = 0; i < DV / 8; ++i) {
-          o[i][2 * r] *= corr;
-          o[i][2 * r + 1] *= corr;
+          for (int i = 0; i < DV / 8; ++i) {
+            o[i][2 * r] *= corr;
+            o[i][2 * r + 1] *= corr;
+          }
         }
       }
     }
