@@ -206,10 +206,18 @@ void bench_attn_prefill() {
       cudaEventDestroy(e1);
       return ms / 5.0;
     };
-    const double ms_old = time(hc::attention_prefill_wmma), ms_new = time(hc::attention_prefill_mma);
+    const double ms_old = time(hc::attention_prefill_wmma),
+                 ms_new = time([](const hc::PagedAttention& pp, cudaStream_t st) { return hc::attention_prefill_mma(pp, st); });
     std::printf("TIME attention prefill bf16 %ldx%ld nH=%ld nKV=%ld D=%ld causal: old wmma %.3f ms (%.1f TFLOP/s), "
                 "new mma %.3f ms (%.1f TFLOP/s), x%.2f\n",
                 (long)b.S, (long)b.n, (long)b.nH, (long)b.nKV, (long)b.D, ms_old, flop / ms_old / 1e9, ms_new,
                 flop / ms_new / 1e9, ms_old / ms_new);
+    if (b.D <= 128) {  // tuning variant: 32-key tiles
+      const double ms32 =
+          time([](const hc::PagedAttention& pp, cudaStream_t st) { return hc::attention_prefill_mma(pp, st, 32); });
+      std::printf("TIME attention prefill bf16 %ldx%ld nH=%ld nKV=%ld D=%ld causal: mma variant kN=32 %.3f ms "
+                  "(%.1f TFLOP/s)\n", (long)b.S, (long)b.n, (long)b.nH, (long)b.nKV, (long)b.D, ms32,
+                  flop / ms32 / 1e9);
+    }
   }
 }

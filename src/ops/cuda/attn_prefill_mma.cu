@@ -75,8 +75,9 @@ struct Cfg {
   static constexpr size_t smem = sizeof(bf16) * (size_t{kM} * QS + size_t{kN} * QS + size_t{kN} * VS);
   // blocks per SM the launch bounds ask for (registers ≤ 65536 / (128 · minb)), the most that ptxas fits without
   // spills (CUDA 13, sm_90a): D 64 → 128 registers, D 96 → 166, D 128 → 202, D 192 → 251 (192/128: 245),
-  // D 256 → 243. Shared memory allows at least as many (D 256, kN 32: 68 KB a block; D 128: 52 KB).
-  static constexpr int minb = D >= 128 ? 2 : (D >= 96 ? 3 : 4);
+  // D 256 → 243; 32-key variants: D 128 → 160 (3 blocks), D 64 → 120. Shared memory allows at least as many
+  // (D 256, kN 32: 68 KB a block; D 128: 52 KB).
+  static constexpr int minb = D > 128 ? 2 : D == 128 ? (kN == 32 ? 3 : 2) : (D >= 96 ? 3 : 4);
 };
 
 template <int D, int DV, int kN>
@@ -301,13 +302,14 @@ bool attention_prefill_mma_supported(const PagedAttention& p) {
          p.v_token_stride % 8 == 0 && al(p.q, 16) && al(p.k_pool, 16) && al(p.v_pool, 16) && al(p.o, 4);
 }
 
-cudaError_t attention_prefill_mma(const PagedAttention& p, cudaStream_t stream) {
+cudaError_t attention_prefill_mma(const PagedAttention& p, cudaStream_t stream, int keys_per_tile) {
   if (!attention_prefill_mma_supported(p)) return cudaErrorNotSupported;
   if (p.T == 0 || p.S == 0) return cudaSuccess;
+  const bool k32 = keys_per_tile == 32;
   switch (p.D) {
-    case 64: return launch<64, 64, 64>(p, stream);
+    case 64: return k32 ? launch<64, 64, 32>(p, stream) : launch<64, 64, 64>(p, stream);
     case 96: return launch<96, 96, 64>(p, stream);
-    case 128: return launch<128, 128, 64>(p, stream);
+    case 128: return k32 ? launch<128, 128, 32>(p, stream) : launch<128, 128, 64>(p, stream);
     case 192: return p.Dv == 128 ? launch<192, 128, 64>(p, stream) : launch<192, 192, 64>(p, stream);
     default: return launch<256, 256, 32>(p, stream);  // kN 64 would spill (O alone is 128 registers)
   }
