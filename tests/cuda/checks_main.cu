@@ -20,6 +20,8 @@
 void check_dense();
 void check_lora();
 void check_attention();
+void check_attn_prefill();
+void bench_attn_prefill();
 void check_recurrent();
 void check_gdn_chunked();
 void check_ssd_chunked();
@@ -180,6 +182,7 @@ void bench() {
     std::printf("TIME attention prefill bf16 1x8192 nH=16 nKV=4 D=256 causal: %.2f ms -> %.1f TFLOP/s\n", ms,
                 4.0 * H2 * D2 * (double)T * T / 2 / ms / 1e9);
   }
+  bench_attn_prefill();  // old WMMA vs new mma.sync prefill
   // LoRA: decode batch 64 with 8 adapters (r=16), 3 slices 4096/1024/1024, in 4096; prefill 8192 rows 1 adapter r=64
   for (auto cfg : {std::make_tuple(64L, 8L, 16L), std::make_tuple(8192L, 1L, 64L)}) {
     const int64_t T = std::get<0>(cfg), G = std::get<1>(cfg), r = std::get<2>(cfg);
@@ -384,6 +387,7 @@ int main(int argc, char** argv) {
   section("dense", check_dense);
   section("lora", check_lora);
   section("attention", check_attention);
+  section("attn_prefill", check_attn_prefill);
   section("recurrent", check_recurrent);
   section("gdn_chunked", check_gdn_chunked);
   section("ssd_chunked", check_ssd_chunked);

@@ -8,6 +8,7 @@
 // normalised partial output and lse = m + log l to the workspace and attn_combine merges them:
 //   o = Σ_z e^{lse_z - M} o_z / Σ_z e^{lse_z - M}.
 #include "ops/cuda/attention.h"
+#include "ops/cuda/attn_prefill_mma.h"
 #include "ops/cuda/common.cuh"
 
 #include <mma.h>
@@ -479,25 +480,35 @@ cudaError_t kv_store(DType dt, const void* k, int64_t ldk, const void* v, int64_
   return cudaGetLastError();
 }
 
+cudaError_t attention_prefill_wmma(const PagedAttention& p, cudaStream_t stream) {
+  const auto aligned = [](const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
+  if (!(p.D % 16 == 0 && p.Dv % 16 == 0 && p.D <= 256 && p.Dv <= 256 && p.v_token_stride % 8 == 0 &&
+        p.ldq % 8 == 0 && aligned(p.q) && aligned(p.k_pool) && aligned(p.v_pool) && shapes_ok(p)))
+    return cudaErrorNotSupported;
+  if (p.T == 0 || p.S == 0) return cudaSuccess;
+  const size_t smem = 2 * (2 * kFQ * p.D + kFK * p.Dv) + 4 * 16 * kFK * (4 + 2) + 4 * kFQ * p.Dv;
+  static size_t configured = 0;
+  if (smem > configured) {
+    const cudaError_t e = cudaFuncSetAttribute(attn_prefill_wmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                               static_cast<int>(smem));
+    if (e != cudaSuccess) return e;
+    configured = smem;
+  }
+  const dim3 grid(static_cast<unsigned>((p.T + kFQ - 1) / kFQ + p.S), static_cast<unsigned>(p.nH));
+  attn_prefill_wmma_kernel<<<grid, 128, smem, stream>>>(p);
+  return cudaGetLastError();
+}
+
+// bf16: the mma.sync flash kernel (attn_prefill_mma.cu) for its head sizes, else the WMMA kernel for D, Dv multiples
+// of 16 up to 256, else the generic kernel.
 cudaError_t attention_prefill(DType dt, const PagedAttention& p, cudaStream_t stream) {
   if (p.T == 0 || p.S == 0) return cudaSuccess;
   if (!shapes_ok(p)) return cudaErrorInvalidValue;
   const int64_t chunk = int64_t{1} << 40;
-  const auto aligned = [](const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
-  if (dt == DType::bf16 && p.D % 16 == 0 && p.Dv % 16 == 0 && p.D <= 256 && p.Dv <= 256 &&
-      p.v_token_stride % 8 == 0 && p.ldq % 8 == 0 && aligned(p.q) && aligned(p.k_pool) &&
-      aligned(p.v_pool)) {
-    const size_t smem = 2 * (2 * kFQ * p.D + kFK * p.Dv) + 4 * 16 * kFK * (4 + 2) + 4 * kFQ * p.Dv;
-    static size_t configured = 0;
-    if (smem > configured) {
-      const cudaError_t e = cudaFuncSetAttribute(attn_prefill_wmma_kernel,
-                                                 cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-      if (e != cudaSuccess) return e;
-      configured = smem;
-    }
-    const dim3 grid(static_cast<unsigned>((p.T + kFQ - 1) / kFQ + p.S), static_cast<unsigned>(p.nH));
-    attn_prefill_wmma_kernel<<<grid, 128, smem, stream>>>(p);
-    return cudaGetLastError();
+  if (dt == DType::bf16) {
+    if (attention_prefill_mma_supported(p)) return attention_prefill_mma(p, stream);
+    const cudaError_t e = attention_prefill_wmma(p, stream);
+    if (e != cudaErrorNotSupported) return e;
   }
   return dt == DType::f32 ? launch_attn_any<float>(p, 1, chunk, nullptr, stream)
                           : launch_attn_any<__nv_bfloat16>(p, 1, chunk, nullptr, stream);

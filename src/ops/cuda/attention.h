@@ -40,9 +40,10 @@ cudaError_t kv_store(DType dt, const void* k, int64_t ldk, const void* v, int64_
                      int64_t T, void* k_pool, void* v_pool, int64_t nKV, int64_t D, int64_t Dv,
                      cudaStream_t stream);
 
-// Varlen causal prefill (also correct for decode rows): flash-style, one pass over the keys with an online softmax,
-// a block handles up to 16 (token, head-of-a-GQA-group) rows that share one kv head, K/V tiles of 32 keys staged in
-// shared memory. No workspace.
+// Varlen causal prefill (also correct for decode rows): flash-style, one pass over the keys with an online softmax.
+// bf16 with D = Dv ∈ {64, 96, 128, 192, 256} or 192/128: mma.sync tensor-core kernel (attn_prefill_mma.h); other bf16
+// D, Dv multiples of 16 up to 256: WMMA kernel; else a block handles up to 16 (token, head-of-a-GQA-group) rows that
+// share one kv head, K/V tiles of 32 keys staged in shared memory. No workspace.
 cudaError_t attention_prefill(DType dt, const PagedAttention& p, cudaStream_t stream);
 
 // Split-KV attention (decode: one or few new rows per sequence, long contexts): the keys of each sequence are cut
