@@ -22,8 +22,8 @@ cudaError_t ssm_scan_chunked(DType dt, const void* x, int64_t ldx, const void* d
                              const int32_t* state_slot, const int32_t* cu_seqlens, int64_t S, int64_t T, int64_t nh,
                              int64_t hd, int64_t G, int64_t N, cudaStream_t stream);
 
-// Whether ssm_scan dispatches prefill here (default false until timed on the GPU: see ssd_chunked.cu; the checks'
-// timing turns it on and off). Host-side switch, not thread-safe; read at each call.
+// Whether ssm_scan may dispatch prefill here (default true: measured 2× at 128 heads; ssm_scan also requires
+// nh·S ≥ 64; the checks' timing turns it on and off to compare). Host-side switch, not thread-safe; read at each call.
 void set_ssd_chunked_enabled(bool on);
 bool ssd_chunked_enabled();
 
