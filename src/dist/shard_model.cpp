@@ -16,6 +16,16 @@ bool is_vocab(const ProjectionSpec& s) {
   return false;
 }
 
+// True when `name` lies under the block of some expert projection ("<block>.experts.<proj>").
+bool inside_moe_block(const ShardPlan& plan, const std::string& name) {
+  for (const ProjectionPlan& p : plan.projections) {
+    if (p.spec.kind != TargetKind::kExperts) continue;
+    const size_t at = p.spec.name.find(".experts.");
+    if (at != std::string::npos && name.rfind(p.spec.name.substr(0, at + 1), 0) == 0) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 json local_config(const json& config, const ShardPlan& plan, int rank) {
@@ -23,7 +33,6 @@ json local_config(const json& config, const ShardPlan& plan, int rank) {
   // Qwen3.5 composite checkpoints keep the text model's fields under text_config.
   json& fields = out.contains("text_config") && out["text_config"].is_object() ? out["text_config"] : out;
   for (const ProjectionPlan& p : plan.projections) {
-    if (p.spec.kind == TargetKind::kExperts) continue;
     const RankShard& rs = p.ranks.at(rank);
     auto set = [&](const PartSpec& part, const PartShard& shard) {
       if (part.policy == UnitPolicy::kWhole || part.dimension == "vocab_size") return;
@@ -55,6 +64,14 @@ void bind_shard(Model& m, const ShardPlan& plan, int rank) {
       l->slices[k].out_size = rs.slice_local_rows(k);
       off += l->slices[k].out_size;
     }
+    // A row-parallel projection inside an MoE block (the shared expert's down_proj) stays a partial sum: the block's
+    // one all-reduce (tp_reduce_moe_block) adds it with the experts' contributions. Its bias, if any, is added by
+    // rank 0 only (zeroed on the others), so that the sum holds it once.
+    if (p.parallel == Parallel::kRow && inside_moe_block(plan, l->name)) {
+      l->tp = TpRole::kLocal;
+      if (l->bias.defined() && rank != 0) l->bias = Tensor::zeros(l->bias.shape());
+      continue;
+    }
     l->tp = p.parallel == Parallel::kRow                           ? TpRole::kRowReduce
             : p.parallel == Parallel::kColumn && is_vocab(p.spec) ? TpRole::kGatherColumns
                                                                    : TpRole::kLocal;
@@ -67,8 +84,23 @@ void bind_shard(Model& m, const ShardPlan& plan, int rank) {
     e->vocab_split = plan.tp > 1;
     e->vocab_begin = v.begin;
   }
-  HYLORA_CHECK(t.experts.empty() || plan.tp == 1, m.architecture(),
-               ": MoE experts are not wired into the tensor-parallel forward yet (docs/multi_gpu.md §6)");
+  for (ExpertLinear* l : t.experts) {
+    const ProjectionPlan& p = plan.at(l->name);
+    const RankShard& rs = p.ranks.at(rank);
+    HYLORA_CHECK(l->num_experts() == rs.experts.size && l->out_features() == rs.out_local() &&
+                     l->in_features() == rs.in_local(),
+                 l->name, ": rank ", rank, " holds [", l->num_experts(), ", ", l->out_features(), ", ",
+                 l->in_features(), "], the plan says [", rs.experts.size, ", ", rs.out_local(), ", ", rs.in_local(),
+                 "]");
+    int64_t off = 0;
+    for (size_t k = 0; k < l->slices.size(); ++k) {
+      l->slices[k].out_offset = off;
+      l->slices[k].out_size = rs.slice_local_rows(k);
+      off += l->slices[k].out_size;
+    }
+    l->ep_split = rs.experts.size != p.spec.num_experts;
+    l->expert_begin = rs.experts.begin;
+  }
 }
 
 std::unique_ptr<Model> load_model_shard(const std::string& dir, const ShardPlan& plan, int rank) {

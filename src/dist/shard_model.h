@@ -14,7 +14,8 @@
 namespace hylora::dist {
 
 // config.json (or its text_config) with each split dimension set to rank `rank`'s unit count. vocab_size stays
-// whole (the logits are gathered to [R, V]). Experts' dimensions are not changed (experts are not wired yet).
+// whole (the logits are gathered to [R, V]), and so does the expert count (every rank's router scores all experts;
+// the experts a rank holds come from the plan, dist/shard_weight_source.h).
 json local_config(const json& config, const ShardPlan& plan, int rank);
 
 // Marks `m`'s projections and embedding by the plan and checks every local shape against it (a drifted per-rank

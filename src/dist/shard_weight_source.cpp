@@ -10,11 +10,29 @@ namespace hylora::dist {
 namespace {
 
 // How one stored tensor is cut: its full shape [rows, cols] (cols 1 for a vector) and the kept ranges.
+// An expert projection [E, out, in]: the rank's experts, and inside each its rows (column) or columns (row).
+struct ExpertCut {
+  int64_t experts = 0, out = 0, in = 0;
+  Range keep_experts;
+  std::vector<Range> keep_rows, keep_cols;
+};
+
 struct Cut {
   int64_t rows = 0, cols = 1;
   std::vector<Range> keep_rows, keep_cols;  // empty = all
   bool vocab = false;                       // the model asks for [V, H] and gets [V_local, H]
 };
+
+std::map<std::string, ExpertCut> expert_cuts_of(const ShardPlan& plan, int rank) {
+  std::map<std::string, ExpertCut> cuts;
+  for (const ProjectionPlan& p : plan.projections) {
+    if (p.spec.kind != TargetKind::kExperts) continue;
+    const RankShard& rs = p.ranks.at(rank);
+    cuts[p.spec.name] = ExpertCut{p.spec.num_experts, p.spec.out_features(), p.spec.in_features(), rs.experts,
+                                  out_rows(rs), in_cols(rs)};
+  }
+  return cuts;
+}
 
 std::map<std::string, Cut> cuts_of(const ShardPlan& plan, int rank) {
   std::map<std::string, Cut> cuts;
@@ -42,7 +60,7 @@ std::map<std::string, Cut> cuts_of(const ShardPlan& plan, int rank) {
         cuts[s.name + ".weight"] = Cut{s.in_features(), s.out_features(), in_cols(rs), {}, true};
         break;
       case TargetKind::kExperts:
-        break;  // refused in experts() below when tp > 1
+        break;  // expert_cuts_of
     }
   }
   return cuts;
@@ -57,7 +75,11 @@ int64_t numel_of(const Shape& s) {
 class ShardWeightSource : public WeightSource {
  public:
   ShardWeightSource(std::unique_ptr<WeightSource> inner, const ShardPlan& plan, int rank)
-      : inner_(std::move(inner)), cuts_(cuts_of(plan, rank)), tp_(plan.tp), rank_(rank) {}
+      : inner_(std::move(inner)),
+        cuts_(cuts_of(plan, rank)),
+        expert_cuts_(expert_cuts_of(plan, rank)),
+        tp_(plan.tp),
+        rank_(rank) {}
 
   bool has(const std::string& name) const override { return inner_->has(name); }
   Tensor get(const std::string& name, const Shape& expected) override {
@@ -80,10 +102,17 @@ class ShardWeightSource : public WeightSource {
   }
   Tensor experts(const std::string& prefix, const std::string& fused, const std::vector<std::string>& parts,
                  const Shape& expected) override {
-    if (tp_ > 1)
-      fail(prefix, ": --tp ", tp_, ": MoE experts are not wired into the tensor-parallel forward yet "
-                   "(docs/multi_gpu.md §6)");
-    return inner_->experts(prefix, fused, parts, expected);
+    // The model asks for [E, out_local, in_local] (E whole: its router scores every expert) and gets
+    // [E_local, out_local, in_local]: its experts, each cut like a column / row projection.
+    auto it = expert_cuts_.find(prefix + "." + fused);
+    if (it == expert_cuts_.end()) return inner_->experts(prefix, fused, parts, expected);
+    const ExpertCut& c = it->second;
+    Tensor whole = inner_->experts(prefix, fused, parts, {c.experts, c.out, c.in});
+    Tensor local = gather_blocks(whole, {c.keep_experts}, c.keep_rows, c.keep_cols);
+    if (expected.size() != 3 || expected[1] != local.dim(1) || expected[2] != local.dim(2))
+      fail(inner_->where(), ": ", prefix, ".", fused, ": rank ", rank_, " of --tp ", tp_, " holds ",
+           shape_str(local.shape()), " but the model's per-rank config asks for ", shape_str(expected));
+    return local;
   }
   void require_all_used(const std::string& arch) const override { inner_->require_all_used(arch); }
   std::string where() const override { return inner_->where(); }
@@ -91,6 +120,7 @@ class ShardWeightSource : public WeightSource {
  private:
   std::unique_ptr<WeightSource> inner_;
   std::map<std::string, Cut> cuts_;
+  std::map<std::string, ExpertCut> expert_cuts_;
   int tp_, rank_;
 };
 

@@ -32,14 +32,19 @@ std::shared_ptr<NormalizedAdapter> shard_adapter(const NormalizedAdapter& whole,
     HYLORA_CHECK(whole_targets.linears[i]->name == rank_targets.linears[i]->name, "internal: LoRA target ", i, " is ",
                  whole_targets.linears[i]->name, " on the whole model, ", rank_targets.linears[i]->name,
                  " on rank ", rank);
-  if (plan.tp > 1 && !whole.experts.empty())
-    fail("adapter \"", whole.name, "\": expert LoRA is not wired into the tensor-parallel forward yet "
-         "(docs/multi_gpu.md §6)");
   auto out = std::make_shared<NormalizedAdapter>();
   out->name = whole.name;
   out->dir = whole.dir;
   out->warnings = whole.warnings;
-  out->experts = whole.experts;
+  for (const NormalizedSlice& s : whole.experts) {  // expert LoRA follows its expert, then the column / row rule
+    const ExpertLinear& lin = *whole_targets.experts.at(s.target);
+    const dist::ProjectionPlan& p = plan.at(lin.name);
+    const Range experts = p.ranks.at(rank).experts;
+    NormalizedSlice c = s;
+    c.A = dist::gather_blocks(s.A, {experts}, {}, kept_cols(p, rank));  // [E_local, r, in(_local)]
+    c.B = dist::gather_blocks(s.B, {experts}, kept_rows(p, rank, s.slice, lin.slices[s.slice].out_offset), {});
+    out->experts.push_back(std::move(c));
+  }
   for (const NormalizedSlice& s : whole.linears) {
     const Linear& lin = *whole_targets.linears.at(s.target);
     const dist::ProjectionPlan& p = plan.at(lin.name);

@@ -9,8 +9,9 @@
 //   same all-reduce).
 // * replicated: whole. Embedding: A [r, V] -> this rank's vocabulary columns, B replicated; a replaced table
 //   [V, H] -> this rank's vocabulary rows.
+// * experts: A [E, r, in], B [E, out, r] -> the rank's experts, then the column / row rule inside each (a row split
+//   inside an expert is expanded locally; the MoE block's one all-reduce sums the partial deltas: linear).
 // Ranks below --max-lora-rank need nothing special: A and B keep their true rank r; the pool pads to max_r.
-// Expert LoRA is refused for tp > 1 (experts are not wired into the forward yet).
 #include <memory>
 
 #include "dist/shard_plan.h"

@@ -53,6 +53,10 @@ struct ExpertLinear {
   Tensor weight;  // [E, out, in]
   std::vector<LoraSlice> slices;
   int lora_id = -1;
+  // Tensor parallel with ep > 1 (dist/bind_shard in dist/shard_model.cpp): the weight holds only experts
+  // [expert_begin, expert_begin + E_local); routing to the others is masked out on this rank. False on one rank.
+  bool ep_split = false;
+  int64_t expert_begin = 0;
   int64_t num_experts() const { return weight.dim(0); }
   int64_t out_features() const { return weight.dim(1); }
   int64_t in_features() const { return weight.dim(2); }

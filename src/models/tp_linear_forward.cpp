@@ -56,6 +56,22 @@ void tp_linear(const ForwardArgs& a, const Linear& lin, const Tensor& x, Tensor&
   dist::all_gather_columns(*a.comm, local, y);
 }
 
+void tp_localize_routing(const Tensor& ids, const Tensor& weights, int64_t e0, int64_t n, Tensor& local_ids,
+                         Tensor& local_weights) {
+  HYLORA_CHECK(ids.device() == Device::CPU, "internal: expert-parallel routing runs on the CPU only");
+  for (int64_t i = 0; i < ids.numel(); ++i) {
+    const int64_t e = ids.i32()[i] - e0;
+    const bool mine = e >= 0 && e < n;
+    local_ids.i32()[i] = mine ? static_cast<int32_t>(e) : 0;
+    local_weights.f32()[i] = mine ? weights.f32()[i] : 0.0f;
+  }
+}
+
+void tp_all_reduce(const ForwardArgs& a, Tensor& t) {
+  HYLORA_CHECK(t.contiguous(), "internal: all-reduce of a strided tensor");
+  a.comm->all_reduce_sum(t);
+}
+
 void tp_embed(const ForwardArgs& a, const Embedding& emb, Tensor& y) {
   const Tensor& ids = a.step.token_ids;  // [T] int32, global ids
   HYLORA_CHECK(ids.device() == Device::CPU, "internal: tensor-parallel embedding runs on the CPU only");

@@ -33,6 +33,9 @@ struct Fixture {
   std::vector<ScoreRequest> requests;
   std::vector<std::vector<double>> expected;  // float64 references
   double limit = 1e-3;                        // the fixture's own limit vs the references
+  // tp vs unsharded: 1e-4 (issue 8 item 4), or the fixture's own float32 error vs float64 where that is larger
+  // (qwen3_5_moe_cg_per_expert: 1.4e-4 measured on this schedule), i.e. "within float32 rounding" of the fixture.
+  double tp_tolerance = 1e-4;
 };
 
 Fixture read_fixture(const std::string& name) {
@@ -57,6 +60,8 @@ Fixture read_fixture(const std::string& name) {
   for (auto& e : fixtures::read_jsonl(f.dir / "expected.jsonl"))
     f.expected.push_back(e.at("logprobs").get<std::vector<double>>());
   f.limit = fixtures::max_limit({name, f.dir});
+  const json lim = fixtures::read_json(f.dir / "limits.json").at("schedules").at("chunked_37_in_64");
+  f.tp_tolerance = std::max(1e-4, lim.at("measured").get<double>());
   return f;
 }
 
@@ -84,10 +89,10 @@ Whole run_whole(const Fixture& f) {
 }
 
 // tp ranks as threads; rank r's adapters are cut for rank adapter_rank(r) (r itself unless a test breaks it).
-std::vector<std::vector<ScoreResult>> run_sharded(const Fixture& f, const Whole& w, int tp,
+std::vector<std::vector<ScoreResult>> run_sharded(const Fixture& f, const Whole& w, int tp, int ep,
                                                   const std::function<int(int)>& adapter_rank) {
   const dist::ShardPlan plan =
-      dist::make_shard_plan(dist::model_shard_spec_from_file(model_dir(f) + "/config.json"), tp);
+      dist::make_shard_plan(dist::model_shard_spec_from_file(model_dir(f) + "/config.json"), tp, ep);
   std::vector<std::vector<ScoreResult>> out(tp);
   dist::run_ranks(tp, [&](dist::Communicator& comm) {
     const int r = comm.rank();
@@ -127,9 +132,12 @@ std::vector<std::vector<double>> logprobs_of(const std::vector<ScoreResult>& rs)
 
 struct Param {
   std::string fixture;
-  int tp;
+  int tp, ep;
 };
-void PrintTo(const Param& p, std::ostream* os) { *os << p.fixture << "_tp" << p.tp; }
+std::string name_of(const Param& p) {
+  return p.fixture + "_tp" + std::to_string(p.tp) + (p.ep > 1 ? "_ep" + std::to_string(p.ep) : "");
+}
+void PrintTo(const Param& p, std::ostream* os) { *os << name_of(p); }
 
 class TensorParallelGolden : public ::testing::TestWithParam<Param> {};
 
@@ -138,7 +146,7 @@ TEST_P(TensorParallelGolden, EqualsUnshardedBaseAndEveryAdapter) {
   const Fixture f = read_fixture(p.fixture);
   const Whole w = run_whole(f);
   ASSERT_LE(max_diff(f.requests, w.results, f.expected, nullptr), f.limit) << "the unsharded run itself";
-  const auto ranks = run_sharded(f, w, p.tp, [](int r) { return r; });
+  const auto ranks = run_sharded(f, w, p.tp, p.ep, [](int r) { return r; });
   const auto ref = logprobs_of(w.results);
   std::vector<std::string> groups{""};
   for (auto& [n, d] : f.adapters) groups.push_back(n);
@@ -147,8 +155,8 @@ TEST_P(TensorParallelGolden, EqualsUnshardedBaseAndEveryAdapter) {
     for (auto& q : f.requests) used |= q.lora.value_or("") == g;
     ASSERT_TRUE(used) << "no request for " << (g.empty() ? "the base model" : g);
     const double d = max_diff(f.requests, ranks[0], ref, &g);
-    EXPECT_LE(d, 1e-4) << p.fixture << " tp " << p.tp << " " << (g.empty() ? "base" : g);
-    std::printf("[tp] %-22s tp %d %-20s max|dlogprob| vs unsharded = %.3g\n", p.fixture.c_str(), p.tp,
+    EXPECT_LE(d, f.tp_tolerance) << name_of(p) << " " << (g.empty() ? "base" : g);
+    std::printf("[tp] %-30s %-22s max|dlogprob| vs unsharded = %.3g\n", name_of(p).c_str(),
                 g.empty() ? "base" : g.c_str(), d);
   }
   EXPECT_LE(max_diff(f.requests, ranks[0], f.expected, nullptr), f.limit) << "vs the float64 references";
@@ -156,15 +164,20 @@ TEST_P(TensorParallelGolden, EqualsUnshardedBaseAndEveryAdapter) {
     EXPECT_EQ(max_diff(f.requests, ranks[r], logprobs_of(ranks[0]), nullptr), 0.0) << "rank " << r;
 }
 
+// Dense fixtures at tp 2 and 4; MoE fixtures also with whole experts per rank (ep = tp) besides experts split by
+// intermediate size (ep = 1); Nemotron-H at tp 2 only (n_groups = 2; tp 4 is refused, below).
 std::vector<Param> params() {
   std::vector<Param> out;
   for (const char* f : {"qwen3_5_causal_lora", "qwen3_5_cg_lora", "qwen3_5_causal_bf16", "qwen3_lora"})
-    for (int tp : {2, 4}) out.push_back({f, tp});
+    for (int tp : {2, 4}) out.push_back({f, tp, 1});
+  for (const char* f : {"qwen3_5_moe_lora", "qwen3_5_moe_cg_per_expert", "qwen3_moe_lora"})
+    for (int tp : {2, 4})
+      for (int ep : {1, tp}) out.push_back({f, tp, ep});
+  for (const char* f : {"nemotron_h_lora", "nemotron_h_embed_lora"})
+    for (int ep : {1, 2}) out.push_back({f, 2, ep});
   return out;
 }
-std::string param_name(const ::testing::TestParamInfo<Param>& i) {
-  return i.param.fixture + "_tp" + std::to_string(i.param.tp);
-}
+std::string param_name(const ::testing::TestParamInfo<Param>& i) { return name_of(i.param); }
 INSTANTIATE_TEST_SUITE_P(Fixtures, TensorParallelGolden, ::testing::ValuesIn(params()), param_name);
 
 // The test can fail: rank r holding rank (r + 1)'s adapter shard (B rows / A columns of another rank) must be
@@ -172,7 +185,7 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, TensorParallelGolden, ::testing::ValuesIn(par
 TEST(TensorParallelBroken, AnotherRanksAdapterShardIsCaught) {
   const Fixture f = read_fixture("qwen3_5_causal_lora");
   const Whole w = run_whole(f);
-  const auto ranks = run_sharded(f, w, 2, [](int r) { return (r + 1) % 2; });
+  const auto ranks = run_sharded(f, w, 2, 1, [](int r) { return (r + 1) % 2; });
   const auto ref = logprobs_of(w.results);
   const std::string base;
   EXPECT_LE(max_diff(f.requests, ranks[0], ref, &base), 1e-4);
