@@ -1,5 +1,7 @@
 #include "dist/shard_model.h"
 
+#include <set>
+
 #include "core/error.h"
 #include "dist/shard_weight_source.h"
 
@@ -32,19 +34,32 @@ json local_config(const json& config, const ShardPlan& plan, int rank) {
   json out = config;
   // Qwen3.5 composite checkpoints keep the text model's fields under text_config.
   json& fields = out.contains("text_config") && out["text_config"].is_object() ? out["text_config"] : out;
+  const json original = fields;
+  std::set<std::string> split_fields;
   for (const ProjectionPlan& p : plan.projections) {
     const RankShard& rs = p.ranks.at(rank);
     auto set = [&](const PartSpec& part, const PartShard& shard) {
       if (part.policy == UnitPolicy::kWhole || part.dimension == "vocab_size") return;
+      // A derived width (DeepSeek's shared experts: "moe_intermediate_size × n_shared_experts") follows from its
+      // fields; bind_shard checks the resulting shapes against the plan.
+      if (part.dimension.find(' ') != std::string::npos) return;
       if (!fields.contains(part.dimension) || !fields[part.dimension].is_number_integer())
         fail(plan.spec.where, ": the shard plan splits ", part.dimension, " (", p.spec.name,
              ") but the config has no integer field of that name");
       fields[part.dimension] = shard.units.size;
+      split_fields.insert(part.dimension);
     };
     for (size_t s = 0; s < p.spec.slices.size(); ++s)
       for (size_t k = 0; k < p.spec.slices[s].parts.size(); ++k) set(p.spec.slices[s].parts[k], rs.slices[s][k]);
     for (size_t k = 0; k < p.spec.in_parts.size(); ++k) set(p.spec.in_parts[k], rs.in_parts[k]);
   }
+  // A field no projection is cut by but that the config requires equal to a split one: MLA (DeepSeek-V3) states
+  // num_key_value_heads = num_attention_heads (one key/value per query head after the latent expansion).
+  const char* kv = "num_key_value_heads";
+  const char* heads = "num_attention_heads";
+  if (!split_fields.count(kv) && split_fields.count(heads) && original.contains(kv) && original.contains(heads) &&
+      original[kv] == original[heads])
+    fields[kv] = fields[heads];
   return out;
 }
 

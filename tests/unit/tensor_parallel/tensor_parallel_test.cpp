@@ -173,8 +173,10 @@ std::vector<Param> params() {
   for (const char* f : {"qwen3_5_moe_lora", "qwen3_5_moe_cg_per_expert", "qwen3_moe_lora"})
     for (int tp : {2, 4})
       for (int ep : {1, tp}) out.push_back({f, tp, ep});
-  for (const char* f : {"nemotron_h_lora", "nemotron_h_embed_lora"})
+  for (const char* f : {"nemotron_h_lora", "nemotron_h_embed_lora", "nemotron_h_latent_lora"})
     for (int ep : {1, 2}) out.push_back({f, 2, ep});
+  for (const char* f : {"deepseek_v3_lora", "deepseek_v3_qlora", "deepseek_v3_noq_lora", "deepseek_v3_embed_lora"})
+    for (int tp : {2, 4}) out.push_back({f, tp, 1});
   return out;
 }
 std::string param_name(const ::testing::TestParamInfo<Param>& i) { return name_of(i.param); }
