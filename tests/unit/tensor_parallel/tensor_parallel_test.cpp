@@ -88,15 +88,19 @@ Whole run_whole(const Fixture& f) {
   return w;
 }
 
-// tp ranks as threads; rank r's adapters are cut for rank adapter_rank(r) (r itself unless a test breaks it).
+// tp ranks as threads; rank r's adapters are cut for rank adapter_rank(r) (r itself unless a test breaks it), and
+// `breakage` (tests of the test) may alter a rank's shard model before its executor is built.
+using Breakage = std::function<void(Model&, int rank)>;
 std::vector<std::vector<ScoreResult>> run_sharded(const Fixture& f, const Whole& w, int tp, int ep,
-                                                  const std::function<int(int)>& adapter_rank) {
+                                                  const std::function<int(int)>& adapter_rank,
+                                                  const Breakage& breakage = {}) {
   const dist::ShardPlan plan =
       dist::make_shard_plan(dist::model_shard_spec_from_file(model_dir(f) + "/config.json"), tp, ep);
   std::vector<std::vector<ScoreResult>> out(tp);
   dist::run_ranks(tp, [&](dist::Communicator& comm) {
     const int r = comm.rank();
     std::unique_ptr<Model> m = dist::load_model_shard(model_dir(f), plan, r);
+    if (breakage) breakage(*m, r);
     ExecutorOptions o = f.options;
     o.communicator = &comm;
     Executor ex(*m, o);
@@ -168,14 +172,18 @@ TEST_P(TensorParallelGolden, EqualsUnshardedBaseAndEveryAdapter) {
 // intermediate size (ep = 1); Nemotron-H at tp 2 only (n_groups = 2; tp 4 is refused, below).
 std::vector<Param> params() {
   std::vector<Param> out;
-  for (const char* f : {"qwen3_5_causal_lora", "qwen3_5_cg_lora", "qwen3_5_causal_bf16", "qwen3_lora"})
+  for (const char* f : {"qwen3_5_causal_lora", "qwen3_5_cg_lora", "qwen3_5_causal_bf16", "qwen3_5_cg_tied_sharded",
+                        "qwen3_5_lora_spellings", "qwen3_causal", "qwen3_lora"})
     for (int tp : {2, 4}) out.push_back({f, tp, 1});
-  for (const char* f : {"qwen3_5_moe_lora", "qwen3_5_moe_cg_per_expert", "qwen3_moe_lora"})
+  for (const char* f : {"qwen3_5_moe_lora", "qwen3_5_moe_cg_per_expert", "qwen3_5_moe_causal_fused", "qwen3_moe_causal",
+                        "qwen3_moe_lora"})
     for (int tp : {2, 4})
       for (int ep : {1, tp}) out.push_back({f, tp, ep});
-  for (const char* f : {"nemotron_h_lora", "nemotron_h_embed_lora", "nemotron_h_latent_lora"})
+  for (const char* f : {"nemotron_h", "nemotron_h_lora", "nemotron_h_embed_lora", "nemotron_h_latent",
+                        "nemotron_h_latent_lora"})
     for (int ep : {1, 2}) out.push_back({f, 2, ep});
-  for (const char* f : {"deepseek_v3_lora", "deepseek_v3_qlora", "deepseek_v3_noq_lora", "deepseek_v3_embed_lora"})
+  for (const char* f : {"deepseek_v3_lora", "deepseek_v3_qlora", "deepseek_v3_no_qlora", "deepseek_v3_noq_lora",
+                        "deepseek_v3_embed_lora"})
     for (int tp : {2, 4}) out.push_back({f, tp, 1});
   return out;
 }
@@ -192,6 +200,39 @@ TEST(TensorParallelBroken, AnotherRanksAdapterShardIsCaught) {
   const std::string base;
   EXPECT_LE(max_diff(f.requests, ranks[0], ref, &base), 1e-4);
   for (auto& [n, d] : f.adapters) EXPECT_GT(max_diff(f.requests, ranks[0], ref, &n), 1e-2) << n;
+}
+
+// A row-parallel projection left unreduced (each rank keeps its partial o_proj sum), or a rank's embedding shifted
+// to another rank's vocabulary, must be caught on the base requests.
+TEST(TensorParallelBroken, UnreducedRowProjectionOrShiftedVocabularyIsCaught) {
+  const Fixture f = read_fixture("qwen3_5_causal_bf16");
+  const Whole w = run_whole(f);
+  const auto ref = logprobs_of(w.results);
+  const std::string base;
+  const auto unreduced = run_sharded(f, w, 2, 1, [](int r) { return r; }, [](Model& m, int) {
+    for (Linear* l : m.lora_targets().linears)
+      if (l->name.find("o_proj") != std::string::npos) l->tp = TpRole::kLocal;
+  });
+  EXPECT_GT(max_diff(f.requests, unreduced[0], ref, &base), 1e-2);
+  const auto shifted = run_sharded(f, w, 2, 1, [](int r) { return r; }, [](Model& m, int r) {
+    Embedding* e = m.lora_targets().embedding;
+    e->vocab_begin = (1 - r) * e->table.dim(0);  // the other rank's range
+  });
+  EXPECT_GT(max_diff(f.requests, shifted[0], ref, &base), 1e-2);
+}
+
+// DeepSeek-V3 with ep > 1 is not wired (its shared experts' width is moe_intermediate_size × n_shared_experts,
+// which a per-rank config cannot express when the experts are whole and the shared experts split): refused when
+// the shard model is built, naming the projection, never a wrong answer.
+TEST(TensorParallelRefusal, DeepSeekWithExpertParallelismIsRefusedAtLoad) {
+  const std::string dir = (fixtures::kRoot / "deepseek_v3_lora" / "model").string();
+  const dist::ShardPlan plan = dist::make_shard_plan(dist::model_shard_spec_from_file(dir + "/config.json"), 2, 2);
+  try {
+    dist::load_model_shard(dir, plan, 0);
+    FAIL() << "expected a refusal";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("shared_experts"), std::string::npos) << e.what();
+  }
 }
 
 // Head / group counts that do not divide get the plan's refusal, naming the config field and the projection.
