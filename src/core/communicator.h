@@ -4,7 +4,9 @@
 // result is complete.
 //
 // It lives in core/ (not dist/) because the models' forward (models/tp_linear_forward.cpp) calls it and models/ is
-// below dist/ (docs/design.md). Implementations: InProcessCommunicator (dist/in_process_communicator.h: N threads of one process sharing memory,
+// below dist/ (docs/design.md).
+//
+// Implementations: InProcessCommunicator (dist/in_process_communicator.h: N threads of one process sharing memory,
 // for CPU tests) and, later, an NCCL one with the same interface. What the NCCL one needs: one ncclComm_t per rank
 // (ncclCommInitRank with the ncclUniqueId that rank 0 creates and the launcher hands to every rank: through the
 // spawned processes' environment with --tp on one host, through NCCL's own bootstrap at --dist-init-addr across

@@ -87,8 +87,7 @@ class ShardWeightSource : public WeightSource {
     if (it == cuts_.end()) return inner_->get(name, expected);  // replicated
     const Cut& c = it->second;
     // The stored tensor at its full shape, in the rank (1-D / 2-D) the model asked for.
-    Shape full = expected.size() == 1 ? Shape{c.rows * c.cols} : Shape{c.rows, c.cols};
-    if (c.vocab && expected == full) full = expected;
+    const Shape full = expected.size() == 1 ? Shape{c.rows * c.cols} : Shape{c.rows, c.cols};
     Tensor whole = inner_->get(name, full).reshape({c.rows, c.cols});
     Tensor local = gather_blocks(whole, {}, c.keep_rows, c.keep_cols);
     if (numel_of(expected) == local.numel()) return local.reshape(expected);

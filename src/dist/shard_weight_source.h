@@ -7,7 +7,7 @@
 //   part at its own offset); row-parallel -> this rank's input columns; `.bias` follows the rows (row: whole).
 // * a per-channel parameter (conv weights, A_log, dt_bias, D, norm weights) -> the rows of its parts.
 // * the embedding table `<module>.weight` and `lm_head.weight` [V, H] -> this rank's vocabulary rows. The model asks
-//   for them at the full [V, H] (its logits stay [R, V]) and gets [V_local, H]; dist/bind_shard.h then marks them.
+//   for them at the full [V, H] (its logits stay [R, V]) and gets [V_local, H]; dist::bind_shard then marks them.
 // * expert projections [E, out, in] -> [E_local, out_local, in_local]: the rank's experts (ep), inside each the
 //   rows or columns of its moe_tp split. The model asks with E whole (its router scores all experts).
 // Anything the plan does not name (norms, q/k norms, routers) is replicated and passes through.

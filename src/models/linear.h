@@ -12,7 +12,8 @@
 namespace hylora {
 
 // What a projection does across the ranks of a tensor-parallel group (docs/multi_gpu.md §2-3). Set only on a rank's
-// shard model (dist/bind_shard.h); kLocal everywhere else, so the single-rank path never reaches the collectives.
+// shard model (dist::bind_shard, dist/shard_model.h); kLocal everywhere else, so the single-rank path never reaches
+// the collectives.
 enum class TpRole : uint8_t {
   kLocal,          // replicated, or column-parallel whose local output the next op reads as is
   kRowReduce,      // row-parallel: partial output + partial LoRA shrink summed by one all-reduce, bias added once
@@ -36,7 +37,7 @@ struct Linear {
   // which HF runs in float32 and whose top-k choice a bf16 rounding could flip, and weights an op other than the
   // GEMM reads (MLA's kv_b_proj, absorbed into the attention).
   bool full_precision = false;
-  TpRole tp = TpRole::kLocal;  // only a rank's shard model sets it (dist/bind_shard.h)
+  TpRole tp = TpRole::kLocal;  // only a rank's shard model sets it (dist::bind_shard, dist/shard_model.h)
   // Host copy of `weight` when `weight` lives on a GPU: adapter loading computes modules_to_save deltas W' − W on the
   // host. Undefined on the CPU (`weight` is the host tensor); read it through host_weight().
   Tensor host_master;
@@ -53,7 +54,7 @@ struct ExpertLinear {
   Tensor weight;  // [E, out, in]
   std::vector<LoraSlice> slices;
   int lora_id = -1;
-  // Tensor parallel with ep > 1 (dist/bind_shard in dist/shard_model.cpp): the weight holds only experts
+  // Tensor parallel with ep > 1 (dist::bind_shard, dist/shard_model.h): the weight holds only experts
   // [expert_begin, expert_begin + E_local); routing to the others is masked out on this rank. False on one rank.
   bool ep_split = false;
   int64_t expert_begin = 0;
@@ -67,8 +68,8 @@ struct Embedding {
   std::string module;  // PEFT module path, e.g. "model.embed_tokens"
   Tensor table;        // [V, H]; a rank's shard model: its vocabulary rows [vocab_begin, vocab_begin + V_local)
   int lora_id = -1;
-  // Tensor parallel (dist/bind_shard.h): the table holds only rows [vocab_begin, …); ids outside give 0, then the
-  // lookup is all-reduced. False on one rank.
+  // Tensor parallel (dist::bind_shard, dist/shard_model.h): the table holds only rows [vocab_begin, …); ids outside
+  // give 0, then the lookup is all-reduced. False on one rank.
   bool vocab_split = false;
   int64_t vocab_begin = 0;
   Tensor host_master;  // host copy of `table` when it lives on a GPU (see Linear::host_master)

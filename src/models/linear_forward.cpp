@@ -32,7 +32,8 @@ void apply_lora(const ForwardArgs& a, const LoraTargetWeights& tw, const std::ve
 }  // namespace
 
 void linear(const ForwardArgs& a, const Linear& lin, const Tensor& x, Tensor& y, const ops::LoraSegments* seg) {
-  if (a.comm && lin.tp != TpRole::kLocal) return tp_linear(a, lin, x, y, seg ? *seg : a.step.lora);  // one pointer test on one rank
+  // One rank: one pointer test, then exactly the single-GPU path below.
+  if (a.comm && lin.tp != TpRole::kLocal) return tp_linear(a, lin, x, y, seg ? *seg : a.step.lora);
   linear_local(a, lin, x, y, seg);
 }
 
