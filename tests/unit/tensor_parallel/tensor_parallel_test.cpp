@@ -172,6 +172,9 @@ TEST_P(TensorParallelGolden, EqualsUnshardedBaseAndEveryAdapter) {
 // intermediate size (ep = 1); Nemotron-H at tp 2 only (n_groups = 2; tp 4 is refused, below).
 std::vector<Param> params() {
   std::vector<Param> out;
+  // tp 1 through the shard path (plan, per-rank config, binding, a communicator of one): nothing assumes N > 1.
+  for (const char* f : {"qwen3_5_causal_lora", "qwen3_5_moe_lora", "nemotron_h_lora", "deepseek_v3_lora"})
+    out.push_back({f, 1, 1});
   for (const char* f : {"qwen3_5_causal_lora", "qwen3_5_cg_lora", "qwen3_5_causal_bf16", "qwen3_5_cg_tied_sharded",
                         "qwen3_5_lora_spellings", "qwen3_causal", "qwen3_lora"})
     for (int tp : {2, 4}) out.push_back({f, tp, 1});
