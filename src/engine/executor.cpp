@@ -377,7 +377,7 @@ void Executor::Impl::run_cuda(const StepBatch& b, Tensor& logits_out) {
   const Tensor host = Tensor::view_of(const_cast<int32_t*>(b.data.data()), data.shape(), DType::I32, nullptr);
   ops::copy_tensor(ctx, host, data);
   const StepTensors step = device_views(b, data);
-  ForwardArgs args{ctx, step, pools.layers(), &dev_lora.weights()};
+  ForwardArgs args{ctx, step, pools.layers(), &dev_lora.weights(), options.communicator};
   Tensor logits = ctx.scratch.tensor(logits_out.shape());
   model->forward(args, logits);
   ops::copy_tensor(ctx, logits, logits_out);  // waits for the step
@@ -405,7 +405,7 @@ void Executor::Impl::run_cuda_padded(const StepBatch& b, Tensor& logits_out) {
     logits = ctx.scratch.tensor({shape.rows, info.vocab_size});
   };
   auto forward = [&] {
-    ForwardArgs args{ctx, step, pools.layers(), &dev_lora.weights()};
+    ForwardArgs args{ctx, step, pools.layers(), &dev_lora.weights(), options.communicator};
     model->forward(args, logits);
   };
   if (options.cuda_graphs == CudaGraphs::kPadOnly) {
@@ -486,7 +486,7 @@ StepOutput Executor::execute(const std::vector<SeqWork>& works) {
                              ops::host_output_allocator(m.ctx.device));
   if (m.ctx.device == Device::CPU) {
     const StepTensors step = host_views(batch);
-    ForwardArgs args{m.ctx, step, m.pools.layers(), &m.lora.weights()};
+    ForwardArgs args{m.ctx, step, m.pools.layers(), &m.lora.weights(), m.options.communicator};
     m.model->forward(args, out.logits);
   } else {
     m.sync_lora();

@@ -24,6 +24,9 @@ namespace hylora {
 
 class Model;
 struct LoraWeights;
+namespace dist {
+class Communicator;
+}
 namespace lora {
 struct NormalizedAdapter;
 }
@@ -55,6 +58,9 @@ struct ExecutorOptions {
   // absorbed-MLA op uploads a per-step weight table) and steps while any adapter slot holds a modules_to_save
   // replacement run eagerly.
   CudaGraphs cuda_graphs = CudaGraphs::kDecode;
+  // Tensor parallel: this rank's group, for a rank's shard model (dist/shard_model.h); every rank's executor must
+  // get the same works in the same order. Null on one rank (no collectives at all).
+  dist::Communicator* communicator = nullptr;
 };
 
 // What the graph path did so far (tests, checks, metrics).

@@ -6,8 +6,12 @@
 namespace hylora {
 
 std::unique_ptr<WeightSource> open_weights(const WeightOrigin& origin, const WeightNaming& naming) {
-  if (origin.random) return std::make_unique<RandomWeights>(origin.seed, naming.one_plus_norm);
-  return std::make_unique<WeightLoader>(Checkpoint::open_dir(origin.checkpoint_dir), naming.rename);
+  std::unique_ptr<WeightSource> w;
+  if (origin.random)
+    w = std::make_unique<RandomWeights>(origin.seed, naming.one_plus_norm);
+  else
+    w = std::make_unique<WeightLoader>(Checkpoint::open_dir(origin.checkpoint_dir), naming.rename);
+  return origin.wrap ? origin.wrap(std::move(w)) : std::move(w);
 }
 
 }  // namespace hylora

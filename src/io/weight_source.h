@@ -42,9 +42,12 @@ struct WeightOrigin {
   std::string checkpoint_dir;  // used when !random
   bool random = false;
   uint64_t seed = 0;
+  // Tensor parallel: wraps the opened source so that a rank's model gets only its shard of each tensor
+  // (dist/shard_weight_source.h). Empty on one rank.
+  std::function<std::unique_ptr<WeightSource>(std::unique_ptr<WeightSource>)> wrap;
 
-  static WeightOrigin checkpoint(std::string dir) { return {std::move(dir), false, 0}; }
-  static WeightOrigin random_weights(uint64_t seed) { return {"", true, seed}; }
+  static WeightOrigin checkpoint(std::string dir) { return {std::move(dir), false, 0, {}}; }
+  static WeightOrigin random_weights(uint64_t seed) { return {"", true, seed, {}}; }
 };
 
 // How a model names its weights and what their neutral values are, for open_weights():

@@ -4,6 +4,7 @@
 #include "models/deepseek_v3.h"
 #include "models/linear_forward.h"
 #include "models/shared_layers.h"
+#include "models/tp_linear_forward.h"
 #include "ops/attention.h"
 #include "ops/elementwise.h"
 #include "ops/linear.h"
@@ -112,6 +113,7 @@ void moe_forward(const ForwardArgs& a, const Config& c, const Moe& m, const Tens
   Tensor shared = a.tmp({T, h.dim(1)});
   gated_mlp_forward(a, m.shared, h, shared);
   ops::add(a.ctx, shared, out);
+  tp_reduce_moe_block(a, out);  // this rank's experts + its partial shared experts: one all-reduce
 }
 
 }  // namespace hylora::deepseek_v3

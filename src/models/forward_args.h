@@ -10,11 +10,18 @@
 
 namespace hylora {
 
+namespace dist {
+class Communicator;
+}
+
 struct ForwardArgs {
   ExecCtx& ctx;
   const StepTensors& step;
   std::vector<LayerCache>& caches;  // [layers]
   const LoraWeights* lora = nullptr;  // null when no adapter can be active
+  // The tensor-parallel group of a rank's shard model (docs/multi_gpu.md §4), or null on one rank: projections
+  // whose TpRole is not kLocal and vocabulary-split embeddings talk through it, nothing else.
+  dist::Communicator* comm = nullptr;
 
   // True when some row of the step is bound to an adapter.
   bool lora_active() const { return lora && !step.lora.empty(); }

@@ -1,12 +1,11 @@
 #include "models/linear_forward.h"
 
-
+#include "models/tp_linear_forward.h"
 #include "ops/elementwise.h"
 #include "ops/linear.h"
 
 namespace hylora {
 
-namespace {
 // modules_to_save replacements: y[rows of slot, slice] += x[rows] (W' − W)ᵀ for that adapter's rows only. Rare (a
 // full matrix per adapter): one op per (segment, slice) that has one, chosen from the host copy of the segments' slots.
 void add_dense_deltas(const ForwardArgs& a, const std::vector<LoraSlice>& decl, const LoraTargetWeights& tw,
@@ -20,6 +19,8 @@ void add_dense_deltas(const ForwardArgs& a, const std::vector<LoraSlice>& decl, 
       if (deltas[k].defined()) ops::lora_segment_dense_delta(a.ctx, x, seg, g, deltas[k], decl[k].out_offset, y);
   }
 }
+
+namespace {
 void apply_lora(const ForwardArgs& a, const LoraTargetWeights& tw, const std::vector<LoraSlice>& decl,
                 const Tensor& x, const ops::LoraSegments& seg, Tensor& y) {
   const auto slices = tw.slice_ptrs();
@@ -31,6 +32,12 @@ void apply_lora(const ForwardArgs& a, const LoraTargetWeights& tw, const std::ve
 }  // namespace
 
 void linear(const ForwardArgs& a, const Linear& lin, const Tensor& x, Tensor& y, const ops::LoraSegments* seg) {
+  // One rank: one pointer test, then exactly the single-GPU path below.
+  if (a.comm && lin.tp != TpRole::kLocal) return tp_linear(a, lin, x, y, seg ? *seg : a.step.lora);
+  linear_local(a, lin, x, y, seg);
+}
+
+void linear_local(const ForwardArgs& a, const Linear& lin, const Tensor& x, Tensor& y, const ops::LoraSegments* seg) {
   HYLORA_CHECK(x.ndim() == 2 && x.dim(1) == lin.in_features(), "internal: ", lin.name, " expects input [N, ",
                lin.in_features(), "], got ", shape_str(x.shape()));
   ops::matmul_nt(a.ctx, x, lin.weight, y);
@@ -58,6 +65,7 @@ void expert_lora(const ForwardArgs& a, const ExpertLinear& lin, const Tensor& x,
 }
 
 void embed(const ForwardArgs& a, const Embedding& emb, Tensor& y) {
+  if (a.comm && emb.vocab_split) return tp_embed(a, emb, y);
   ops::embedding(a.ctx, emb.table, a.step.token_ids, y);
   if (!a.lora_active() || emb.lora_id < 0) return;
   const ops::LoraSegments& seg = a.step.lora;

@@ -9,6 +9,12 @@ namespace hylora {
 // y[N, out] = x[N, in] Wᵀ (+ b) (+ LoRA). The rows of x are the step's rows, grouped by `seg` (default: the step's
 // LoRA segments; lm_head over the logit rows passes the logit segments).
 void linear(const ForwardArgs& a, const Linear& lin, const Tensor& x, Tensor& y, const ops::LoraSegments* seg = nullptr);
+// The same on this rank only, ignoring Linear::tp (the local part of a tensor-parallel projection).
+void linear_local(const ForwardArgs& a, const Linear& lin, const Tensor& x, Tensor& y,
+                  const ops::LoraSegments* seg = nullptr);
+// modules_to_save replacements of the slots of `seg`: y[rows, slice k] += x[rows] (W' − W)_kᵀ.
+void add_dense_deltas(const ForwardArgs& a, const std::vector<LoraSlice>& decl, const LoraTargetWeights& tw,
+                      const Tensor& x, const ops::LoraSegments& seg, Tensor& y);
 // Same, into a new scratch tensor [N, out].
 Tensor linear(const ForwardArgs& a, const Linear& lin, const Tensor& x, const ops::LoraSegments* seg = nullptr);
 

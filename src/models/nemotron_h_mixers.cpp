@@ -5,6 +5,7 @@
 #include "models/linear_forward.h"
 #include "models/nemotron_h.h"
 #include "models/shared_layers.h"
+#include "models/tp_linear_forward.h"
 #include "ops/conv1d.h"
 #include "ops/elementwise.h"
 #include "ops/gated_rms_norm.h"
@@ -65,6 +66,7 @@ void moe_forward(const ForwardArgs& a, const Config& c, const MoeMixer& m, const
   Tensor shared = a.tmp({T, h.dim(1)});
   mlp_forward(a, m.shared, h, shared);
   ops::add(a.ctx, shared, out);
+  tp_reduce_moe_block(a, out);  // routed (through the linear fc2 when latent) + partial shared: one all-reduce
 }
 
 }  // namespace hylora::nemotron_h

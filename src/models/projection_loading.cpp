@@ -5,10 +5,14 @@
 namespace hylora {
 
 Linear load_fused(WeightSource& w, const std::string& name, const std::vector<FusedPart>& parts, int64_t in) {
+  // Rows come from the tensors returned, not from `parts`: a rank's sharding source (dist/shard_weight_source.h)
+  // answers a vocabulary-split lm_head asked for at [V, H] with its [V_local, H].
+  std::vector<Tensor> ws;
   int64_t out = 0;
   bool any_bias = false;
   for (auto& p : parts) {
-    out += p.rows;
+    ws.push_back(w.get(p.module + ".weight", {p.rows, in}));
+    out += ws.back().dim(0);
     any_bias = any_bias || p.bias;
   }
   Linear l;
@@ -16,15 +20,17 @@ Linear load_fused(WeightSource& w, const std::string& name, const std::vector<Fu
   l.weight = Tensor::empty({out, in});
   if (any_bias) l.bias = Tensor::zeros({out});
   int64_t off = 0;
-  for (auto& p : parts) {
-    Tensor t = w.get(p.module + ".weight", {p.rows, in});
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const FusedPart& p = parts[i];
+    const Tensor& t = ws[i];
+    const int64_t rows = t.dim(0);
     std::copy_n(t.f32(), t.numel(), l.weight.f32() + off * in);
     if (p.bias) {
-      Tensor b = w.get(p.module + ".bias", {p.rows});
-      std::copy_n(b.f32(), p.rows, l.bias.f32() + off);
+      Tensor b = w.get(p.module + ".bias", {rows});
+      std::copy_n(b.f32(), rows, l.bias.f32() + off);
     }
-    l.slices.push_back({p.module, off, p.rows});
-    off += p.rows;
+    l.slices.push_back({p.module, off, rows});
+    off += rows;
   }
   return l;
 }

@@ -6,6 +6,7 @@
 #include "models/linear_forward.h"
 #include "models/qwen3_5.h"
 #include "models/shared_layers.h"
+#include "models/tp_linear_forward.h"
 #include "ops/conv1d.h"
 #include "ops/elementwise.h"
 #include "ops/gated_delta.h"
@@ -73,12 +74,13 @@ void moe_forward(const ForwardArgs& a, const Config& c, const MoeBlock& m, const
   Tensor ids = a.tmp({T, k}, DType::I32), weights = a.tmp({T, k});
   ops::route_softmax_topk(a.ctx, logits, k, c.norm_topk_prob, ids, weights);
   moe_experts(a, h, ids, weights, m.gate_up, m.down, ExpertActivation::kSiluGated, out);
-  if (c.shared_expert_intermediate_size == 0) return;  // Qwen3-MoE
+  if (c.shared_expert_intermediate_size == 0) return tp_reduce_moe_block(a, out);  // Qwen3-MoE
   Tensor shared = a.tmp({T, h.dim(1)});
   mlp_forward(a, m.shared, h, shared);
   Tensor sg = linear(a, m.shared_gate, h);  // [T, 1] → sigmoid scalar per row
   ops::sigmoid_inplace(a.ctx, sg);
-  ops::add_row_scaled(a.ctx, shared, sg, out);
+  ops::add_row_scaled(a.ctx, shared, sg, out);  // σ(gate) scales this rank's partial shared expert (linear)
+  tp_reduce_moe_block(a, out);
 }
 
 }  // namespace hylora::qwen3_5

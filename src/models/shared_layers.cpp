@@ -1,6 +1,7 @@
 #include "models/shared_layers.h"
 
 #include "models/linear_forward.h"
+#include "models/tp_linear_forward.h"
 #include "ops/attention.h"
 #include "ops/moe.h"
 
@@ -31,8 +32,18 @@ void moe_experts(const ForwardArgs& a, const Tensor& x, const Tensor& ids, const
   const int64_t E = up.num_experts(), k = ids.dim(1), up_out = up.out_features();
   const int64_t inter = act == ExpertActivation::kSiluGated ? up_out / 2 : up_out;
   HYLORA_CHECK(up.in_features() == x.dim(1) && down.in_features() == inter, "internal: expert shapes ", up.name);
+  const Tensor* route_ids = &ids;
+  const Tensor* route_w = &weights;
+  Tensor local_ids, local_w;
+  if (up.ep_split) {  // a rank of an ep group: only its experts count (tp_linear_forward.h)
+    local_ids = a.tmp(ids.shape(), DType::I32);
+    local_w = a.tmp(weights.shape());
+    tp_localize_routing(ids, weights, up.expert_begin, E, local_ids, local_w);
+    route_ids = &local_ids;
+    route_w = &local_w;
+  }
   ops::MoePermutation perm;
-  ops::moe_permute(a.ctx, ids, a.step.row_slot, E, a.lora_active() ? a.lora->slots : 0, perm);
+  ops::moe_permute(a.ctx, *route_ids, a.step.row_slot, E, a.lora_active() ? a.lora->slots : 0, perm);
   const int64_t P = perm.num_pairs;
   Tensor xs = a.tmp({P, x.dim(1)});  // token row of each (expert-sorted) pair
   ops::moe_gather(a.ctx, x, perm, k, xs);
@@ -49,7 +60,7 @@ void moe_experts(const ForwardArgs& a, const Tensor& x, const Tensor& ids, const
   Tensor y = a.tmp({P, down.out_features()});
   ops::moe_expert_gemm(a.ctx, act_out, down.weight, perm, y);
   expert_lora(a, down, act_out, perm.lora, y);
-  ops::moe_combine(a.ctx, y, perm, weights, out);
+  ops::moe_combine(a.ctx, y, perm, *route_w, out);
 }
 
 }  // namespace hylora
