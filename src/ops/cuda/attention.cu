@@ -8,6 +8,7 @@
 // normalised partial output and lse = m + log l to the workspace and attn_combine merges them:
 //   o = Σ_z e^{lse_z - M} o_z / Σ_z e^{lse_z - M}.
 #include "ops/cuda/attention.h"
+#include "ops/cuda/attention_decode.h"
 #include "ops/cuda/attn_prefill_mma.h"
 #include "ops/cuda/common.cuh"
 
@@ -525,6 +526,8 @@ cudaError_t attention_decode(DType dt, const PagedAttention& p, int64_t max_cont
   if (!shapes_ok(p) || chunk <= 0 || chunk % kKeys != 0) return cudaErrorInvalidValue;
   int64_t nsplit = (max_context + chunk - 1) / chunk;
   if (nsplit < 1) nsplit = 1;
+  // common decode shapes: the split-KV decode kernel (attention_decode.cu), K/V read once per GQA group
+  if (attention_decode_split_ok(dt, p)) return attention_decode_split(dt, p, nsplit, chunk, workspace, stream);
   return dt == DType::f32 ? launch_attn_any<float>(p, nsplit, chunk, workspace, stream)
                           : launch_attn_any<__nv_bfloat16>(p, nsplit, chunk, workspace, stream);
 }
