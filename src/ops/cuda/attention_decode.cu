@@ -82,7 +82,7 @@ template <typename T>
 __host__ __device__ inline int row_v(int Dv) { return Dv + 16 / static_cast<int>(sizeof(T)); }
 
 template <typename T, int NQ, int VPL>
-__global__ void __launch_bounds__(kMaxWarps * 32) decode_kernel(PagedAttention p, int HG, int TQ, int chunk,
+__global__ void __launch_bounds__(kMaxWarps * 32, 1) decode_kernel(PagedAttention p, int HG, int TQ, int chunk,
                                                                float* __restrict__ ws) {
   extern __shared__ __align__(16) unsigned char dsm[];
   __shared__ float s_m[kMaxWarps][NQ], s_l[kMaxWarps][NQ];
