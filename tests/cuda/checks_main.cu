@@ -22,6 +22,8 @@ void check_lora();
 void check_attention();
 void check_attn_prefill();
 void bench_attn_prefill();
+void check_attention_decode();
+void bench_attention_decode();
 void check_recurrent();
 void check_gdn_chunked();
 void check_ssd_chunked();
@@ -285,6 +287,7 @@ void bench() {
                 dname(d), (long)nh, ms[0], ms[1], ms[0] / ms[1]);
   }
   bench_decode();
+  bench_attention_decode();  // split-KV decode kernel: GB/s of K/V at the engine's decode shapes
   // MoE experts, Qwen3.5-35B-A3B-like: 4096 tokens, 256 experts, top-8, hidden 2048, expert intermediate 512
   {
     const int64_t T = 4096, E = 256, k = 8, H = 2048, I = 512, n = T * k;
@@ -388,6 +391,7 @@ int main(int argc, char** argv) {
   section("lora", check_lora);
   section("attention", check_attention);
   section("attn_prefill", check_attn_prefill);
+  section("attention_decode", check_attention_decode);
   section("recurrent", check_recurrent);
   section("gdn_chunked", check_gdn_chunked);
   section("ssd_chunked", check_ssd_chunked);
