@@ -133,6 +133,20 @@ int64_t attention_key_splits(const cuda::PagedAttention& p, int64_t max_context)
   n = std::min(n, kMaxWorkspaceFloats / std::max<int64_t>(1, p.T * p.nH * (p.Dv + 1)));
   return std::max<int64_t>(n, 1);
 }
+
+// Decode steps (≤ 4 new rows per sequence on average; T and S are host-known) go to attention_decode's split-KV
+// kernel: one block per (sequence, KV head, ≤ 8/16 query heads of its group, key split) reads each K/V byte once.
+// Splits are added until ~800 blocks exist (3 blocks per SM of a 132-SM H100/H200, two waves), keeping ≥ 128 keys
+// per split; nsplit = 1 needs no workspace.
+bool decode_step(const cuda::PagedAttention& p) { return p.T <= 4 * p.S; }
+int64_t decode_key_splits(const cuda::PagedAttention& p, int64_t max_context) {
+  constexpr int64_t kTargetBlocks = 800, kMinKeys = 128, kMaxWorkspaceFloats = int64_t{8} << 20;  // 32 MiB
+  const int64_t group = p.nH / p.nKV, hg = std::min<int64_t>(group, p.Dv > 128 ? 8 : 16);
+  const int64_t blocks = std::max<int64_t>(1, p.S * p.nKV * ((group + hg - 1) / hg));
+  int64_t n = std::min((kTargetBlocks + blocks - 1) / blocks, (max_context + kMinKeys - 1) / kMinKeys);
+  n = std::min(n, kMaxWorkspaceFloats / std::max<int64_t>(1, p.T * p.nH * (p.Dv + 1)));
+  return std::max<int64_t>(n, 1);
+}
 }  // namespace
 
 void paged_store(ExecCtx& ctx, const Tensor& x, const SeqLayout& layout, Tensor& cache) {
@@ -186,6 +200,18 @@ void paged_attention(ExecCtx& ctx, const Tensor& q, const Tensor& k_cache, const
   p.max_pages = layout.max_pages;
   p.scale = scale;
   const int64_t max_context = layout.max_pages * layout.page_size;
+  if (decode_step(p)) {
+    const int64_t nsplit = decode_key_splits(p, max_context);
+    const int64_t chunk = std::max<int64_t>(32, ((max_context + nsplit - 1) / nsplit + 31) / 32 * 32);
+    const size_t wsf = (max_context + chunk - 1) / chunk > 1
+                           ? cuda::attention_decode_workspace_floats(p, max_context, chunk) : 0;
+    Tensor ws;
+    if (wsf) ws = ctx.scratch.tensor({static_cast<int64_t>(wsf)}, DType::F32);
+    ok(cuda::attention_decode(kdt, p, max_context, wsf ? static_cast<float*>(ws.raw()) : nullptr, stream(ctx), chunk),
+       "paged_attention");
+    if (bf16) ok(cuda::bf16_to_f32(ob.raw(), ow, mf(o, "attention"), o.ld(), T, ow, stream(ctx)), "attention (o)");
+    return;
+  }
   const int64_t nsplit = attention_key_splits(p, max_context);
   if (nsplit == 1 && bf16 && T <= 4 * p.S) {
     // Decode rows in bf16: the flash-style kernel (a block's rows share a KV head, so K/V are read once per group);
