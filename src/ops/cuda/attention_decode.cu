@@ -73,9 +73,11 @@ __device__ __forceinline__ void lds(const __nv_bfloat16* p, float* v) {
   }
 }
 
-// Shared memory per block: Qs [NQ][D] fp32, then per warp 2 stages of {K [16][D + pad], V [16][Dv + pad]} (type T,
+// Shared memory per block: Qs [NQ][D + 8] fp32 (the second half of a row starts 4 floats later: the two half-warps
+// read their q halves from different banks), then per warp 2 stages of {K [16][D + pad], V [16][Dv + pad]} (type T,
 // pad = 16 bytes against bank conflicts of the lane-per-key reads); after the loop the stage memory is reused for
 // the warps' accumulators [nw][NQ][Dv] fp32.
+__host__ __device__ inline int row_q(int D) { return D + 8; }
 template <typename T>
 __host__ __device__ inline int row_k(int D) { return D + 16 / static_cast<int>(sizeof(T)); }
 template <typename T>
@@ -90,7 +92,8 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1) decode_kernel(PagedAttentio
   const int nw = blockDim.x >> 5, lane = threadIdx.x & 31, w = threadIdx.x >> 5;
   const int rsk = row_k<T>(D), rsv = row_v<T>(Dv), stage = kKT * (rsk + rsv);
   float* Qs = reinterpret_cast<float*>(dsm);
-  T* tiles = reinterpret_cast<T*>(Qs + NQ * D);
+  const int rsq = row_q(D);
+  T* tiles = reinterpret_cast<T*>(Qs + NQ * rsq);
 
   int s, tile;
   if (!find_tile_bounded(p.cu_seqlens, static_cast<int>(p.S), TQ, blockIdx.x, &s, &tile)) return;  // block-uniform
@@ -108,12 +111,12 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1) decode_kernel(PagedAttentio
   const T* q = static_cast<const T*>(p.q);
   const float qscale = p.scale * kLog2e;
   for (int e = threadIdx.x; e < NQ * D; e += blockDim.x) {
-    const int i = e / D, d = e - i * D;
+    const int i = e / D, d = e - i * D;  // stored at Qs[i * rsq + d (+ 4 in the second half)]
     float v = 0.0f;
     if (live(i))
       v = ld(q + static_cast<int64_t>(row0 + tok0 + i / HG) * p.ldq + static_cast<int64_t>(h0 + i % HG) * D + d) *
           qscale;
-    Qs[e] = v;
+    Qs[i * rsq + d + (d >= D / 2 ? 4 : 0)] = v;
   }
   __syncthreads();
 
@@ -174,18 +177,27 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1) decode_kernel(PagedAttentio
 #pragma unroll
     for (int i = 0; i < NQ; ++i) sc[i] = 0.0f;
     const T* kr = kt + kq * rsk + half * (D / 2);
-    const float* qh = Qs + half * (D / 2);
+    const float* qh = Qs + half * (D / 2 + 4);
+    float sc2[NQ];  // second accumulator per pair: two independent FMA chains
+#pragma unroll
+    for (int i = 0; i < NQ; ++i) sc2[i] = 0.0f;
+#pragma unroll 2
     for (int d = 0; d < D / 2; d += 8) {
       float kv[8];
       lds<8>(kr + d, kv);
 #pragma unroll
       for (int i = 0; i < NQ; ++i) {
         float qv[8];
-        lds<8>(qh + i * D + d, qv);
+        lds<8>(qh + i * rsq + d, qv);
 #pragma unroll
-        for (int u = 0; u < 8; ++u) sc[i] = fmaf(qv[u], kv[u], sc[i]);
+        for (int u = 0; u < 8; u += 2) {
+          sc[i] = fmaf(qv[u], kv[u], sc[i]);
+          sc2[i] = fmaf(qv[u + 1], kv[u + 1], sc2[i]);
+        }
       }
     }
+#pragma unroll
+    for (int i = 0; i < NQ; ++i) sc[i] += sc2[i];
     const int j = jt + kq;
 #pragma unroll
     for (int i = 0; i < NQ; ++i) {
@@ -292,7 +304,7 @@ template <typename T, int NQ, int VPL>
 cudaError_t launch(const PagedAttention& p, int HG, int TQ, int64_t nsplit, int64_t chunk, float* ws,
                    cudaStream_t stream) {
   const int D = static_cast<int>(p.D), Dv = static_cast<int>(p.Dv);
-  const size_t qbytes = sizeof(float) * NQ * D;
+  const size_t qbytes = sizeof(float) * NQ * row_q(D);
   const size_t per_warp = 2 * kKT * sizeof(T) * (row_k<T>(D) + row_v<T>(Dv));
   const size_t fixed = qbytes + 2 * sizeof(float) * kMaxWarps * NQ + 1024;  // + static smem + the per-block reserve
   size_t nw = kBlockSmemBudget > fixed ? (kBlockSmemBudget - fixed) / per_warp : 1;
