@@ -134,11 +134,12 @@ int64_t attention_key_splits(const cuda::PagedAttention& p, int64_t max_context)
   return std::max<int64_t>(n, 1);
 }
 
-// Decode steps (≤ 4 new rows per sequence on average; T and S are host-known) go to attention_decode's split-KV
-// kernel: one block per (sequence, KV head, ≤ 8/16 query heads of its group, key split) reads each K/V byte once.
-// Splits are added until ~800 blocks exist (3 blocks per SM of a 132-SM H100/H200, two waves), keeping ≥ 128 keys
-// per split; nsplit = 1 needs no workspace.
-bool decode_step(const cuda::PagedAttention& p) { return p.T <= 4 * p.S; }
+// Decode-only steps (T ≤ S, host-known: one row per sequence; the scheduler's mixed steps, decodes + a prefill chunk,
+// have T > S and keep the tensor-core prefill path) go to attention_decode's split-KV kernel: one block per
+// (sequence, KV head, ≤ 8/16 query heads of its group, key split) reads each K/V byte once. Splits are added until
+// ~800 blocks exist (3 blocks per SM of a 132-SM H100/H200, two waves), keeping ≥ 128 keys per split; nsplit = 1
+// needs no workspace.
+bool decode_step(const cuda::PagedAttention& p) { return p.T <= p.S; }
 int64_t decode_key_splits(const cuda::PagedAttention& p, int64_t max_context) {
   constexpr int64_t kTargetBlocks = 800, kMinKeys = 128, kMaxWorkspaceFloats = int64_t{8} << 20;  // 32 MiB
   const int64_t group = p.nH / p.nKV, hg = std::min<int64_t>(group, p.Dv > 128 ? 8 : 16);
