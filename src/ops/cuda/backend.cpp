@@ -135,7 +135,7 @@ int64_t attention_key_splits(const cuda::PagedAttention& p, int64_t max_context)
 }
 
 // Decode-only steps (T ≤ S, host-known: one row per sequence; the scheduler's mixed steps, decodes + a prefill chunk,
-// have T > S and keep the tensor-core prefill path) go to attention_decode's split-KV kernel: one block per
+// have T > S and keep the choice in paged_attention below) go to attention_decode's split-KV kernel: one block per
 // (sequence, KV head, ≤ 8/16 query heads of its group, key split) reads each K/V byte once. Splits are added until
 // ~800 blocks exist (3 blocks per SM of a 132-SM H100/H200, two waves), keeping ≥ 128 keys per split; nsplit = 1
 // needs no workspace.
