@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 
@@ -150,6 +151,14 @@ TEST_P(TensorParallelGolden, EqualsUnshardedBaseAndEveryAdapter) {
   const Fixture f = read_fixture(p.fixture);
   const Whole w = run_whole(f);
   ASSERT_LE(max_diff(f.requests, w.results, f.expected, nullptr), f.limit) << "the unsharded run itself";
+  // Sharding changes the order of float32 sums (partial GEMMs, then the all-reduce). With the default BLAS kernels
+  // the difference stays within tp_tolerance (1e-4, or the fixture's measured float32 error); other OpenBLAS kernel
+  // sets (scripts/test.sh reruns the suite under Haswell and Prescott) round differently, and Haswell reaches 2.8e-4 on
+  // qwen3_5_moe_cg_per_expert at tp 4, whose float32 error is 1.4e-4. So under a non-default OPENBLAS_CORETYPE the
+  // bound is the fixture's own float32 limit vs float64 (4× its measured error), the bound every other path of the
+  // fixture meets; a broken shard is off by > 1e-2 either way (the breakage tests below).
+  const char* coretype = std::getenv("OPENBLAS_CORETYPE");
+  const double tolerance = coretype && *coretype ? std::max(f.tp_tolerance, f.limit) : f.tp_tolerance;
   const auto ranks = run_sharded(f, w, p.tp, p.ep, [](int r) { return r; });
   const auto ref = logprobs_of(w.results);
   std::vector<std::string> groups{""};
@@ -159,7 +168,7 @@ TEST_P(TensorParallelGolden, EqualsUnshardedBaseAndEveryAdapter) {
     for (auto& q : f.requests) used |= q.lora.value_or("") == g;
     ASSERT_TRUE(used) << "no request for " << (g.empty() ? "the base model" : g);
     const double d = max_diff(f.requests, ranks[0], ref, &g);
-    EXPECT_LE(d, f.tp_tolerance) << name_of(p) << " " << (g.empty() ? "base" : g);
+    EXPECT_LE(d, tolerance) << name_of(p) << " " << (g.empty() ? "base" : g);
     std::printf("[tp] %-30s %-22s max|dlogprob| vs unsharded = %.3g\n", name_of(p).c_str(),
                 g.empty() ? "base" : g.c_str(), d);
   }
