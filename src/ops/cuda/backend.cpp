@@ -119,34 +119,47 @@ void pw(ExecCtx& ctx, cuda::extra::Pointwise kind, const Tensor* x, Tensor& y, c
 
 // --- attention -----------------------------------------------------------------------------------------------
 namespace {
-// How many key ranges (split-KV) one attention call is cut into. Without splits a block owns a few query rows of one
-// KV head and walks the whole context: a decode step of one sequence is 8 blocks on a 132-SM GPU, each reading 1k+
-// keys in turn (0.8 ms per layer at batch 1, 1k context). Splitting the keys into ranges of ≥ 128 gives each
-// range its own blocks (merged by attn_combine) until ~2 waves of blocks exist. Everything here is host-known and
-// fixed for a CUDA-graph bucket (T, S, heads, page-table width), so a captured step keeps its grid.
-int64_t attention_key_splits(const cuda::PagedAttention& p, int64_t max_context) {
-  constexpr int64_t kTargetBlocks = 264, kMinKeys = 128, kMaxWorkspaceFloats = int64_t{8} << 20;  // 32 MiB
-  const int64_t group = p.nH / p.nKV, hg = std::min<int64_t>(group, 16), tq = 16 / hg;
-  const int64_t blocks = ((p.T + tq - 1) / tq + p.S) * p.nKV * ((group + hg - 1) / hg);
-  if (blocks >= kTargetBlocks / 2 || max_context <= kMinKeys) return 1;
-  int64_t n = std::min((kTargetBlocks + blocks - 1) / blocks, (max_context + kMinKeys - 1) / kMinKeys);
+// How many key ranges (split-KV) one attention call is cut into, given the blocks the call has without splits:
+// splits are added until ~target_blocks exist, each range keeping ≥ 128 keys, the workspace ≤ 32 MiB. Everything here
+// is host-known and fixed for a CUDA-graph bucket (T, S, heads, page-table width), so a captured step keeps its grid.
+int64_t key_splits(const cuda::PagedAttention& p, int64_t max_context, int64_t blocks, int64_t target_blocks) {
+  constexpr int64_t kMinKeys = 128, kMaxWorkspaceFloats = int64_t{8} << 20;
+  int64_t n = std::min((target_blocks + blocks - 1) / blocks, (max_context + kMinKeys - 1) / kMinKeys);
   n = std::min(n, kMaxWorkspaceFloats / std::max<int64_t>(1, p.T * p.nH * (p.Dv + 1)));
   return std::max<int64_t>(n, 1);
 }
 
+// Mixed steps (attention_prefill's kernels): a block owns a few query rows of one KV head and walks the whole context,
+// so a step of few rows is a few blocks on a 132-SM GPU (0.8 ms per layer at batch 1, 1k context, unsplit). Splits
+// until ~2 waves of blocks exist; none when the rows alone fill a wave.
+int64_t attention_key_splits(const cuda::PagedAttention& p, int64_t max_context) {
+  constexpr int64_t kTargetBlocks = 264;
+  const int64_t group = p.nH / p.nKV, hg = std::min<int64_t>(group, 16), tq = 16 / hg;
+  const int64_t blocks = ((p.T + tq - 1) / tq + p.S) * p.nKV * ((group + hg - 1) / hg);
+  if (blocks >= kTargetBlocks / 2 || max_context <= 128) return 1;
+  return key_splits(p, max_context, blocks, kTargetBlocks);
+}
+
 // Decode-only steps (T ≤ S, host-known: one row per sequence; the scheduler's mixed steps, decodes + a prefill chunk,
 // have T > S and keep the choice in paged_attention below) go to attention_decode's split-KV kernel: one block per
-// (sequence, KV head, ≤ 8/16 query heads of its group, key split) reads each K/V byte once. Splits are added until
-// ~800 blocks exist (3 blocks per SM of a 132-SM H100/H200, two waves), keeping ≥ 128 keys per split; nsplit = 1
-// needs no workspace.
+// (sequence, KV head, ≤ 8/16 query heads of its group, key split) reads each K/V byte once. Splits until ~800 blocks
+// exist (3 blocks per SM of a 132-SM H100/H200, two waves); nsplit = 1 needs no workspace.
 bool decode_step(const cuda::PagedAttention& p) { return p.T <= p.S; }
 int64_t decode_key_splits(const cuda::PagedAttention& p, int64_t max_context) {
-  constexpr int64_t kTargetBlocks = 800, kMinKeys = 128, kMaxWorkspaceFloats = int64_t{8} << 20;  // 32 MiB
   const int64_t group = p.nH / p.nKV, hg = std::min<int64_t>(group, p.Dv > 128 ? 8 : 16);
-  const int64_t blocks = std::max<int64_t>(1, p.S * p.nKV * ((group + hg - 1) / hg));
-  int64_t n = std::min((kTargetBlocks + blocks - 1) / blocks, (max_context + kMinKeys - 1) / kMinKeys);
-  n = std::min(n, kMaxWorkspaceFloats / std::max<int64_t>(1, p.T * p.nH * (p.Dv + 1)));
-  return std::max<int64_t>(n, 1);
+  return key_splits(p, max_context, std::max<int64_t>(1, p.S * p.nKV * ((group + hg - 1) / hg)), 800);
+}
+
+// attention_decode over `nsplit` key ranges of ≥ 32-key multiples; the workspace only when more than one range exists.
+void split_kv_attention(ExecCtx& ctx, cuda::DType dt, const cuda::PagedAttention& p, int64_t max_context,
+                        int64_t nsplit) {
+  const int64_t chunk = std::max<int64_t>(32, ((max_context + nsplit - 1) / nsplit + 31) / 32 * 32);
+  const size_t floats =
+      (max_context + chunk - 1) / chunk > 1 ? cuda::attention_decode_workspace_floats(p, max_context, chunk) : 0;
+  Tensor ws;
+  if (floats) ws = ctx.scratch.tensor({static_cast<int64_t>(floats)}, DType::F32);
+  ok(cuda::attention_decode(dt, p, max_context, floats ? static_cast<float*>(ws.raw()) : nullptr, stream(ctx), chunk),
+     "paged_attention");
 }
 }  // namespace
 
@@ -201,35 +214,13 @@ void paged_attention(ExecCtx& ctx, const Tensor& q, const Tensor& k_cache, const
   p.max_pages = layout.max_pages;
   p.scale = scale;
   const int64_t max_context = layout.max_pages * layout.page_size;
-  if (decode_step(p)) {
-    const int64_t nsplit = decode_key_splits(p, max_context);
-    const int64_t chunk = std::max<int64_t>(32, ((max_context + nsplit - 1) / nsplit + 31) / 32 * 32);
-    const size_t wsf = (max_context + chunk - 1) / chunk > 1
-                           ? cuda::attention_decode_workspace_floats(p, max_context, chunk) : 0;
-    Tensor ws;
-    if (wsf) ws = ctx.scratch.tensor({static_cast<int64_t>(wsf)}, DType::F32);
-    ok(cuda::attention_decode(kdt, p, max_context, wsf ? static_cast<float*>(ws.raw()) : nullptr, stream(ctx), chunk),
-       "paged_attention");
-    if (bf16) ok(cuda::bf16_to_f32(ob.raw(), ow, mf(o, "attention"), o.ld(), T, ow, stream(ctx)), "attention (o)");
-    return;
-  }
-  const int64_t nsplit = attention_key_splits(p, max_context);
-  if (nsplit == 1 && bf16 && T <= 4 * p.S) {
-    // Decode rows in bf16: the flash-style kernel (a block's rows share a KV head, so K/V are read once per group);
-    // attention_prefill would pick the WMMA kernel, whose 64-row tiles would be one row full here and which reads
-    // K/V once per query head.
-    const int64_t whole = (max_context + 31) / 32 * 32;  // one split covering every key
-    ok(cuda::attention_decode(kdt, p, max_context, nullptr, stream(ctx), std::max<int64_t>(whole, 32)),
-       "paged_attention");
-  } else if (nsplit == 1) {
+  const int64_t nsplit = decode_step(p) ? decode_key_splits(p, max_context) : attention_key_splits(p, max_context);
+  // Decode rows in bf16 take the split-KV kernels even unsplit: attention_prefill would pick a tensor-core kernel
+  // whose 64-row tiles would be one row full here and which reads K/V once per query head.
+  if (decode_step(p) || nsplit > 1 || (bf16 && T <= 4 * p.S))
+    split_kv_attention(ctx, kdt, p, max_context, nsplit);
+  else
     ok(cuda::attention_prefill(kdt, p, stream(ctx)), "paged_attention");
-  } else {
-    const int64_t chunk = ((max_context + nsplit - 1) / nsplit + 31) / 32 * 32;  // a multiple of the key tile
-    Tensor ws = ctx.scratch.tensor(
-        {static_cast<int64_t>(cuda::attention_decode_workspace_floats(p, max_context, chunk))}, DType::F32);
-    ok(cuda::attention_decode(kdt, p, max_context, static_cast<float*>(ws.raw()), stream(ctx), chunk),
-       "paged_attention");
-  }
   if (bf16) ok(cuda::bf16_to_f32(ob.raw(), ow, mf(o, "attention"), o.ld(), T, ow, stream(ctx)), "attention (o)");
 }
 
