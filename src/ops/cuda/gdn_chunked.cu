@@ -15,6 +15,7 @@
 // activation dtypes (no TF32, no tensor cores). Decays use exp(b_t − b_s) with s ≤ t, so every exponent is ≤ 0 for
 // g ≤ 0 (no overflow; e^{b} underflowing to 0 is the exact limit).
 #include "ops/cuda/common.cuh"
+#include "ops/cuda/chunk_state.cuh"
 #include "ops/cuda/gdn_chunked.h"
 
 namespace hylora::cuda {
@@ -23,6 +24,7 @@ using namespace detail;
 namespace {
 constexpr int kC = 64;     // chunk length (tokens)
 constexpr int kTile = 32;  // Dv columns per block
+static_assert(kTile == 32, "chunk_state_update (chunk_state.cuh) works on 32-column tiles");
 constexpr int kLP = kC + 1;
 constexpr int kAP = 17;  // row stride of the inverted 16×16 diagonal blocks
 
@@ -231,37 +233,7 @@ __global__ void __launch_bounds__(256, 2) gdn_chunk_kernel(
     }
     // 5b. S = γ_last S + K̂ᵀ (e^{b_last − b} D): rows rg + 16a (a < Dk/16), columns cg, cg + 16; each thread owns its
     // entries (S0 was last read in step 3, before the barrier)
-    {
-      const float gl = expf(bs[kC - 1]);
-      float sacc[8][2];
-#pragma unroll
-      for (int a = 0; a < 8; ++a) {
-        const int i = rg + 16 * a;
-        sacc[a][0] = i < Dk ? gl * Ss[i * kTile + cg] : 0.0f;
-        sacc[a][1] = i < Dk ? gl * Ss[i * kTile + cg + 16] : 0.0f;
-      }
-      for (int sc = 0; sc < nt; ++sc) {
-        const float e = ed[sc];
-        const float d0 = e * Ds[sc * kTile + cg], d1 = e * Ds[sc * kTile + cg + 16];
-        const float* kr = Ks + sc * KP;
-#pragma unroll
-        for (int a = 0; a < 8; ++a) {
-          const int i = rg + 16 * a;
-          if (i < Dk) {
-            sacc[a][0] = fmaf(kr[i], d0, sacc[a][0]);
-            sacc[a][1] = fmaf(kr[i], d1, sacc[a][1]);
-          }
-        }
-      }
-#pragma unroll
-      for (int a = 0; a < 8; ++a) {
-        const int i = rg + 16 * a;
-        if (i < Dk) {
-          Ss[i * kTile + cg] = sacc[a][0];
-          Ss[i * kTile + cg + 16] = sacc[a][1];
-        }
-      }
-    }
+    chunk_state_update(Ss, Ks, KP, Ds, ed, nt, Dk, rg, cg, expf(bs[kC - 1]));
     __syncthreads();  // the next chunk overwrites K̂, Q̂, R; step 3 reads the new S
   }
   for (int e = tid; e < Dk * kTile; e += blockDim.x) {

@@ -8,6 +8,7 @@
 //   4 Y = e^{b} C S0ᵀ + P X + D x → output rows; Sᵀ = e^{b_last} Sᵀ + Bᵀ (e^{b_last − b} X)
 // fp32 CUDA-core math for both activation dtypes.
 #include "ops/cuda/common.cuh"
+#include "ops/cuda/chunk_state.cuh"
 #include "ops/cuda/ssd_chunked.h"
 
 namespace hylora::cuda {
@@ -16,6 +17,7 @@ using namespace detail;
 namespace {
 constexpr int kC = 64;     // chunk length (tokens)
 constexpr int kTile = 32;  // hd channels per block
+static_assert(kTile == 32, "chunk_state_update (chunk_state.cuh) works on 32-column tiles");
 constexpr int kLP = kC + 1;
 
 __host__ __device__ constexpr int smem_floats(int N) {
@@ -165,37 +167,7 @@ __global__ void __launch_bounds__(256, 2) ssd_chunk_kernel(
     }
     // 4b. Sᵀ = e^{b_last} Sᵀ + Bᵀ (e^{b_last − b} X): rows n = rg + 16a (a < N/16), channels cg, cg + 16; each thread
     // owns its entries (S0 was last read in step 3, before the barrier)
-    {
-      const float gl = expf(bs[kC - 1]);
-      float sacc[8][2];
-#pragma unroll
-      for (int a = 0; a < 8; ++a) {
-        const int n = rg + 16 * a;
-        sacc[a][0] = n < N ? gl * Ss[n * kTile + cg] : 0.0f;
-        sacc[a][1] = n < N ? gl * Ss[n * kTile + cg + 16] : 0.0f;
-      }
-      for (int sc = 0; sc < nt; ++sc) {
-        const float e = ed[sc];
-        const float d0 = e * Xd[sc * kTile + cg], d1 = e * Xd[sc * kTile + cg + 16];
-        const float* br = Bs + sc * NP;
-#pragma unroll
-        for (int a = 0; a < 8; ++a) {
-          const int n = rg + 16 * a;
-          if (n < N) {
-            sacc[a][0] = fmaf(br[n], d0, sacc[a][0]);
-            sacc[a][1] = fmaf(br[n], d1, sacc[a][1]);
-          }
-        }
-      }
-#pragma unroll
-      for (int a = 0; a < 8; ++a) {
-        const int n = rg + 16 * a;
-        if (n < N) {
-          Ss[n * kTile + cg] = sacc[a][0];
-          Ss[n * kTile + cg + 16] = sacc[a][1];
-        }
-      }
-    }
+    chunk_state_update(Ss, Bs, NP, Xd, ed, nt, N, rg, cg, expf(bs[kC - 1]));
     __syncthreads();  // the next chunk overwrites B, C, X, bs; step 3 reads the new S
   }
   for (int e = tid; e < N * kTile; e += blockDim.x) {
