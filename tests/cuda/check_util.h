@@ -163,4 +163,35 @@ inline bool expect(const std::string& name, bool ok, const std::string& detail =
 
 inline double silu(double x) { return x / (1.0 + std::exp(-x)); }
 
+// Double-precision causal attention over a paged KV cache for one query row: token t (q row t, ld ldq) at position pos
+// sees cache positions 0..pos, found through its sequence's page-table row pt_row (page size ps). K rows are
+// [slot, kw] with KV head h at h·D; V rows [slot, vw] with KV head h at h·v_head (Dv, or D when V is read from the
+// latent K rows). out[h·Dv + e] for every query head h (GQA: query head h reads KV head h / (nH / nKV)).
+inline void paged_attention_ref_row(const std::vector<float>& q, int64_t ldq, int64_t t, int64_t pos,
+                                    const int32_t* pt_row, int64_t ps, const std::vector<float>& kpool, int64_t kw,
+                                    const std::vector<float>& vpool, int64_t vw, int64_t v_head, int64_t nH,
+                                    int64_t nKV, int64_t D, int64_t Dv, float scale, double* out) {
+  std::vector<int64_t> slot(pos + 1);
+  for (int64_t j = 0; j <= pos; ++j) slot[j] = static_cast<int64_t>(pt_row[j / ps]) * ps + j % ps;
+  const int64_t gs = nH / nKV;
+  for (int64_t h = 0; h < nH; ++h) {
+    const int64_t kvh = h / gs;
+    std::vector<double> sco(pos + 1);
+    double mx = -1e300;
+    for (int64_t j = 0; j <= pos; ++j) {
+      double a = 0;
+      for (int64_t e = 0; e < D; ++e) a += static_cast<double>(q[t * ldq + h * D + e]) * kpool[slot[j] * kw + kvh * D + e];
+      sco[j] = a * scale;
+      mx = std::max(mx, sco[j]);
+    }
+    double den = 0;
+    for (auto& v : sco) den += (v = std::exp(v - mx));
+    for (int64_t e = 0; e < Dv; ++e) {
+      double a = 0;
+      for (int64_t j = 0; j <= pos; ++j) a += sco[j] * vpool[slot[j] * vw + kvh * v_head + e];
+      out[h * Dv + e] = a / den;
+    }
+  }
+}
+
 }  // namespace chk

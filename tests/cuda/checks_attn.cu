@@ -69,34 +69,12 @@ void run(const Scenario& sc, DType d) {
   if (sc.shared_kv) vpool = kpool;  // the reference reads V from the latent rows
   // reference
   const float scale = 1.0f / std::sqrt(static_cast<float>(sc.D));
-  const int64_t gs = sc.nH / sc.nKV;
   std::vector<double> ref(T * sc.nH * sc.Dv);
   for (int64_t s = 0; s < S; ++s)
-    for (int i = 0; i < sc.n_new[s]; ++i) {
-      const int64_t t = cu[s] + i, pos = sc.prior[s] + i;
-      for (int64_t h = 0; h < sc.nH; ++h) {
-        const int64_t kvh = h / gs;
-        std::vector<double> sco(pos + 1);
-        double mx = -1e300;
-        for (int64_t j = 0; j <= pos; ++j) {
-          const int64_t slot = pt[s * max_pages + j / sc.page_size] * sc.page_size + j % sc.page_size;
-          double a = 0;
-          for (int64_t e = 0; e < sc.D; ++e) a += (double)q[t * ldq + h * sc.D + e] * kpool[slot * kw + kvh * sc.D + e];
-          sco[j] = a * scale;
-          mx = std::max(mx, sco[j]);
-        }
-        double den = 0;
-        for (auto& v : sco) den += (v = std::exp(v - mx));
-        for (int64_t c = 0; c < sc.Dv; ++c) {
-          double a = 0;
-          for (int64_t j = 0; j <= pos; ++j) {
-            const int64_t slot = pt[s * max_pages + j / sc.page_size] * sc.page_size + j % sc.page_size;
-            a += sco[j] * vpool[slot * vw + kvh * (sc.shared_kv ? sc.D : sc.Dv) + c];
-          }
-          ref[(t * sc.nH + h) * sc.Dv + c] = a / den;
-        }
-      }
-    }
+    for (int i = 0; i < sc.n_new[s]; ++i)
+      paged_attention_ref_row(q, ldq, cu[s] + i, sc.prior[s] + i, &pt[s * max_pages], sc.page_size, kpool, kw, vpool,
+                              vw, sc.shared_kv ? sc.D : sc.Dv, sc.nH, sc.nKV, sc.D, sc.Dv, scale,
+                              &ref[(cu[s] + i) * sc.nH * sc.Dv]);
   hc::PagedAttention p;
   p.q = dq.p;
   p.ldq = ldq;

@@ -44,34 +44,11 @@ void run_case(const DecCase& c, DType d) {
   const auto q = randn(std::max<int64_t>(T, 1) * ldq, 1.0f, d);
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.D));
   // reference: row i of seq s at position prior + i sees cache tokens 0..prior+i
-  const int64_t gs = c.nH / c.nKV;
   std::vector<double> ref(T * c.nH * c.Dv);
   for (int64_t s = 0; s < S; ++s)
-    for (int i = 0; i < c.n_new[s]; ++i) {
-      const int64_t t = cu[s] + i, pos = c.prior[s] + i;
-      for (int64_t h = 0; h < c.nH; ++h) {
-        const int64_t kvh = h / gs;
-        std::vector<double> sco(pos + 1);
-        double mx = -1e300;
-        for (int64_t j = 0; j <= pos; ++j) {
-          const int64_t slot = pt[s * max_pages + j / ps] * ps + j % ps;
-          double a = 0;
-          for (int64_t e = 0; e < c.D; ++e) a += (double)q[t * ldq + h * c.D + e] * kpool[slot * kw + kvh * c.D + e];
-          sco[j] = a * scale;
-          mx = std::max(mx, sco[j]);
-        }
-        double den = 0;
-        for (auto& v : sco) den += (v = std::exp(v - mx));
-        for (int64_t e = 0; e < c.Dv; ++e) {
-          double a = 0;
-          for (int64_t j = 0; j <= pos; ++j) {
-            const int64_t slot = pt[s * max_pages + j / ps] * ps + j % ps;
-            a += sco[j] * vpool[slot * vw + kvh * c.Dv + e];
-          }
-          ref[(t * c.nH + h) * c.Dv + e] = a / den;
-        }
-      }
-    }
+    for (int i = 0; i < c.n_new[s]; ++i)
+      paged_attention_ref_row(q, ldq, cu[s] + i, c.prior[s] + i, &pt[s * max_pages], ps, kpool, kw, vpool, vw, c.Dv,
+                              c.nH, c.nKV, c.D, c.Dv, scale, &ref[(cu[s] + i) * c.nH * c.Dv]);
   Buf dk = up(kpool, d), dv = up(vpool, d), dq = up(q, d), dcu = up_raw(cu), dctx = up_raw(ctx), dpt = up_raw(pt);
   hc::PagedAttention p;
   p.q = dq.p;

@@ -47,40 +47,18 @@ void run_case(const Case& c) {
   const int64_t ldq = c.nH * c.D + 8, ldo = c.nH * c.Dv + 6;
   const auto q = randn(T * ldq, c.qscale, d);
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.D));
-  const int64_t gs = c.nH / c.nKV;
   // reference on the selected rows
   std::vector<int64_t> rows;
   const int stride = T > 600 ? 13 : 5;  // 13 is coprime to the 64-row tiles: the rows still hit every offset
   for (int64_t s = 0; s < S; ++s)
     for (int i = 0; i < c.n_new[s]; ++i)
       if (i % stride == 0 || i < 3 || i >= c.n_new[s] - 3) rows.push_back(cu[s] + i);
-  std::vector<double> ref;
-  for (int64_t t : rows) {
+  std::vector<double> ref(rows.size() * c.nH * c.Dv);
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const int64_t t = rows[r];
     const int64_t s = std::upper_bound(cu.begin(), cu.end(), static_cast<int32_t>(t)) - cu.begin() - 1;
-    const int64_t pos = c.prior[s] + (t - cu[s]);
-    std::vector<int64_t> slot(pos + 1);
-    for (int64_t j = 0; j <= pos; ++j) slot[j] = pt[s * max_pages + j / c.page_size] * c.page_size + j % c.page_size;
-    for (int64_t h = 0; h < c.nH; ++h) {
-      const int64_t kvh = h / gs;
-      std::vector<double> sco(pos + 1);
-      double mx = -1e300;
-      for (int64_t j = 0; j <= pos; ++j) {
-        double a = 0;
-        const float* kr = &kpool[slot[j] * kw + kvh * c.D];
-        const float* qr = &q[t * ldq + h * c.D];
-        for (int64_t e = 0; e < c.D; ++e) a += static_cast<double>(qr[e]) * kr[e];
-        sco[j] = a * scale;
-        mx = std::max(mx, sco[j]);
-      }
-      double den = 0;
-      for (auto& v : sco) den += (v = std::exp(v - mx));
-      std::vector<double> acc(c.Dv, 0.0);
-      for (int64_t j = 0; j <= pos; ++j) {
-        const float* vr = &vpool[slot[j] * vw + kvh * c.Dv];
-        for (int64_t e = 0; e < c.Dv; ++e) acc[e] += sco[j] * vr[e];
-      }
-      for (int64_t e = 0; e < c.Dv; ++e) ref.push_back(acc[e] / den);
-    }
+    paged_attention_ref_row(q, ldq, t, c.prior[s] + (t - cu[s]), &pt[s * max_pages], c.page_size, kpool, kw, vpool,
+                            vw, c.Dv, c.nH, c.nKV, c.D, c.Dv, scale, &ref[r * c.nH * c.Dv]);
   }
   Buf dkp = up(kpool, d), dvp = up(vpool, d), dq = up(q, d), dcu = up_raw(cu), dctx = up_raw(ctx), dpt = up_raw(pt);
   const auto o0 = randn(T * ldo, 1.0f, d);
