@@ -66,21 +66,32 @@ void Scheduler::stop() {
 }
 
 uint64_t Scheduler::submit(GenerationRequest request) {
-  HYLORA_CHECK(!request.prompt.empty(), "a request needs at least one prompt token");
-  HYLORA_CHECK(request.sink != nullptr, "a request needs a sink");
-  auto s = std::make_unique<Seq>();
-  s->id = next_id_++;
-  s->tokens = request.prompt;
-  s->prompt_len = static_cast<int64_t>(request.prompt.size());
-  s->req = std::move(request);
-  s->arrival = Clock::now();
-  const uint64_t id = s->id;
+  std::vector<GenerationRequest> one;
+  one.push_back(std::move(request));
+  return submit_group(std::move(one)).front();
+}
+
+std::vector<uint64_t> Scheduler::submit_group(std::vector<GenerationRequest> requests) {
+  std::vector<std::unique_ptr<Seq>> seqs;
+  std::vector<uint64_t> ids;
+  for (GenerationRequest& request : requests) {
+    HYLORA_CHECK(!request.prompt.empty(), "a request needs at least one prompt token");
+    HYLORA_CHECK(request.sink != nullptr, "a request needs a sink");
+    auto s = std::make_unique<Seq>();
+    s->id = next_id_++;
+    s->tokens = request.prompt;
+    s->prompt_len = static_cast<int64_t>(request.prompt.size());
+    s->req = std::move(request);
+    s->arrival = Clock::now();
+    ids.push_back(s->id);
+    seqs.push_back(std::move(s));
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    inbox_.push_back(std::move(s));
+    for (auto& s : seqs) inbox_.push_back(std::move(s));
   }
   cv_.notify_all();
-  return id;
+  return ids;
 }
 
 void Scheduler::cancel(uint64_t id) {

@@ -60,6 +60,11 @@ class Scheduler {
 
   // Thread-safe. Returns the request's id (for cancel). The request's sink gets every event.
   uint64_t submit(GenerationRequest request);
+  // The same for requests that must reach the engine thread together (one step admits all of them or none, as
+  // capacity allows): the n choices of one API request. Submitted one by one, the engine thread could wake between
+  // them and run the first choice's prefill alone, so the same seeded request would see other batch compositions,
+  // other GEMM row counts and so other roundings from run to run.
+  std::vector<uint64_t> submit_group(std::vector<GenerationRequest> requests);
   void cancel(uint64_t id);  // finishes it with kAbort unless it already finished; frees its sequence
 
   // Without start(): runs steps on the calling thread until nothing is waiting or running (tests, offline use).

@@ -205,6 +205,7 @@ void HttpServer::handle_generation(const std::string& req_body, httplib::Respons
       throw;
     }
     auto channel = std::make_shared<Channel>(static_cast<int>(p.n));
+    std::vector<scheduler::GenerationRequest> choices;
     for (int64_t i = 0; i < p.n; ++i) {
       scheduler::GenerationRequest g;
       g.prompt = p.prompt;
@@ -219,8 +220,9 @@ void HttpServer::handle_generation(const std::string& req_body, httplib::Respons
       g.sink = std::make_shared<ChoiceSink>(
           channel, static_cast<int>(i),
           ChoiceSinkOptions{ctx_.tokenizer, p.stop, p.adapter, &registry_, &metrics_});
-      state->ids.push_back(sched_.submit(std::move(g)));
+      choices.push_back(std::move(g));
     }
+    state->ids = sched_.submit_group(std::move(choices));  // together: seeded choices reproduce run to run
     state->results.resize(p.n);
     const std::string prefix = ep == Endpoint::kChat ? "chatcmpl-" : ep == Endpoint::kCompletions ? "cmpl-" : "";
     auto fmt = std::make_shared<Formatter>(Formatter{ctx_, state->p, ep, prefix + std::to_string(state->ids[0]),

@@ -214,5 +214,29 @@ TEST(Scheduler, CancelOnTheEngineThreadFreesPagesAndSlots) {
   s.stop();
 }
 
+// The n choices of one API request go in together: the engine thread, however it is woken, admits them in one step
+// (so a seeded request sees the same batches every time it is sent). Each choice here ends after its first token,
+// so a group that went in together takes exactly one step.
+TEST(Scheduler, AGroupIsAdmittedInOneStep) {
+  Executor ex(kCase + "/model", options(2));
+  Scheduler s(ex, nullptr, {});
+  s.start();
+  for (int round = 0; round < 10; ++round) {
+    std::vector<GenerationRequest> group;
+    std::vector<std::shared_ptr<RecordingSink>> sinks;
+    for (int i = 0; i < 3; ++i) {
+      sinks.push_back(std::make_shared<RecordingSink>());
+      group.push_back(greedy(prompt(6, round * 3 + i), 1, nullptr, sinks.back()));
+    }
+    const int64_t before = s.stats().steps.load();
+    EXPECT_EQ(s.submit_group(std::move(group)).size(), 3u);
+    for (auto& sink : sinks)
+      for (int i = 0; i < 500 && !sink->finished; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    for (auto& sink : sinks) ASSERT_TRUE(sink->finished);
+    EXPECT_EQ(s.stats().steps.load() - before, 1) << "round " << round;
+  }
+  s.stop();
+}
+
 }  // namespace
 }  // namespace hylora
