@@ -19,9 +19,11 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Median seconds of `reps` runs of f (after one warm-up); f must return only when its work is done.
+// Fastest of `reps` runs of f (after one warm-up); f must return only when its work is done. The fastest, not the
+// median: these rates set the floors, which must be what the hardware can reach, and a probe slowed by other work on
+// the machine would otherwise raise the floors above steps measured later at full speed.
 template <typename F>
-double median_seconds(int reps, F&& f) {
+double fastest_seconds(int reps, F&& f) {
   f();
   std::vector<double> t;
   for (int i = 0; i < reps; ++i) {
@@ -29,8 +31,7 @@ double median_seconds(int reps, F&& f) {
     f();
     t.push_back(seconds_since(t0));
   }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
+  return *std::min_element(t.begin(), t.end());
 }
 
 std::string first_line_of(const char* command) {
@@ -56,7 +57,7 @@ HardwareRates measure_hardware(Device device, DType dtype, int64_t copy_mib, int
     Tensor b = Tensor::empty({n}, DType::F32, alloc);
     r.copy_bytes = n * 4;
     // copy_tensor returns when dst is readable on the host, so wall time covers the whole copy.
-    const double s = median_seconds(5, [&] { ops::copy_tensor(ctx, a, b); });
+    const double s = fastest_seconds(5, [&] { ops::copy_tensor(ctx, a, b); });
     r.copy_bytes_per_s = 2.0 * static_cast<double>(r.copy_bytes) / s;
   }
   r.gemm_size = gemm_n;
@@ -72,7 +73,7 @@ HardwareRates measure_hardware(Device device, DType dtype, int64_t copy_mib, int
       wd = ops::to_device(ctx, w, device, r.gemm_dtype);
     }
     Tensor y = Tensor::empty({gemm_n, gemm_n}, DType::F32, alloc);  // [n, n]
-    const double s = median_seconds(5, [&] {
+    const double s = fastest_seconds(5, [&] {
       ops::matmul_nt(ctx, xd, wd, y);
       ops::synchronize(ctx);
     });
