@@ -59,5 +59,14 @@ for name in sorted(os.listdir(fixtures)):
             fails += not status.startswith('ok')
             print(f'[gpu-golden] {name:28s} {dtype:8s} {way or "one prefill":40s} max|dlogprob| = {worst:.3g} '
                   f'kl_v2 = {kl:.3g} ({dt:.1f}s) {status}', flush=True)
+            # --lora-overlap off (each LoRA shrink in order on the main stream) must give the same bits as the
+            # default (shrink on a side stream beside the base GEMM): the streams change the order, not the math.
+            if cfg.get('adapters') and status.startswith('ok'):
+                q = subprocess.run(full + ['--lora-overlap', 'off'], stdin=open(os.path.join(d, 'requests.jsonl')),
+                                   capture_output=True, text=True)
+                same = q.returncode == 0 and q.stdout == p.stdout
+                fails += not same
+                print(f'[gpu-golden] {name:28s} {dtype:8s} {way or "one prefill":40s} --lora-overlap off: '
+                      f'{"same bits ok" if same else "FAIL differs: " + q.stderr.strip()[-200:]}', flush=True)
 print(f'[gpu-golden] {fails} failing run(s)')
 sys.exit(1 if fails else 0)

@@ -8,6 +8,9 @@ void add_device_options(CLI::App& app, DeviceOptions& o, bool memory_flags) {
   app.add_option("--cuda-graphs", o.cuda_graphs,
                  "GPU: replay decode steps as captured CUDA graphs per batch-size bucket (off: every step eager)")
       ->check(CLI::IsMember({"on", "off"}));
+  app.add_option("--lora-overlap", o.lora_overlap,
+                 "GPU: run each LoRA shrink on a second stream beside its projection's base GEMM (same results)")
+      ->check(CLI::IsMember({"on", "off"}));
   if (!memory_flags) return;
   // Upper bound: 2^32 tokens is far past any cache, so a typo is refused here rather than as a huge allocation.
   app.add_option("--kv-cache-tokens", o.kv_cache_tokens,
@@ -22,6 +25,7 @@ void DeviceOptions::apply(ExecutorOptions& o) const {
   o.device = device_kind();
   o.dtype = dtype_kind();
   o.cuda_graphs = cuda_graphs == "on" ? CudaGraphs::kDecode : CudaGraphs::kOff;
+  o.lora_overlap = lora_overlap == "on";
   o.mem_fraction = mem_fraction;
   o.kv_cache_tokens = kv_cache_tokens;
 }

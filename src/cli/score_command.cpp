@@ -10,6 +10,7 @@
 #include "cli/jsonl_io.h"
 #include "cli/lora_options.h"
 #include "cli/score_request.h"
+#include "cli/tensor_parallel_options.h"
 #include "core/json_limits.h"
 #include "engine/executor.h"
 #include "engine/scorer.h"
@@ -112,6 +113,8 @@ int run_score_command(int argc, char** argv) {
   app.add_option("--model", model_dir, "model directory (config.json + safetensors)")->required();
   add_device_options(app, dev_opts);
   add_lora_options(app, lora_opts);
+  TensorParallelOptions tp_opts;
+  add_tensor_parallel_options(app, tp_opts);
   app.add_option("--max-batch-tokens", opts.max_batch_tokens, "rows per forward step")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
   app.add_option("--prefill-chunk", opts.prefill_chunk, "max new tokens of one sequence per step (1 = decode)")
@@ -137,41 +140,42 @@ int run_score_command(int argc, char** argv) {
   ex_opts.max_lora_rank = lora_opts.max_lora_rank;
   ex_opts.max_loras_per_batch = lora_opts.max_loras_per_batch;
   ex_opts.max_batch_tokens = opts.max_batch_tokens;
-  Executor executor(model_dir, ex_opts);
-  const AdapterSet adapters = load_adapters(executor, lora_opts);
-  const int64_t max_positions = executor.info().max_position_embeddings;
+  return with_executor(model_dir, ex_opts, tp_opts, [&](Executor& executor) {
+    const AdapterSet adapters = load_adapters(executor, lora_opts);
+    const int64_t max_positions = executor.info().max_position_embeddings;
 
-  // Malformed requests are reported in place; the others of a window are scored together.
-  Window window(executor, adapters, opts);
-  LineReader reader(stdin, max_line_bytes);
-  const JsonLimits line_limits{static_cast<size_t>(max_line_bytes), json_limits::kMaxDepth};
-  std::string line;
-  bool too_long = false, any = false, writing = true;
-  int64_t length = 0;
-  int status = 0;
-  while (writing && reader.next(line, too_long, length)) {
-    const int64_t line_no = reader.line_no();
-    if (!too_long && line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    any = true;
-    std::string err;
-    ScoreRequest r;
-    if (too_long) {
-      r.id = "line " + std::to_string(line_no);
-      err = "line " + std::to_string(line_no) + ": " + reader.too_long_error(length);
-    } else {
-      r = parse_score_request(line, line_no, err, line_limits);
+    // Malformed requests are reported in place; the others of a window are scored together.
+    Window window(executor, adapters, opts);
+    LineReader reader(stdin, max_line_bytes);
+    const JsonLimits line_limits{static_cast<size_t>(max_line_bytes), json_limits::kMaxDepth};
+    std::string line;
+    bool too_long = false, any = false, writing = true;
+    int64_t length = 0;
+    int status = 0;
+    while (writing && reader.next(line, too_long, length)) {
+      const int64_t line_no = reader.line_no();
+      if (!too_long && line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      any = true;
+      std::string err;
+      ScoreRequest r;
+      if (too_long) {
+        r.id = "line " + std::to_string(line_no);
+        err = "line " + std::to_string(line_no) + ": " + reader.too_long_error(length);
+      } else {
+        r = parse_score_request(line, line_no, err, line_limits);
+      }
+      if (err.empty() && max_positions > 0 && static_cast<int64_t>(r.input_ids.size()) > max_positions)
+        err = "request " + r.id + ": " + std::to_string(r.input_ids.size()) +
+              " tokens is over the model's max_position_embeddings (" + std::to_string(max_positions) + ")";
+      if (!err.empty()) r.input_ids.clear();
+      window.add(std::move(r), std::move(err));
+      if (window.size() >= window_requests || window.tokens() >= window_tokens) writing = window.flush(status);
     }
-    if (err.empty() && max_positions > 0 && static_cast<int64_t>(r.input_ids.size()) > max_positions)
-      err = "request " + r.id + ": " + std::to_string(r.input_ids.size()) +
-            " tokens is over the model's max_position_embeddings (" + std::to_string(max_positions) + ")";
-    if (!err.empty()) r.input_ids.clear();
-    window.add(std::move(r), std::move(err));
-    if (window.size() >= window_requests || window.tokens() >= window_tokens) writing = window.flush(status);
-  }
-  if (writing && window.size() > 0) writing = window.flush(status);
-  if (!finish_output("score")) return 1;
-  if (!any) fail("no requests on standard input (expected one JSON object per line)");
-  return status;
+    if (writing && window.size() > 0) writing = window.flush(status);
+    if (!finish_output("score")) return 1;
+    if (!any) fail("no requests on standard input (expected one JSON object per line)");
+    return status;
+  });
 }
 
 }  // namespace hylora::cli

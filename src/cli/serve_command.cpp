@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/device_options.h"
 #include "cli/lora_options.h"
+#include "cli/tensor_parallel_options.h"
 #include "engine/executor.h"
 #include "lora/adapter_registry.h"
 #include "scheduler/generation_config.h"
@@ -47,6 +48,8 @@ int run_serve_command(int argc, char** argv) {
   app.add_option("--host", srv_opt.host, "address to bind (default 127.0.0.1: this machine only)");
   app.add_option("--port", srv_opt.port, "port (0 = any free port)")->check(CLI::Range(0, 65535));
   add_device_options(app, dev_opts);
+  TensorParallelOptions tp_opts;
+  add_tensor_parallel_options(app, tp_opts);
   app.add_option("--max-loaded-loras", max_loaded, "adapters kept in host memory (LRU beyond)")
       ->check(CLI::PositiveNumber);
   app.add_option("--api-key", srv_opt.api_key, "require Authorization: Bearer KEY on every endpoint");
@@ -90,60 +93,61 @@ int run_serve_command(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   std::signal(SIGPIPE, SIG_IGN);  // a client that goes away must not kill the server
 
-  Executor executor(model_dir, ex_opt);
-  lora::AdapterRegistry registry(
-      [&executor](const std::string& name, const std::string& dir) { return executor.load_adapter(name, dir); },
-      max_loaded, lora_opts.max_loras_per_batch - 1);
-  for (auto& spec : lora_opts.adapters) {
-    const auto eq = spec.find('=');
-    if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) fail("--lora ", spec, ": expected NAME=DIR");
-    registry.load(spec.substr(0, eq), spec.substr(eq + 1), false);
-  }
-
-  server::ModelContext ctx;
-  ctx.base_name = served_name.empty() ? default_model_name(model_dir) : served_name;
-  std::unique_ptr<text::Tokenizer> tokenizer;
-  std::unique_ptr<text::ChatTemplate> chat_template;
-  if (std::filesystem::exists(std::filesystem::path(model_dir) / "tokenizer.json")) {
-    tokenizer = text::Tokenizer::from_directory(model_dir);
-    try {
-      chat_template = text::ChatTemplate::from_directory(model_dir);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "hylora serve: no chat template (%s); /v1/chat/completions is refused\n", e.what());
+  return with_executor(model_dir, ex_opt, tp_opts, [&](Executor& executor) {
+    lora::AdapterRegistry registry(
+        [&executor](const std::string& name, const std::string& dir) { return executor.load_adapter(name, dir); },
+        max_loaded, lora_opts.max_loras_per_batch - 1);
+    for (auto& spec : lora_opts.adapters) {
+      const auto eq = spec.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) fail("--lora ", spec, ": expected NAME=DIR");
+      registry.load(spec.substr(0, eq), spec.substr(eq + 1), false);
     }
-  } else {
-    std::fprintf(stderr, "hylora serve: %s has no tokenizer.json: token ids only (text is null)\n", model_dir.c_str());
-  }
-  ctx.tokenizer = tokenizer.get();
-  ctx.chat_template = chat_template.get();
-  const int64_t ctx_len = executor.info().max_position_embeddings;
-  limits.max_prompt_tokens = ctx_len > 1 ? ctx_len - 1 : 1 << 20;
-  if (max_prompt > 0) limits.max_prompt_tokens = std::min(limits.max_prompt_tokens, max_prompt);
-  limits.vocab_size = executor.info().vocab_size;
-  ctx.limits = limits;
 
-  sched_opt.max_batch_tokens = ex_opt.max_batch_tokens;
-  sched_opt.max_adapter_wait = std::chrono::milliseconds(adapter_wait_ms);
-  sched_opt.eos_token_ids = scheduler::read_eos_token_ids(model_dir);
-  scheduler::Scheduler sched(executor, &registry, sched_opt);
-  sched.start();
+    server::ModelContext ctx;
+    ctx.base_name = served_name.empty() ? default_model_name(model_dir) : served_name;
+    std::unique_ptr<text::Tokenizer> tokenizer;
+    std::unique_ptr<text::ChatTemplate> chat_template;
+    if (std::filesystem::exists(std::filesystem::path(model_dir) / "tokenizer.json")) {
+      tokenizer = text::Tokenizer::from_directory(model_dir);
+      try {
+        chat_template = text::ChatTemplate::from_directory(model_dir);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "hylora serve: no chat template (%s); /v1/chat/completions is refused\n", e.what());
+      }
+    } else {
+      std::fprintf(stderr, "hylora serve: %s has no tokenizer.json: token ids only (text is null)\n", model_dir.c_str());
+    }
+    ctx.tokenizer = tokenizer.get();
+    ctx.chat_template = chat_template.get();
+    const int64_t ctx_len = executor.info().max_position_embeddings;
+    limits.max_prompt_tokens = ctx_len > 1 ? ctx_len - 1 : 1 << 20;
+    if (max_prompt > 0) limits.max_prompt_tokens = std::min(limits.max_prompt_tokens, max_prompt);
+    limits.vocab_size = executor.info().vocab_size;
+    ctx.limits = limits;
 
-  server::HttpServer http(sched, registry, ctx, srv_opt);
-  const int port = http.bind();
-  std::thread signals([&] {
-    int sig = 0;
-    sigwait(&sigs, &sig);
-    http.stop();
+    sched_opt.max_batch_tokens = ex_opt.max_batch_tokens;
+    sched_opt.max_adapter_wait = std::chrono::milliseconds(adapter_wait_ms);
+    sched_opt.eos_token_ids = scheduler::read_eos_token_ids(model_dir);
+    scheduler::Scheduler sched(executor, &registry, sched_opt);
+    sched.start();
+
+    server::HttpServer http(sched, registry, ctx, srv_opt);
+    const int port = http.bind();
+    std::thread signals([&] {
+      int sig = 0;
+      sigwait(&sigs, &sig);
+      http.stop();
+    });
+    std::printf("listening on http://%s:%d\n", srv_opt.host.c_str(), port);
+    std::fflush(stdout);
+    http.listen();
+    sched.stop();
+    if (signals.joinable()) {
+      pthread_kill(signals.native_handle(), SIGTERM);  // wakes the waiting thread when listen() ended otherwise
+      signals.join();
+    }
+    return 0;
   });
-  std::printf("listening on http://%s:%d\n", srv_opt.host.c_str(), port);
-  std::fflush(stdout);
-  http.listen();
-  sched.stop();
-  if (signals.joinable()) {
-    pthread_kill(signals.native_handle(), SIGTERM);  // wakes the waiting thread when listen() ended otherwise
-    signals.join();
-  }
-  return 0;
 }
 
 }  // namespace hylora::cli

@@ -47,6 +47,9 @@ struct ExecCtx {
   Device device = Device::CPU;
   void* stream = nullptr;  // cudaStream_t on the CUDA backend
   ScratchArena scratch;
+  // A second stream for work that may run beside the main stream's next ops (ops::SideWork; the LoRA shrink beside
+  // the base GEMM): an opaque handle from ops::create_side_stream(), null on the CPU or with overlap off.
+  void* side_stream = nullptr;
 };
 
 }  // namespace hylora

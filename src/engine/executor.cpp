@@ -11,9 +11,12 @@
 #include "engine/cuda_graph_runner.h"
 #include "engine/lora_mirror.h"
 #include "engine/memory_plan.h"
+#include "engine/rank_channel.h"
 #include "kv/cache_pools.h"
 #include "lora/adapter_loader.h"
 #include "lora/lora_pool.h"
+#include "lora/shard_adapter.h"
+#include "core/communicator.h"
 #include "models/model.h"
 #include "models/weight_precision.h"
 #include "ops/device.h"
@@ -25,6 +28,11 @@ constexpr int64_t kDefaultCpuKvTokens = 65536;
 // Largest decode batch replayed as a graph (bucket_size steps: 1, 2, 4, 8, 16, ... 256, i.e. ≤ 35 shapes per page
 // width and LoRA on/off); wider steps are GEMM-bound and gain little from saving launches.
 constexpr int64_t kMaxGraphRows = 256;
+
+// Rank 0 of a tensor-parallel group holds its channel for the whole of a call (engine/rank_channel.h).
+std::unique_lock<std::recursive_mutex> leader_lock(LeaderChannel* leader) {
+  return leader ? leader->hold() : std::unique_lock<std::recursive_mutex>();
+}
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -45,7 +53,7 @@ struct Executor::Impl {
   // Member order matters: on the GPU the pools' page count comes from the memory the weights and adapter slots left
   // (kv_pages() places them), so everything kv_pages() touches is declared before `pools`.
   Impl(std::unique_ptr<Model> owned_model, Model& m, const ExecutorOptions& o)
-      : options(o), owned(std::move(owned_model)), model(&m), targets(*model),
+      : options(o), owned(std::move(owned_model)), model(&m), targets(target_index(m, o)),
         lora(model->lora_targets(), check_options(o), o.max_lora_rank),
         ctx{o.device, nullptr, ScratchArena(ops::allocator_for(o.device))},
         pools(model->cache_specs(), kv_pages(), o.page_size, o.max_sequences, ops::allocator_for(o.device),
@@ -58,6 +66,14 @@ struct Executor::Impl {
     graphs_possible = o.device == Device::CUDA && o.cuda_graphs != CudaGraphs::kOff && !has_latent_cache(*model);
     // A stream of its own: the legacy default stream cannot be captured.
     if (graphs_possible) ctx.stream = ops::create_stream();
+    if (o.device == Device::CUDA && o.lora_overlap && o.max_loras_per_batch > 0)
+      ctx.side_stream = ops::create_side_stream();
+  }
+  // A shard model's adapters are validated against the whole model's shapes (lora/shard_adapter.h).
+  static lora::TargetIndex target_index(const Model& m, const ExecutorOptions& o) {
+    if (!o.shard_plan) return lora::TargetIndex(m);
+    HYLORA_CHECK(o.communicator, "internal: a shard plan without a communicator");
+    return lora::TargetIndex(m, lora::whole_target_shapes(m.lora_targets(), *o.shard_plan));
   }
   // MLA's absorbed attention uploads a per-step table of kv_b weight pointers (a synchronising copy): not capturable.
   static bool has_latent_cache(const Model& m) {
@@ -117,6 +133,7 @@ struct Executor::Impl {
   CachePools pools;
   std::map<SeqId, Sequence> seqs;
   SeqId next_id = 0;
+  LeaderChannel* leader = nullptr;  // rank 0 of a tensor-parallel group (engine/rank_channel.h)
 };
 
 void Executor::Impl::validate(const std::vector<SeqWork>& works) {
@@ -436,19 +453,43 @@ Model& Executor::model() { return *impl_->model; }
 
 std::shared_ptr<const lora::NormalizedAdapter> Executor::load_adapter(const std::string& name,
                                                                      const std::string& dir) const {
-  return lora::load_adapter(name, dir, impl_->targets, impl_->options.max_lora_rank);
+  const Impl& m = *impl_;
+  auto load = [&]() -> std::shared_ptr<const lora::NormalizedAdapter> {
+    auto whole = lora::load_adapter(name, dir, m.targets, m.options.max_lora_rank);
+    if (!m.options.shard_plan) return whole;
+    return lora::shard_adapter(*whole, m.model->lora_targets(), *m.options.shard_plan, m.options.communicator->rank());
+  };
+  if (!m.leader) return load();
+  auto lock = m.leader->hold();
+  return m.leader->load_adapter(name, dir, load);
 }
 
+void Executor::lead(LeaderChannel* channel) { impl_->leader = channel; }
+
 int64_t Executor::max_adapters_per_step() const { return impl_->lora.num_slots() - impl_->lora.num_pinned(); }
-void Executor::pin_adapter(const std::shared_ptr<const lora::NormalizedAdapter>& adapter) { impl_->lora.pin(adapter); }
-void Executor::unpin_adapter(const lora::NormalizedAdapter& adapter) { impl_->lora.unpin(adapter); }
-void Executor::evict_adapter(const lora::NormalizedAdapter& adapter) { impl_->lora.evict(adapter); }
+void Executor::pin_adapter(const std::shared_ptr<const lora::NormalizedAdapter>& adapter) {
+  auto lock = leader_lock(impl_->leader);
+  if (impl_->leader) impl_->leader->pin_adapter(*adapter);
+  impl_->lora.pin(adapter);
+}
+void Executor::unpin_adapter(const lora::NormalizedAdapter& adapter) {
+  auto lock = leader_lock(impl_->leader);
+  if (impl_->leader) impl_->leader->unpin_adapter(adapter);
+  impl_->lora.unpin(adapter);
+}
+void Executor::evict_adapter(const lora::NormalizedAdapter& adapter) {
+  auto lock = leader_lock(impl_->leader);
+  if (impl_->leader) impl_->leader->evict_adapter(adapter);
+  impl_->lora.evict(adapter);
+}
 int64_t Executor::adapter_slot_loads() const { return impl_->lora.loads(); }
 int32_t Executor::adapter_slot(const lora::NormalizedAdapter& adapter) const { return impl_->lora.slot_of(adapter); }
 const LoraWeights& Executor::lora_weights() const { return impl_->lora.weights(); }
 
 SeqId Executor::open_sequence() {
   Impl& m = *impl_;
+  auto lock = leader_lock(m.leader);
+  if (m.leader) m.leader->open_sequence(m.next_id);
   Impl::Sequence s;
   // Every sequence holds a slot (its recurrent states live there), so max_sequences bounds live sequences whatever
   // the model's layers are.
@@ -461,6 +502,8 @@ SeqId Executor::open_sequence() {
 
 void Executor::release_sequence(SeqId seq) {
   Impl& m = *impl_;
+  auto lock = leader_lock(m.leader);
+  if (m.leader) m.leader->release_sequence(seq);
   Impl::Sequence& s = m.seq(seq);
   m.pools.pages().give_back(s.pages);
   if (s.state_slot >= 0) m.pools.slots().give_back({s.state_slot});
@@ -477,6 +520,8 @@ int64_t Executor::kv_pages_needed(SeqId seq, int64_t new_tokens) const {
 
 StepOutput Executor::execute(const std::vector<SeqWork>& works) {
   Impl& m = *impl_;
+  auto lock = leader_lock(m.leader);
+  if (m.leader) m.leader->execute(works);  // the other ranks run the same step (and fail the same way)
   m.validate(works);  // nothing changes when a work is wrong or the step does not fit
   const StepBatch batch = m.build(works);
   m.ctx.scratch.reset();

@@ -24,8 +24,10 @@ namespace hylora {
 
 class Model;
 struct LoraWeights;
+class LeaderChannel;
 namespace dist {
 class Communicator;
+struct ShardPlan;
 }
 namespace lora {
 struct NormalizedAdapter;
@@ -58,9 +60,16 @@ struct ExecutorOptions {
   // absorbed-MLA op uploads a per-step weight table) and steps while any adapter slot holds a modules_to_save
   // replacement run eagerly.
   CudaGraphs cuda_graphs = CudaGraphs::kDecode;
+  // GPU: each LoRA shrink runs on a second stream beside its projection's base GEMM (--lora-overlap on|off; the
+  // results are the same bits either way, models/linear_forward.cpp).
+  bool lora_overlap = true;
   // Tensor parallel: this rank's group, for a rank's shard model (dist/shard_model.h); every rank's executor must
   // get the same works in the same order. Null on one rank (no collectives at all).
   dist::Communicator* communicator = nullptr;
+  // With `communicator`: the plan the rank's shard model was cut by (dist/shard_model.h). load_adapter then validates
+  // the PEFT files against the whole model's shapes and returns this rank's shard of the adapter
+  // (lora/shard_adapter.h), so a rank reads the same files one GPU would. Null: the model is whole.
+  const dist::ShardPlan* shard_plan = nullptr;
 };
 
 // What the graph path did so far (tests, checks, metrics).
@@ -152,6 +161,11 @@ class Executor {
   // either way nothing changed. On success every work's tokens are cached in its sequence.
   StepOutput execute(const std::vector<SeqWork>& works);
   CudaGraphStats cuda_graph_stats() const;
+
+  // --- tensor parallel --------------------------------------------------------------------------------------
+  // Rank 0 of a group: every call above that changes state is first sent through `channel` to the other ranks,
+  // which run it in follow_leader() (engine/rank_channel.h). Null (the default): this executor acts alone.
+  void lead(LeaderChannel* channel);
 
  private:
   struct Impl;

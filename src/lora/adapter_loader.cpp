@@ -77,6 +77,7 @@ class Loader {
     assemble(*out);
     out->linear_deltas = std::move(deltas_);
     out->embedding_delta = embedding_delta_;
+    out->deltas_are_replacements = !index_.holds_whole_weights();
     if (out->linears.empty() && out->experts.empty() && out->embedding.empty() && out->linear_deltas.empty() &&
         !out->embedding_delta.defined())
       fail(who(), ": the adapter touches no module that hylora serves for this ", index_.model().architecture(),
@@ -263,21 +264,21 @@ class Loader {
   // One key whose B rows cover `parts` in order (one slice, or a pre-fused spelling with a shared A).
   void add_linear_parts(const Pair& p, const std::string& scale_key, const Tensor& A, Tensor B,
                         const std::vector<TargetIndex::SliceRef>& parts) {
-    const Linear& lin = *index_.targets().linears[parts[0].target];
+    const TargetShapes::Target& lin = index_.shapes().linears[parts[0].target];
     const int64_t r = A.dim(0);
     int64_t rows = 0;
     std::string names;
     for (auto& s : parts) {
-      rows += index_.targets().linears[s.target]->slices[s.slice].out_size;
+      rows += index_.shapes().linears[s.target].slices[s.slice].size;
       names += (names.empty() ? "" : "|") + index_.targets().linears[s.target]->slices[s.slice].module;
     }
-    expect_shape(p.a_key, A, {r, lin.in_features()}, "lora_A [r, in] of " + names);
+    expect_shape(p.a_key, A, {r, lin.in}, "lora_A [r, in] of " + names);
     expect_shape(p.b_key, B, {rows, r}, "lora_B [out, r] of " + names);
     check_rank(p.a_key, scale_key, r);
     scale(B, cfg_.scaling_for(scale_key));
     int64_t row = 0;
     for (auto& s : parts) {
-      const int64_t n = index_.targets().linears[s.target]->slices[s.slice].out_size;
+      const int64_t n = index_.shapes().linears[s.target].slices[s.slice].size;
       pieces_.push_back({Piece::kLinear, s.target, s.slice, -1, 0, r, A, row_range(B, row, n), p.a_key});
       row += n;
     }
@@ -285,8 +286,8 @@ class Loader {
 
   // in_proj_q / in_proj_k / in_proj_v: rows of the in_proj_qkv slice ([q | k | v], |q| = |k|).
   void add_qkv_part(const Pair& p, const Tensor& A, Tensor B, const TargetIndex::SliceRef& s) {
-    const Linear& lin = *index_.targets().linears[s.target];
-    const int64_t total = lin.slices[s.slice].out_size, rows = B.dim(0), r = A.dim(0);
+    const TargetShapes::Target& lin = index_.shapes().linears[s.target];
+    const int64_t total = lin.slices[s.slice].size, rows = B.dim(0), r = A.dim(0);
     const std::string leaf = leaf_of(p.canon);
     const int64_t kd = leaf == "in_proj_v" ? (total - rows) / 2 : rows;
     const int64_t vd = total - 2 * kd;
@@ -294,7 +295,7 @@ class Loader {
     if (kd <= 0 || vd <= 0 || (leaf == "in_proj_v" && (total - rows) % 2 != 0))
       fail(who(), ": tensor ", p.b_key, " has ", rows, " rows, which does not split the ", total,
            "-row in_proj_qkv of ", parent_of(p.canon), " as [q | k | v] with |q| = |k|");
-    expect_shape(p.a_key, A, {r, lin.in_features()}, "lora_A [r, in]");
+    expect_shape(p.a_key, A, {r, lin.in}, "lora_A [r, in]");
     check_rank(p.a_key, p.raw, r);
     scale(B, cfg_.scaling_for(p.raw));
     pieces_.push_back({Piece::kLinear, s.target, s.slice, -1, offset, r, A, B, p.a_key});
@@ -315,8 +316,9 @@ class Loader {
            targeted.size(), " parameter(s) of ", owner, " are targeted (target_parameters)");
     const int32_t t = targeted[pos];
     const ExpertLinear& el = *index_.targets().experts[t];
+    const TargetShapes::Target& shape = index_.shapes().experts[t];
     const std::string scale_key = raw_owner + "." + leaf_of(el.name);
-    const int64_t E = el.num_experts(), in = el.in_features(), out = el.out_features();
+    const int64_t E = shape.experts, in = shape.in, out = shape.out;
     const int64_t r = cfg_.rank_for(scale_key);
     const bool a_per_expert = A.dim(0) == E * r, b_per_expert = B.dim(1) == E * r;
     if (!(a_per_expert || A.dim(0) == r) || A.dim(1) != in)
@@ -337,11 +339,11 @@ class Loader {
           Be.f32()[(e * out + o) * r + j] = s * B.f32()[o * B.dim(1) + (b_per_expert ? j * E + e : j)];
     }
     require_finite(Be, s);
-    for (int32_t k = 0; k < static_cast<int32_t>(el.slices.size()); ++k) {
-      const auto& sl = el.slices[k];
-      Tensor Bk = Tensor::empty({E, sl.out_size, r});  // [E, out_size, r]
+    for (int32_t k = 0; k < static_cast<int32_t>(shape.slices.size()); ++k) {
+      const TargetShapes::Slice& sl = shape.slices[k];
+      Tensor Bk = Tensor::empty({E, sl.size, r});  // [E, out_size, r]
       for (int64_t e = 0; e < E; ++e)
-        std::copy_n(Be.f32() + (e * out + sl.out_offset) * r, sl.out_size * r, Bk.f32() + e * sl.out_size * r);
+        std::copy_n(Be.f32() + (e * out + sl.offset) * r, sl.size * r, Bk.f32() + e * sl.size * r);
       pieces_.push_back({Piece::kExpert, t, k, -1, 0, r, Ae, Bk, p.a_key});
     }
   }
@@ -349,12 +351,12 @@ class Loader {
   // Per-expert keys experts.{e}.gate_proj|up_proj|down_proj (or w1|w3|w2): A [r, in], B [out_slice, r].
   void add_per_expert(const Pair& p, int64_t e, const TargetIndex::SliceRef& s, const Tensor& A, Tensor B) {
     const ExpertLinear& el = *index_.targets().experts[s.target];
-    if (e >= el.num_experts())
-      fail(who(), ": tensor ", p.a_key, " names expert ", e, ", but ", el.name, " has ", el.num_experts(),
-           " experts");
+    const TargetShapes::Target& shape = index_.shapes().experts[s.target];
+    if (e >= shape.experts)
+      fail(who(), ": tensor ", p.a_key, " names expert ", e, ", but ", el.name, " has ", shape.experts, " experts");
     const int64_t r = A.dim(0);
-    expect_shape(p.a_key, A, {r, el.in_features()}, "lora_A [r, in] of expert " + std::to_string(e));
-    expect_shape(p.b_key, B, {el.slices[s.slice].out_size, r}, "lora_B [out, r] of expert " + std::to_string(e));
+    expect_shape(p.a_key, A, {r, shape.in}, "lora_A [r, in] of expert " + std::to_string(e));
+    expect_shape(p.b_key, B, {shape.slices[s.slice].size, r}, "lora_B [out, r] of expert " + std::to_string(e));
     check_rank(p.a_key, p.raw, r);
     scale(B, cfg_.scaling_for(p.raw));
     pieces_.push_back({Piece::kExpert, s.target, s.slice, e, 0, r, A, B, p.a_key});
@@ -368,8 +370,8 @@ class Loader {
            index_.model().architecture(), " model's embedding (", emb ? emb->module : "none",
            "; maybe the wrong base model?)");
     const int64_t r = A.dim(0);
-    expect_shape(p.a_key, A, {r, emb->table.dim(0)}, "lora_embedding_A [r, vocab]");
-    expect_shape(p.b_key, B, {emb->table.dim(1), r}, "lora_embedding_B [hidden, r]");
+    expect_shape(p.a_key, A, {r, index_.shapes().vocab}, "lora_embedding_A [r, vocab]");
+    expect_shape(p.b_key, B, {index_.shapes().hidden, r}, "lora_embedding_B [hidden, r]");
     check_rank(p.a_key, p.raw, r);
     scale(B, cfg_.scaling_for(p.raw));
     pieces_.push_back({Piece::kEmbedding, 0, 0, -1, 0, r, A, B, p.a_key});
@@ -384,9 +386,15 @@ class Loader {
       return false;
     };
     const Embedding* emb = index_.targets().embedding;
+    const bool whole = index_.holds_whole_weights();  // else kept as W' (a shard model; lora::shard_adapter)
     if (emb && module == emb->module) {
-      expect_shape(key, W, emb->table.shape(), "replacement of the embedding table [vocab, hidden]");
+      expect_shape(key, W, {index_.shapes().vocab, index_.shapes().hidden},
+                   "replacement of the embedding table [vocab, hidden]");
       Tensor d = W.clone();
+      if (!whole) {
+        embedding_delta_ = d;
+        return;
+      }
       for (int64_t i = 0; i < d.numel(); ++i) d.f32()[i] -= emb->host_table().f32()[i];
       if (nonzero(d)) embedding_delta_ = d;
       return;
@@ -398,8 +406,13 @@ class Loader {
            "model?)");
     const Linear& lin = *index_.targets().linears[s->target];
     const LoraSlice& sl = lin.slices[s->slice];
-    expect_shape(key, W, {sl.out_size, lin.in_features()}, "replacement weight of " + module);
+    const TargetShapes::Target& shape = index_.shapes().linears[s->target];
+    expect_shape(key, W, {shape.slices[s->slice].size, shape.in}, "replacement weight of " + module);
     Tensor d = W.clone();  // [out_size, in]
+    if (!whole) {
+      deltas_.push_back({s->target, s->slice, d});
+      return;
+    }
     const float* base = lin.host_weight().f32() + sl.out_offset * lin.in_features();
     for (int64_t i = 0; i < d.numel(); ++i) d.f32()[i] -= base[i];
     if (nonzero(d)) deltas_.push_back({s->target, s->slice, d});
@@ -415,15 +428,14 @@ class Loader {
       int64_t in, out_size, E = 1;
       std::string module;
       if (kind == Piece::kLinear) {
-        const Linear& l = *index_.targets().linears[target];
-        in = l.in_features(), out_size = l.slices[slice].out_size, module = l.slices[slice].module;
+        const TargetShapes::Target& l = index_.shapes().linears[target];
+        in = l.in, out_size = l.slices[slice].size, module = index_.targets().linears[target]->slices[slice].module;
       } else if (kind == Piece::kExpert) {
-        const ExpertLinear& l = *index_.targets().experts[target];
-        in = l.in_features(), out_size = l.slices[slice].out_size, module = l.slices[slice].module,
-        E = l.num_experts();
+        const TargetShapes::Target& l = index_.shapes().experts[target];
+        in = l.in, out_size = l.slices[slice].size, module = index_.targets().experts[target]->slices[slice].module,
+        E = l.experts;
       } else {
-        const Embedding& emb = *index_.targets().embedding;
-        in = emb.table.dim(0), out_size = emb.table.dim(1), module = emb.module;
+        in = index_.shapes().vocab, out_size = index_.shapes().hidden, module = index_.targets().embedding->module;
       }
       // Rank columns per expert (non-expert targets: one "expert"). Pieces with the same A (a shared A split over
       // rows, e.g. in_proj_q/k/v of one in_proj_qkv LoRA) share their columns; different A's are stacked.
@@ -496,7 +508,36 @@ class Loader {
 
 }  // namespace
 
-TargetIndex::TargetIndex(const Model& model) : model_(model) {
+TargetShapes TargetShapes::of(const LoraTargets& t) {
+  TargetShapes s;
+  auto slices_of = [](const std::vector<LoraSlice>& v) {
+    std::vector<Slice> out;
+    for (const LoraSlice& k : v) out.push_back({k.out_offset, k.out_size});
+    return out;
+  };
+  for (const Linear* l : t.linears) s.linears.push_back({l->in_features(), l->out_features(), 1, slices_of(l->slices)});
+  for (const ExpertLinear* e : t.experts)
+    s.experts.push_back({e->in_features(), e->out_features(), e->num_experts(), slices_of(e->slices)});
+  if (t.embedding) s.vocab = t.embedding->table.dim(0), s.hidden = t.embedding->table.dim(1);
+  return s;
+}
+
+TargetIndex::TargetIndex(const Model& model, TargetShapes whole) : TargetIndex(model) {
+  const LoraTargets& t = model.lora_targets();
+  HYLORA_CHECK(whole.linears.size() == t.linears.size() && whole.experts.size() == t.experts.size(),
+               "internal: the whole shapes have ", whole.linears.size(), " + ", whole.experts.size(),
+               " targets, the shard model ", t.linears.size(), " + ", t.experts.size());
+  for (size_t i = 0; i < t.linears.size(); ++i)
+    HYLORA_CHECK(whole.linears[i].slices.size() == t.linears[i]->slices.size(), "internal: ", t.linears[i]->name,
+                 " has ", t.linears[i]->slices.size(), " slices, its whole shape ", whole.linears[i].slices.size());
+  for (size_t i = 0; i < t.experts.size(); ++i)
+    HYLORA_CHECK(whole.experts[i].slices.size() == t.experts[i]->slices.size(), "internal: ", t.experts[i]->name,
+                 " has ", t.experts[i]->slices.size(), " slices, its whole shape ", whole.experts[i].slices.size());
+  shapes_ = std::move(whole);
+  whole_weights_ = false;
+}
+
+TargetIndex::TargetIndex(const Model& model) : model_(model), shapes_(TargetShapes::of(model.lora_targets())) {
   const LoraTargets& t = model.lora_targets();
   for (int32_t i = 0; i < static_cast<int32_t>(t.linears.size()); ++i) {
     HYLORA_CHECK(t.linears[i]->lora_id == i, "internal: ", t.linears[i]->name, " has lora_id ",

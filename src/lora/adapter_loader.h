@@ -12,10 +12,31 @@
 
 namespace hylora::lora {
 
+// The shapes an adapter is validated against, per LoRA target (indexed like LoraTargets): the model's own, or — on a
+// tensor-parallel rank, whose model holds only its shard — the whole model's (dist::whole_target_shapes), so that a
+// rank reads the same PEFT files as one GPU would and then keeps its part (lora/shard_adapter.h).
+struct TargetShapes {
+  struct Slice {
+    int64_t offset = 0, size = 0;  // output rows [offset, offset + size) of the fused weight
+  };
+  struct Target {
+    int64_t in = 0, out = 0;
+    int64_t experts = 1;  // expert targets: E
+    std::vector<Slice> slices;
+  };
+  std::vector<Target> linears, experts;
+  int64_t vocab = 0, hidden = 0;  // the embedding table [vocab, hidden] (0 without one)
+  static TargetShapes of(const LoraTargets& targets);
+};
+
 // Where PEFT module paths land in the model: built once per model from its LoRA target declarations.
 class TargetIndex {
  public:
   explicit TargetIndex(const Model& model);
+  // A tensor-parallel rank's shard model validated against the whole model's `whole` shapes. Its weights are only a
+  // shard, so a full replacement weight (modules_to_save) is kept whole (NormalizedAdapter::deltas_are_replacements)
+  // and turned into W' − W per rank once cut (lora::shard_adapter).
+  TargetIndex(const Model& model, TargetShapes whole);
 
   struct SliceRef {
     int32_t target;
@@ -23,6 +44,9 @@ class TargetIndex {
   };
   const Model& model() const { return model_; }
   const LoraTargets& targets() const { return model_.lora_targets(); }
+  const TargetShapes& shapes() const { return shapes_; }
+  // False on a shard model (the weights are not the whole ones a replacement is compared with).
+  bool holds_whole_weights() const { return whole_weights_; }
 
   // Linear slice by PEFT module path ("model.layers.3.self_attn.q_proj", "model.layers.0.mlp.gate", "lm_head").
   const SliceRef* linear_slice(const std::string& module) const;
@@ -33,6 +57,8 @@ class TargetIndex {
 
  private:
   const Model& model_;
+  TargetShapes shapes_;
+  bool whole_weights_ = true;
   std::map<std::string, SliceRef> linear_slices_;
   std::map<std::string, SliceRef> expert_slices_;
   std::map<std::string, std::vector<int32_t>> experts_by_owner_;

@@ -35,6 +35,10 @@ struct NormalizedAdapter {
   std::vector<NormalizedSlice> embedding;  // zero or one entry
   std::vector<DenseDelta> linear_deltas;
   Tensor embedding_delta;                  // [V, H] E' − E, or undefined
+  // Loaded on a tensor-parallel rank against the whole shapes (TargetIndex(model, whole)): linear_deltas and
+  // embedding_delta hold the replacement W' itself, every one the adapter has (even one equal to the base), until
+  // lora::shard_adapter cuts them and subtracts the rank's base shard.
+  bool deltas_are_replacements = false;
   std::vector<std::string> warnings;       // e.g. how many vision-tower tensors were skipped
 
   int64_t max_rank() const {

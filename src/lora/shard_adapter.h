@@ -15,15 +15,23 @@
 #include <memory>
 
 #include "dist/shard_plan.h"
+#include "lora/adapter_loader.h"
 #include "lora/normalized_adapter.h"
 #include "models/model.h"
 
 namespace hylora::lora {
 
-// `whole_targets`: the whole model's targets the adapter was normalised against; `rank_targets`: the rank's shard
-// model's (the same targets in the same order: checked by name).
-std::shared_ptr<NormalizedAdapter> shard_adapter(const NormalizedAdapter& whole, const LoraTargets& whole_targets,
-                                                 const LoraTargets& rank_targets, const dist::ShardPlan& plan,
-                                                 int rank);
+// `whole`: the adapter normalised against the whole model's shapes (a TargetIndex built with whole_target_shapes on
+// the rank's shard model, or one built on the whole model); `rank_targets`: the rank's shard model's targets (the
+// same targets in the same order as the plan's projections). Replacement weights kept whole
+// (NormalizedAdapter::deltas_are_replacements) are cut and become W' − W against the rank's own base shard; every
+// replacement stays (even one that equals the base on this rank) so that all ranks' row-parallel all-reduces carry
+// the same buffers.
+std::shared_ptr<NormalizedAdapter> shard_adapter(const NormalizedAdapter& whole, const LoraTargets& rank_targets,
+                                                 const dist::ShardPlan& plan, int rank);
+
+// The whole model's target shapes for a rank's shard model (its targets' names looked up in the plan), for
+// TargetIndex(model, whole): a rank validates an adapter as one GPU would, then cuts its shard.
+TargetShapes whole_target_shapes(const LoraTargets& rank_targets, const dist::ShardPlan& plan);
 
 }  // namespace hylora::lora

@@ -1,8 +1,10 @@
 #include "models/linear_forward.h"
 
 #include "models/tp_linear_forward.h"
+#include "ops/device.h"
 #include "ops/elementwise.h"
 #include "ops/linear.h"
+#include "ops/moe.h"
 
 namespace hylora {
 
@@ -21,11 +23,17 @@ void add_dense_deltas(const ForwardArgs& a, const std::vector<LoraSlice>& decl, 
 }
 
 namespace {
-void apply_lora(const ForwardArgs& a, const LoraTargetWeights& tw, const std::vector<LoraSlice>& decl,
-                const Tensor& x, const ops::LoraSegments& seg, Tensor& y) {
+// base() computes y from x (the base GEMM); the LoRA terms go around it: the shrink needs only x, so it is queued on
+// the side stream first and runs beside the base GEMM (a GEMV at decode leaves SMs idle, and the shrink is a chain of
+// small latency-bound loads); the expand adds into y, so it follows both. Without a side stream, shrink then base.
+template <class Base>
+void lora_around(const ForwardArgs& a, const LoraTargetWeights& tw, const std::vector<LoraSlice>& decl,
+                 const Tensor& x, const ops::LoraSegments& seg, Tensor& y, Base&& base) {
   const auto slices = tw.slice_ptrs();
   Tensor s = a.tmp({seg.num_rows, static_cast<int64_t>(slices.size()), a.lora->max_rank});  // fp32 shrink result
-  ops::lora_shrink(a.ctx, x, seg, slices, s);
+  ops::SideWork shrink(a.ctx, [&] { ops::lora_shrink(a.ctx, x, seg, slices, s); });
+  base();
+  shrink.join();
   ops::lora_expand(a.ctx, s, seg, slices, y);
   if (!tw.dense_delta.empty()) add_dense_deltas(a, decl, tw, x, seg, y);
 }
@@ -40,13 +48,15 @@ void linear(const ForwardArgs& a, const Linear& lin, const Tensor& x, Tensor& y,
 void linear_local(const ForwardArgs& a, const Linear& lin, const Tensor& x, Tensor& y, const ops::LoraSegments* seg) {
   HYLORA_CHECK(x.ndim() == 2 && x.dim(1) == lin.in_features(), "internal: ", lin.name, " expects input [N, ",
                lin.in_features(), "], got ", shape_str(x.shape()));
-  ops::matmul_nt(a.ctx, x, lin.weight, y);
-  if (lin.bias.defined()) ops::add_bias(a.ctx, lin.bias, y);
+  const auto base = [&] {
+    ops::matmul_nt(a.ctx, x, lin.weight, y);
+    if (lin.bias.defined()) ops::add_bias(a.ctx, lin.bias, y);
+  };
   const ops::LoraSegments& sg = seg ? *seg : a.step.lora;
-  if (!a.lora || sg.empty() || lin.lora_id < 0) return;
-  const LoraTargetWeights& tw = a.lora->linears.at(lin.lora_id);
-  if (!tw.active_for(sg.group_host)) return;  // no adapter of the step touches it: its LoRA terms are exact zeros
-  apply_lora(a, tw, lin.slices, x, sg, y);
+  // No adapter of the step touches the projection: its LoRA terms are exact zeros.
+  if (!a.lora || sg.empty() || lin.lora_id < 0 || !a.lora->linears.at(lin.lora_id).active_for(sg.group_host))
+    return base();
+  lora_around(a, a.lora->linears.at(lin.lora_id), lin.slices, x, sg, y, base);
 }
 
 Tensor linear(const ForwardArgs& a, const Linear& lin, const Tensor& x, const ops::LoraSegments* seg) {
@@ -55,13 +65,14 @@ Tensor linear(const ForwardArgs& a, const Linear& lin, const Tensor& x, const op
   return y;
 }
 
-void expert_lora(const ForwardArgs& a, const ExpertLinear& lin, const Tensor& x, const ops::LoraSegments& seg,
-                 Tensor& y) {
-  if (!a.lora || seg.empty() || lin.lora_id < 0) return;
-  const LoraTargetWeights& tw = a.lora->experts.at(lin.lora_id);
+void expert_linear(const ForwardArgs& a, const ExpertLinear& lin, const Tensor& x, const ops::MoePermutation& perm,
+                   Tensor& y) {
+  const auto base = [&] { ops::moe_expert_gemm(a.ctx, x, lin.weight, perm, y); };
   // The permutation's segments carry no host slots (slot·E + expert groups): decide on the step's own slots.
-  if (!tw.active_for(a.step.lora.group_host)) return;
-  apply_lora(a, tw, lin.slices, x, seg, y);
+  if (!a.lora || perm.lora.empty() || lin.lora_id < 0 ||
+      !a.lora->experts.at(lin.lora_id).active_for(a.step.lora.group_host))
+    return base();
+  lora_around(a, a.lora->experts.at(lin.lora_id), lin.slices, x, perm.lora, y, base);
 }
 
 void embed(const ForwardArgs& a, const Embedding& emb, Tensor& y) {

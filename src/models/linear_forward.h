@@ -3,6 +3,7 @@
 // adapter — the LoRA shrink/expand over all of the projection's slices and any modules_to_save replacement.
 #include "models/forward_args.h"
 #include "models/linear.h"
+#include "ops/moe.h"
 
 namespace hylora {
 
@@ -18,9 +19,10 @@ void add_dense_deltas(const ForwardArgs& a, const std::vector<LoraSlice>& decl, 
 // Same, into a new scratch tensor [N, out].
 Tensor linear(const ForwardArgs& a, const Linear& lin, const Tensor& x, const ops::LoraSegments* seg = nullptr);
 
-// Expert LoRA over expert-sorted rows: y[P, out] += LoRA of the (expert, slot) segments `seg` (group = slot·E + e).
-void expert_lora(const ForwardArgs& a, const ExpertLinear& lin, const Tensor& x, const ops::LoraSegments& seg,
-                 Tensor& y);
+// Expert projection over expert-sorted rows: y[P, out] = x[P, in] · W_eᵀ per row's expert (perm), plus the LoRA of
+// the (expert, slot) segments perm.lora (group = slot·E + e).
+void expert_linear(const ForwardArgs& a, const ExpertLinear& lin, const Tensor& x, const ops::MoePermutation& perm,
+                   Tensor& y);
 
 // y[T, H] = table[token ids] (+ embedding LoRA and replaced-table deltas of rows bound to an adapter).
 void embed(const ForwardArgs& a, const Embedding& emb, Tensor& y);

@@ -48,8 +48,7 @@ void moe_experts(const ForwardArgs& a, const Tensor& x, const Tensor& ids, const
   Tensor xs = a.tmp({P, x.dim(1)});  // token row of each (expert-sorted) pair
   ops::moe_gather(a.ctx, x, perm, k, xs);
   Tensor h = a.tmp({P, up_out});
-  ops::moe_expert_gemm(a.ctx, xs, up.weight, perm, h);
-  expert_lora(a, up, xs, perm.lora, h);
+  expert_linear(a, up, xs, perm, h);
   Tensor act_out = a.tmp({P, inter});
   if (act == ExpertActivation::kSiluGated) {
     ops::silu_mul_halves(a.ctx, h, act_out);
@@ -58,8 +57,7 @@ void moe_experts(const ForwardArgs& a, const Tensor& x, const Tensor& ids, const
     act_out = h;
   }
   Tensor y = a.tmp({P, down.out_features()});
-  ops::moe_expert_gemm(a.ctx, act_out, down.weight, perm, y);
-  expert_lora(a, down, act_out, perm.lora, y);
+  expert_linear(a, down, act_out, perm, y);
   ops::moe_combine(a.ctx, y, perm, *route_w, out);
 }
 

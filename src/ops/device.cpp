@@ -71,6 +71,9 @@ void collective_broadcast(ExecCtx& ctx, const std::shared_ptr<void>& comm, Tenso
 }
 
 void* create_stream() { return cuda_backend::create_stream(); }
+void* create_side_stream() { return cuda_backend::create_side_stream(); }
+void* SideWork::fork(ExecCtx& ctx) { return cuda_backend::side_fork(ctx); }
+void SideWork::join(ExecCtx& ctx, void* main) { cuda_backend::side_join(ctx, main); }
 void graph_capture_begin(ExecCtx& ctx) { cuda_backend::graph_capture_begin(ctx); }
 std::shared_ptr<void> graph_capture_end(ExecCtx& ctx) { return cuda_backend::graph_capture_end(ctx); }
 void graph_capture_abort(ExecCtx& ctx) { cuda_backend::graph_capture_abort(ctx); }

@@ -38,6 +38,63 @@ void synchronize(ExecCtx& ctx);
 // stream: the allocator's cudaMemset (legacy stream) stays ordered after it, and any legacy-stream call made during a
 // capture fails the capture instead of escaping it. Never destroyed (one per executor, process lifetime).
 void* create_stream();
+// A side stream for ExecCtx::side_stream (never destroyed, like create_stream): non-blocking and of the highest
+// priority, so that the small kernels queued on it get SMs as soon as the main stream's large ones free some.
+void* create_side_stream();
+// Work beside the main stream. Construct before the main-stream ops it may overlap, with the ops that go on the side
+// in `fn` (queued with ctx.stream pointing at the side stream, ordered after everything ctx.stream held at
+// construction); the destructor (or join()) makes ctx.stream wait for them. The side ops must not touch what the
+// main stream writes before the join. Without a side stream (CPU, overlap off) `fn` runs in place, in order. Graph
+// captures record the fork and the join as graph edges.
+class SideWork {
+ public:
+  template <class Fn>
+  SideWork(ExecCtx& ctx, Fn&& fn) : ctx_(ctx) {
+    if (!ctx.side_stream) {
+      fn();
+      return;
+    }
+    void* main = fork(ctx);  // ctx.stream is now the side stream
+    try {
+      fn();
+    } catch (...) {
+      ctx.stream = main;
+      try {
+        join(ctx, main);
+      } catch (...) {
+      }
+      throw;
+    }
+    ctx.stream = main;
+    main_ = main;
+    forked_ = true;
+  }
+  SideWork(const SideWork&) = delete;
+  SideWork& operator=(const SideWork&) = delete;
+  ~SideWork() {  // joins when join() was not reached (an exception); a failure there is already being reported
+    if (!forked_) return;
+    try {
+      join(ctx_, main_);
+    } catch (...) {
+    }
+  }
+  // ctx.stream waits for the side ops; throws Error when the device refuses the join.
+  void join() {
+    if (!forked_) return;
+    forked_ = false;
+    join(ctx_, main_);
+  }
+
+ private:
+  // ctx.side_stream waits for ctx.stream; ctx.stream becomes the side stream; returns the main stream.
+  static void* fork(ExecCtx& ctx);
+  // `main` waits for the side stream's work so far.
+  static void join(ExecCtx& ctx, void* main);
+  ExecCtx& ctx_;
+  void* main_ = nullptr;
+  bool forked_ = false;
+};
+
 // Starts recording ctx.stream's work (thread-local mode: an unsafe call from this thread, such as cudaMalloc or a
 // synchronising copy, fails the capture). Nothing queued while recording runs.
 void graph_capture_begin(ExecCtx& ctx);
@@ -84,6 +141,9 @@ void memcpy(ExecCtx& ctx, void* dst, const void* src, size_t bytes);  // any dir
 void synchronize(ExecCtx& ctx);
 DeviceMemory memory();
 void* create_stream();
+void* create_side_stream();
+void* side_fork(ExecCtx& ctx);
+void side_join(ExecCtx& ctx, void* main);
 void graph_capture_begin(ExecCtx& ctx);
 std::shared_ptr<void> graph_capture_end(ExecCtx& ctx);
 void graph_capture_abort(ExecCtx& ctx);

@@ -99,6 +99,40 @@ void* create_stream() {
   return s;
 }
 
+namespace {
+// ExecCtx::side_stream: the stream and the two events of a fork and a join (reused: a wait takes the event's state
+// when it is queued, and in a capture each record/wait pair becomes one graph edge).
+struct SideStream {
+  cudaStream_t stream = nullptr;
+  cudaEvent_t forked = nullptr, done = nullptr;
+};
+}  // namespace
+
+void* create_side_stream() {
+  auto* side = new SideStream;  // process lifetime, like create_stream's
+  int least = 0, greatest = 0;
+  check(cudaDeviceGetStreamPriorityRange(&least, &greatest), "cudaDeviceGetStreamPriorityRange");
+  check(cudaStreamCreateWithPriority(&side->stream, cudaStreamNonBlocking, greatest), "cudaStreamCreateWithPriority");
+  check(cudaEventCreateWithFlags(&side->forked, cudaEventDisableTiming), "cudaEventCreate");
+  check(cudaEventCreateWithFlags(&side->done, cudaEventDisableTiming), "cudaEventCreate");
+  return side;
+}
+
+void* side_fork(ExecCtx& ctx) {
+  auto* side = static_cast<SideStream*>(ctx.side_stream);
+  void* main = ctx.stream;
+  check(cudaEventRecord(side->forked, static_cast<cudaStream_t>(main)), "cudaEventRecord (side stream fork)");
+  check(cudaStreamWaitEvent(side->stream, side->forked, 0), "cudaStreamWaitEvent (side stream fork)");
+  ctx.stream = side->stream;
+  return main;
+}
+
+void side_join(ExecCtx& ctx, void* main) {
+  auto* side = static_cast<SideStream*>(ctx.side_stream);
+  check(cudaEventRecord(side->done, side->stream), "cudaEventRecord (side stream join)");
+  check(cudaStreamWaitEvent(static_cast<cudaStream_t>(main), side->done, 0), "cudaStreamWaitEvent (side stream join)");
+}
+
 void graph_capture_begin(ExecCtx& ctx) {
   auto st = static_cast<cudaStream_t>(ctx.stream);
   HYLORA_CHECK(st != nullptr, "internal: CUDA graph capture on the legacy default stream");

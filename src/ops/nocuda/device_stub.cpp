@@ -25,6 +25,9 @@ void memcpy(ExecCtx&, void*, const void*, size_t) { no_cuda(); }
 void synchronize(ExecCtx&) { no_cuda(); }
 DeviceMemory memory() { no_cuda(); }
 void* create_stream() { no_cuda(); }
+void* create_side_stream() { no_cuda(); }
+void* side_fork(ExecCtx&) { no_cuda(); }
+void side_join(ExecCtx&, void*) {}
 void graph_capture_begin(ExecCtx&) { no_cuda(); }
 std::shared_ptr<void> graph_capture_end(ExecCtx&) { no_cuda(); }
 void graph_capture_abort(ExecCtx&) {}

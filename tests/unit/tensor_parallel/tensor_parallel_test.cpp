@@ -17,6 +17,8 @@
 #include "dist/model_shard_specs.h"
 #include "dist/shard_model.h"
 #include "engine/executor.h"
+#include "engine/rank_channel.h"
+#include "lora/adapter_loader.h"
 #include "engine/scorer.h"
 #include "lora/shard_adapter.h"
 #include "models/model.h"
@@ -89,11 +91,18 @@ Whole run_whole(const Fixture& f) {
   return w;
 }
 
-// tp ranks as threads; rank r's adapters are cut for rank adapter_rank(r) (r itself unless a test breaks it), and
-// `breakage` (tests of the test) may alter a rank's shard model before its executor is built.
+// How the ranks are driven. kLeader is the product path (engine/rank_channel.h): rank 0 alone loads adapters and
+// scores, its executor sends every call to the other ranks, which follow; only rank 0 returns results. kEveryRank:
+// every rank's executor is given the same calls by the test (so every rank returns its logits, and a test can give a
+// rank a wrong adapter shard).
+enum class Drive { kLeader, kEveryRank };
+
+// tp ranks as threads; rank r's adapters are read from the fixture's files against the whole model's shapes and cut
+// for rank adapter_rank(r) (r itself unless a test breaks it), and `breakage` (tests of the test) may alter a rank's
+// shard model before its executor is built.
 using Breakage = std::function<void(Model&, int rank)>;
-std::vector<std::vector<ScoreResult>> run_sharded(const Fixture& f, const Whole& w, int tp, int ep,
-                                                  const std::function<int(int)>& adapter_rank,
+std::vector<std::vector<ScoreResult>> run_sharded(const Fixture& f, int tp, int ep, Drive drive,
+                                                  const std::function<int(int)>& adapter_rank = [](int r) { return r; },
                                                   const Breakage& breakage = {}) {
   const dist::ShardPlan plan =
       dist::make_shard_plan(dist::model_shard_spec_from_file(model_dir(f) + "/config.json"), tp, ep);
@@ -104,10 +113,28 @@ std::vector<std::vector<ScoreResult>> run_sharded(const Fixture& f, const Whole&
     if (breakage) breakage(*m, r);
     ExecutorOptions o = f.options;
     o.communicator = &comm;
+    o.shard_plan = &plan;
     Executor ex(*m, o);
+    if (drive == Drive::kLeader) {
+      if (r != 0) return follow_leader(ex, comm);
+      LeaderChannel channel(comm);
+      ex.lead(&channel);
+      AdapterSet mine;
+      for (auto& [n, d] : f.adapters) mine[n] = ex.load_adapter(n, d.string());
+      out[0] = score_requests(ex, f.requests, kSchedule, mine);
+      channel.stop();
+      return;
+    }
     AdapterSet mine;
-    for (auto& [n, a] : w.adapters)
-      mine[n] = lora::shard_adapter(*a, w.model->lora_targets(), m->lora_targets(), plan, adapter_rank(r));
+    for (auto& [n, d] : f.adapters) {
+      if (adapter_rank(r) == r) {
+        mine[n] = ex.load_adapter(n, d.string());
+        continue;
+      }
+      const lora::TargetIndex whole(*m, lora::whole_target_shapes(m->lora_targets(), plan));
+      const auto a = lora::load_adapter(n, d.string(), whole, o.max_lora_rank);
+      mine[n] = lora::shard_adapter(*a, m->lora_targets(), plan, adapter_rank(r));
+    }
     out[r] = score_requests(ex, f.requests, kSchedule, mine);
   });
   return out;
@@ -159,7 +186,7 @@ TEST_P(TensorParallelGolden, EqualsUnshardedBaseAndEveryAdapter) {
   // fixture meets; a broken shard is off by > 1e-2 either way (the breakage tests below).
   const char* coretype = std::getenv("OPENBLAS_CORETYPE");
   const double tolerance = coretype && *coretype ? std::max(f.tp_tolerance, f.limit) : f.tp_tolerance;
-  const auto ranks = run_sharded(f, w, p.tp, p.ep, [](int r) { return r; });
+  const auto ranks = run_sharded(f, p.tp, p.ep, Drive::kLeader);
   const auto ref = logprobs_of(w.results);
   std::vector<std::string> groups{""};
   for (auto& [n, d] : f.adapters) groups.push_back(n);
@@ -173,8 +200,6 @@ TEST_P(TensorParallelGolden, EqualsUnshardedBaseAndEveryAdapter) {
                 g.empty() ? "base" : g.c_str(), d);
   }
   EXPECT_LE(max_diff(f.requests, ranks[0], f.expected, nullptr), f.limit) << "vs the float64 references";
-  for (int r = 1; r < p.tp; ++r)  // every rank gathered the same logits
-    EXPECT_EQ(max_diff(f.requests, ranks[r], logprobs_of(ranks[0]), nullptr), 0.0) << "rank " << r;
 }
 
 // Dense fixtures at tp 2 and 4; MoE fixtures also with whole experts per rank (ep = tp) besides experts split by
@@ -202,12 +227,75 @@ std::vector<Param> params() {
 std::string param_name(const ::testing::TestParamInfo<Param>& i) { return name_of(i.param); }
 INSTANTIATE_TEST_SUITE_P(Fixtures, TensorParallelGolden, ::testing::ValuesIn(params()), param_name);
 
+// Through the leader channel a failed call fails alone: a missing adapter directory fails the load on every rank
+// (rank 0 reports its own message), a step with a token outside the vocabulary fails on rank 0 (and, swallowed, on
+// the follower) before anything changed; then pin, score, unpin and evict run on, and the scores equal the
+// unsharded run.
+TEST(TensorParallelLeader, FailedCallsFailAloneAndTheGroupGoesOn) {
+  const Fixture f = read_fixture("qwen3_5_causal_lora");
+  const Whole w = run_whole(f);
+  const dist::ShardPlan plan =
+      dist::make_shard_plan(dist::model_shard_spec_from_file(model_dir(f) + "/config.json"), 2, 1);
+  std::vector<ScoreResult> got;
+  std::string load_error, step_error;
+  int32_t slot_pinned = -1, slot_after_evict = 0;
+  dist::run_ranks(2, [&](dist::Communicator& comm) {
+    std::unique_ptr<Model> m = dist::load_model_shard(model_dir(f), plan, comm.rank());
+    ExecutorOptions o = f.options;
+    o.communicator = &comm;
+    o.shard_plan = &plan;
+    Executor ex(*m, o);
+    if (comm.rank() != 0) return follow_leader(ex, comm);
+    LeaderChannel channel(comm);
+    ex.lead(&channel);
+    try {
+      ex.load_adapter("broken", (f.dir / "no-such-adapter").string());
+    } catch (const Error& e) {
+      load_error = e.what();
+    }
+    const SeqId s = ex.open_sequence();
+    try {
+      ex.execute({{s, {static_cast<int32_t>(ex.info().vocab_size)}, nullptr, RowOutput::kLast}});
+    } catch (const Error& e) {
+      step_error = e.what();
+    }
+    ex.release_sequence(s);
+    AdapterSet mine;
+    for (auto& [n, d] : f.adapters) mine[n] = ex.load_adapter(n, d.string());
+    const auto first = mine.begin()->second;
+    ex.pin_adapter(first);
+    slot_pinned = ex.adapter_slot(*first);
+    got = score_requests(ex, f.requests, kSchedule, mine);
+    ex.unpin_adapter(*first);
+    ex.evict_adapter(*first);
+    slot_after_evict = ex.adapter_slot(*first);
+    channel.stop();
+  });
+  EXPECT_NE(load_error.find("adapter \"broken\""), std::string::npos) << load_error;
+  EXPECT_NE(step_error.find("outside the vocabulary"), std::string::npos) << step_error;
+  EXPECT_GE(slot_pinned, 0);
+  EXPECT_EQ(slot_after_evict, -1);
+  const char* coretype = std::getenv("OPENBLAS_CORETYPE");
+  const double tolerance = coretype && *coretype ? std::max(f.tp_tolerance, f.limit) : f.tp_tolerance;
+  EXPECT_LE(max_diff(f.requests, got, logprobs_of(w.results), nullptr), tolerance);
+}
+
+// Every rank run with the same calls gathers the same logits as rank 0 (the all-gather of the vocabulary-split
+// lm_head), and the leader-driven run gives rank 0 exactly those logits: the followers ran the same steps.
+TEST(TensorParallelRanks, EveryRankGathersTheSameLogitsAndTheLeaderDrivenRunMatches) {
+  const Fixture f = read_fixture("qwen3_5_moe_lora");
+  const auto every = run_sharded(f, 2, 2, Drive::kEveryRank);
+  const auto led = run_sharded(f, 2, 2, Drive::kLeader);
+  EXPECT_EQ(max_diff(f.requests, every[1], logprobs_of(every[0]), nullptr), 0.0);
+  EXPECT_EQ(max_diff(f.requests, led[0], logprobs_of(every[0]), nullptr), 0.0);
+}
+
 // The test can fail: rank r holding rank (r + 1)'s adapter shard (B rows / A columns of another rank) must be
 // caught on the adapter requests, while the base requests stay exact.
 TEST(TensorParallelBroken, AnotherRanksAdapterShardIsCaught) {
   const Fixture f = read_fixture("qwen3_5_causal_lora");
   const Whole w = run_whole(f);
-  const auto ranks = run_sharded(f, w, 2, 1, [](int r) { return (r + 1) % 2; });
+  const auto ranks = run_sharded(f, 2, 1, Drive::kEveryRank, [](int r) { return (r + 1) % 2; });
   const auto ref = logprobs_of(w.results);
   const std::string base;
   EXPECT_LE(max_diff(f.requests, ranks[0], ref, &base), 1e-4);
@@ -221,12 +309,12 @@ TEST(TensorParallelBroken, UnreducedRowProjectionOrShiftedVocabularyIsCaught) {
   const Whole w = run_whole(f);
   const auto ref = logprobs_of(w.results);
   const std::string base;
-  const auto unreduced = run_sharded(f, w, 2, 1, [](int r) { return r; }, [](Model& m, int) {
+  const auto unreduced = run_sharded(f, 2, 1, Drive::kEveryRank, [](int r) { return r; }, [](Model& m, int) {
     for (Linear* l : m.lora_targets().linears)
       if (l->name.find("o_proj") != std::string::npos) l->tp = TpRole::kLocal;
   });
   EXPECT_GT(max_diff(f.requests, unreduced[0], ref, &base), 1e-2);
-  const auto shifted = run_sharded(f, w, 2, 1, [](int r) { return r; }, [](Model& m, int r) {
+  const auto shifted = run_sharded(f, 2, 1, Drive::kEveryRank, [](int r) { return r; }, [](Model& m, int r) {
     Embedding* e = m.lora_targets().embedding;
     e->vocab_begin = (1 - r) * e->table.dim(0);  // the other rank's range
   });
