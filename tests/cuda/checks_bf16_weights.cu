@@ -5,6 +5,7 @@
 
 #include "ops/cuda/extra.h"
 #include "ops/cuda/gemm.h"
+#include "ops/cuda/gemv.h"
 #include "tests/cuda/check_util.h"
 
 using namespace chk;
@@ -50,6 +51,50 @@ void check_mixed_gemm() {
   expect("gemm f32->bf16 refused",
          hc::gemm(h, DType::f32, DType::bf16, nullptr, 1, nullptr, 1, nullptr, 1, 1, 1, 1, nullptr, false, nullptr) ==
              cudaErrorInvalidValue);
+}
+
+// The decode GEMM (gemv.h): fp32 x rounded to bf16 in the kernel, bf16 W, fp32 y; both layouts (N large: a warp per
+// two columns; N small: K split over a block's warps), M = 1..8, an odd N (a lone last column), padded leading
+// dimensions, accumulate; operands it does not take are refused.
+void check_gemv() {
+  struct S { int64_t M, N, K; bool acc; };
+  std::vector<S> shapes = {{1, 4096, 2560, false}, {1, 64, 2560, false}, {3, 9217, 1024, true}, {8, 2560, 9216, false},
+                           {5, 7, 40, true},       {2, 1, 256, false},    {4, 300, 4096, true}, {7, 20000, 512, false},
+                           {1, 30000, 2560, true}};
+  if (g_small) shapes = {{1, 33, 64, false}, {3, 5, 2056, true}, {8, 70, 16, false}};
+  for (auto s : shapes) {
+    const int64_t ldx = s.K + 4, ldw = s.K + 8, ldy = s.N + 3;
+    auto x = randn(s.M * ldx, 1.0f, DType::f32), W = randn(s.N * ldw, 0.05f, DType::bf16),
+         y0 = randn(s.M * ldy, 1.0f, DType::f32);
+    Buf dx = up(x, DType::f32), dW = up(W, DType::bf16), dy = up(y0, DType::f32);
+    CK(hc::gemv_bf16(dx.as<float>(), ldx, dW.p, ldw, dy.as<float>(), ldy, s.M, s.N, s.K, s.acc, nullptr));
+    auto got = down(dy, s.M * ldy, DType::f32);
+    std::vector<float> g2;
+    std::vector<double> ref;
+    bool pad_ok = true;
+    for (int64_t m = 0; m < s.M; ++m) {
+      for (int64_t n = 0; n < s.N; ++n) {
+        double a = s.acc ? y0[m * ldy + n] : 0.0;
+        for (int64_t k = 0; k < s.K; ++k)
+          a += static_cast<double>(round_dt(x[m * ldx + k], DType::bf16)) * W[n * ldw + k];
+        ref.push_back(a);
+        g2.push_back(got[m * ldy + n]);
+      }
+      for (int64_t n = s.N; n < ldy; ++n) pad_ok &= got[m * ldy + n] == y0[m * ldy + n];
+    }
+    char name[128];
+    std::snprintf(name, sizeof name, "gemv bf16 M=%ld N=%ld K=%ld acc=%d", (long)s.M, (long)s.N, (long)s.K, s.acc);
+    compare(name, DType::f32, g2, ref, 2e-5);
+    expect(std::string(name) + " ld padding untouched", pad_ok);
+  }
+  Buf dx(64 * 4 * 9), dW(64 * 64 * 2);
+  const float* xa = dx.as<float>();
+  expect("gemv refuses K % 8 != 0",
+         hc::gemv_bf16(xa, 12, dW.p, 16, nullptr, 1, 1, 1, 12, false, nullptr) == cudaErrorInvalidValue);
+  expect("gemv refuses M > kGemvMaxRows",
+         hc::gemv_bf16(xa, 16, dW.p, 16, nullptr, 1, 9, 1, 16, false, nullptr) == cudaErrorInvalidValue);
+  expect("gemv refuses an unaligned x", !hc::gemv_bf16_fits(xa + 1, 16, dW.p, 16, 1, 16));
+  expect("gemv refuses an unaligned W row stride", !hc::gemv_bf16_fits(xa, 16, dW.p, 20, 1, 16));
 }
 
 void check_cast() {
@@ -128,6 +173,7 @@ void check_expert_gemm(DType wd) {
 
 void check_bf16_weights() {
   check_mixed_gemm();
+  check_gemv();
   check_cast();
   for (DType wd : {DType::f32, DType::bf16}) {
     check_embedding(wd);

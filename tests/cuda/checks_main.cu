@@ -10,6 +10,7 @@
 #include "ops/cuda/gdn_chunked.h"
 #include "ops/cuda/ssd_chunked.h"
 #include "ops/cuda/gemm.h"
+#include "ops/cuda/gemv.h"
 #include "ops/cuda/lora.h"
 #include "ops/cuda/moe.h"
 #include "ops/cuda/misc.h"
@@ -124,8 +125,41 @@ void bench_decode() {
   }
 }
 
+// Decode projections at Qwen3.5-4B shapes (and its lm_head): the bf16 weight-streaming kernel (gemv.h) against the
+// path it replaces (x cast to bf16, then cuBLASLt's mixed GEMM), at 1 and 8 rows. Each repetition reads another copy
+// of the weights from a 2 GiB pool (far more than the 50 MB L2 holds), so the times are DRAM's, as in a decode step.
+void bench_gemv() {
+  hc::GemmHandle gh;
+  const size_t pool_bytes = size_t{2} << 30;  // ≥ the largest matrix (lm_head, 1.27 GB)
+  Buf pool(pool_bytes);
+  CK(cudaMemset(pool.p, 0, pool_bytes));
+  for (auto nk : std::vector<std::pair<int64_t, int64_t>>{{8192, 2560}, {4096, 2560}, {1024, 2560}, {64, 2560},
+                                                          {18432, 2560}, {2560, 9216}, {2560, 4096}, {248320, 2560}}) {
+    const int64_t N = nk.first, K = nk.second;
+    const size_t wbytes = static_cast<size_t>(N) * K * 2;
+    const int64_t copies = std::max<int64_t>(1, static_cast<int64_t>(pool_bytes / wbytes));
+    for (int64_t M : {1L, 8L}) {
+      Buf x(M * K * 4), xb(M * K * 2), y(M * N * 4);
+      CK(cudaMemset(x.p, 0, x.bytes));
+      int64_t i = 0;
+      auto w = [&] { return static_cast<char*>(pool.p) + (i++ % copies) * wbytes; };
+      const double ms_v = time_ms([&] {
+        CK(hc::gemv_bf16(x.as<float>(), K, w(), K, y.as<float>(), N, M, N, K, false, nullptr));
+      });
+      const double ms_c = time_ms([&] {
+        CK(hc::extra::to_bf16(x.as<float>(), K, xb.p, K, M, K, nullptr));
+        CK(hc::gemm(gh, DType::bf16, DType::f32, xb.p, K, w(), K, y.p, N, M, N, K, nullptr, false, nullptr));
+      });
+      std::printf("TIME decode projection bf16 M=%ld N=%ld K=%ld: gemv %.2f us (%.0f GB/s), cast + cuBLASLt %.2f us "
+                  "(%.0f GB/s)\n", (long)M, (long)N, (long)K, ms_v * 1e3, wbytes / ms_v / 1e6, ms_c * 1e3,
+                  wbytes / ms_c / 1e6);
+    }
+  }
+}
+
 void bench() {
   std::printf("\n== timings (CUDA events, mean of 20 after warm-up)\n");
+  bench_gemv();
   {
     const size_t bytes = size_t{2} << 30;
     Buf a(bytes), b(bytes);

@@ -16,6 +16,7 @@
 #include "ops/cuda/expert_gemm.h"
 #include "ops/cuda/extra.h"
 #include "ops/cuda/gemm.h"
+#include "ops/cuda/gemv.h"
 #include "ops/cuda/lora.h"
 #include "ops/cuda/misc.h"
 #include "ops/cuda/moe_permute.h"
@@ -331,6 +332,13 @@ void matmul_nt(ExecCtx& ctx, const Tensor& x, const Tensor& w, Tensor& y, bool a
   const void* wp = cw(w, wt, "matmul");
   const void* xp = cf(x, "matmul");
   int64_t ldx = x.ld();
+  if (wt == cuda::DType::bf16 && cuda::gemv_bf16_fits(static_cast<const float*>(xp), ldx, wp, w.ld(), M, K)) {
+    // Decode rows: the weight-streaming kernel (reads fp32 x and rounds it to bf16 itself, no cast kernel).
+    ok(cuda::gemv_bf16(static_cast<const float*>(xp), ldx, wp, w.ld(), mf(y, "matmul"), y.ld(), M, N, K, accumulate,
+                       stream(ctx)),
+       "matmul_nt (gemv)");
+    return;
+  }
   if (wt == cuda::DType::bf16) {
     // cuBLASLt wants A and B of one type: round x to bf16 (as HF's bf16 GEMM sees it) into scratch [M, K]; the
     // product is accumulated and written in fp32.
