@@ -332,7 +332,8 @@ void matmul_nt(ExecCtx& ctx, const Tensor& x, const Tensor& w, Tensor& y, bool a
   const void* wp = cw(w, wt, "matmul");
   const void* xp = cf(x, "matmul");
   int64_t ldx = x.ld();
-  if (wt == cuda::DType::bf16 && cuda::gemv_bf16_fits(static_cast<const float*>(xp), ldx, wp, w.ld(), M, K)) {
+  if (wt == cuda::DType::bf16 && M <= cuda::kGemvEngineRows &&
+      cuda::gemv_bf16_fits(static_cast<const float*>(xp), ldx, wp, w.ld(), M, K)) {
     // Decode rows: the weight-streaming kernel (reads fp32 x and rounds it to bf16 itself, no cast kernel).
     ok(cuda::gemv_bf16(static_cast<const float*>(xp), ldx, wp, w.ld(), mf(y, "matmul"), y.ld(), M, N, K, accumulate,
                        stream(ctx)),
