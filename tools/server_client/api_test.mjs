@@ -283,3 +283,34 @@ test("a model directory without a tokenizer serves token ids only (text null)", 
     await s.stop();
   }
 });
+
+test("--tp 2 (two rank threads): the same greedy tokens as one rank, base and adapters; runtime loads go to every rank", async () => {
+  const s = await startServer(["--model", path.join(CASE, "model"), "--max-lora-rank", "16", "--tp", "2",
+    "--lora", `full_r16=${path.join(CASE, "adapters", "full_r16")}`,
+    "--lora", `mixed_r4=${path.join(CASE, "adapters", "mixed_r4")}`,
+    "--max-loras-per-batch", "2", "--lora-root", loraRoot]);
+  try {
+    const body = (lora) => ({ input_ids: [5, 17, 2, 40, 9], lora_path: lora,
+                              sampling_params: { temperature: 0, max_new_tokens: 8, ignore_eos: true } });
+    const outputs = [];
+    for (const lora of [null, "full_r16", "mixed_r4"]) {
+      const one = await post(url + "/generate", body(lora), AUTH);
+      const two = await post(s.url + "/generate", body(lora));
+      assert.equal(one.status, 200, one.text);
+      assert.equal(two.status, 200, two.text);
+      assert.deepEqual(two.json.output_ids, one.json.output_ids, `adapter ${lora}`);
+      outputs.push(JSON.stringify(two.json.output_ids));
+    }
+    assert.equal(new Set(outputs).size, 3, "base and the two adapters answer differently");
+    // A runtime load reaches every rank; a broken adapter fails alone and the group serves on.
+    let r = await post(s.url + "/load_lora_adapter", { lora_name: "partial", lora_path: "partial" });
+    assert.equal(r.status, 200, r.text);
+    r = await post(s.url + "/load_lora_adapter", { lora_name: "broken", lora_path: "broken" });
+    assert.equal(r.status, 400, r.text);
+    const a = await post(s.url + "/generate", body("partial"));
+    assert.equal(a.status, 200, a.text);
+    assert.equal(a.json.output_ids.length, 8);
+  } finally {
+    await s.stop();
+  }
+});
