@@ -1,8 +1,8 @@
 // Decode GEMM with bf16 weights and a few fp32 rows: y[M, N] (ld ldy) (+)= bf16(x[M, K]) · W[N, K]ᵀ with x rounded
 // to bf16 (as the cuBLASLt path rounds it before its bf16 GEMM), fp32 products and accumulation, fp32 y. M ≤
 // kGemvMaxRows. Why not cuBLASLt: at decode a projection is a weight stream, and for one row the cast kernel plus
-// cuBLASLt's GEMM reach 1.7-3.2 TB/s on Qwen3.5-4B's projections where this kernel reaches 2.2-3.9 TB/s (H200,
-// DRAM-cold weights, `hylora_cuda_checks --bench`; 1024 × 2560: 18.3 → 4.4 µs, lm_head 414 → 322 µs). Here a warp
+// cuBLASLt's GEMM reach 1.7-3.1 TB/s on Qwen3.5-4B's matrices of ≥ 4096 × 2560 where this kernel reaches 2.2-3.9
+// TB/s (H200, DRAM-cold weights, `hylora_cuda_checks --bench`; 1024 × 2560: 18.3 → 4.4 µs, lm_head 414 → 322 µs). Here a warp
 // streams two weight rows with 16-byte loads; when N is too small to fill the GPU that way, the eight warps of a block
 // split K and meet in shared memory. Every row of x is re-read from L1 per weight vector, so with 8 rows the kernel is
 // L1-bound (0.8-1.3 TB/s, below cuBLASLt's 1.9-3.2): the engine uses it for one row only (kGemvEngineRows).
