@@ -35,7 +35,10 @@ const request = (i) => ({ model: MODELS[i % MODELS.length], prompt: prompt(i), m
                           ignore_eos: true });
 
 async function streamText(i, { abortAfter = 0 } = {}) {
-  const stream = await client.completions.create({ ...request(i), stream: true });
+  // A client that disconnects asks for many tokens: with only TOKENS the server could finish the whole answer before
+  // the client drops after its second chunk, and then there is no disconnect to see (CI's run once saw none).
+  const stream = await client.completions.create({ ...request(i), stream: true,
+                                                  ...(abortAfter ? { max_tokens: 400 } : {}) });
   let text = "", chunks = 0, finish = null;
   for await (const chunk of stream) {
     text += chunk.choices[0]?.text ?? "";
