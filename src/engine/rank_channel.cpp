@@ -1,6 +1,7 @@
 #include "engine/rank_channel.h"
 
 #include <cstdio>
+#include <optional>
 
 #include "core/communicator.h"
 #include "core/error.h"
@@ -169,12 +170,12 @@ void follow_leader(Executor& ex, dist::Communicator& comm) {
       case kStop:
         return;
       case kOpen: {
+        // The id check stays outside run(): a divergence must end the group, not be swallowed as a call's error.
         const SeqId expected = get_id(w);
-        run([&] {
-          const SeqId got = ex.open_sequence();
-          HYLORA_CHECK(got == expected, "rank ", comm.rank(), ": opened sequence ", got, " where rank 0 opened ",
-                       expected, " (the ranks' calls diverged)");
-        });
+        std::optional<SeqId> got;
+        run([&] { got = ex.open_sequence(); });
+        HYLORA_CHECK(!got || *got == expected, "rank ", comm.rank(), ": opened sequence ", got.value_or(0),
+                     " where rank 0 opened ", expected, " (the ranks' calls diverged)");
         break;
       }
       case kRelease:
