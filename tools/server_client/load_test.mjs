@@ -1,9 +1,10 @@
 // Under load, nothing lost (issue 10 item 6): 64 concurrent streaming clients (the openai package) over 4 adapters
 // and the base model, with 2 adapter slots, on the tiny Qwen3.5 fixture. Every request completes, every greedy
 // result equals the same request run alone; an adapter is loaded and unloaded over and over meanwhile; clients
-// that disconnect mid-stream free their slots and pages (/metrics). A 32-page KV cache makes some requests be
-// preempted and recomputed on the way. Bounded: 64 clients, 24 tokens each, arriving 25 ms apart (so adapters
-// come and go mid-run), < 60 s.
+// that disconnect mid-stream free their slots and pages (/metrics). Clients arrive in bursts of 8 and the KV cache
+// holds 7 pages (112 tokens), so requests are preempted and recomputed on the way (asserted: a
+// staggered arrival with 32 pages ran them one or two at a time and preempted nothing). Bounded: 64 clients, 24
+// tokens each, a burst every 200 ms (so adapters come and go mid-run), < 60 s.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
@@ -14,7 +15,7 @@ const CASE = path.join(FIXTURES, "qwen3_5_causal_lora");
 const SPELLINGS = path.join(FIXTURES, "qwen3_5_lora_spellings", "adapters");
 const BASE = "qwen3_5_causal_lora";
 const MODELS = [BASE, "full_r16", "mixed_r4", "partial", "peft_tied"];
-const CLIENTS = 64, TOKENS = 24, DISCONNECTS = 8, STAGGER_MS = 25;
+const CLIENTS = 64, TOKENS = 24, DISCONNECTS = 8, STAGGER_MS = 25, BURST = 8;
 let server, client;
 
 before(async () => {
@@ -24,7 +25,7 @@ before(async () => {
     "--lora", `partial=${path.join(CASE, "adapters", "partial")}`,
     "--lora", `peft_tied=${path.join(SPELLINGS, "peft_tied")}`,
     "--max-loras-per-batch", "2", "--max-loaded-loras", "3", "--lora-root", FIXTURES,
-    "--max-batch-tokens", "256", "--prefill-chunk", "32", "--kv-cache-tokens", "512"]);
+    "--max-batch-tokens", "256", "--prefill-chunk", "32", "--kv-cache-tokens", "112"]);
   client = new OpenAI({ baseURL: server.url + "/v1", apiKey: "unused", maxRetries: 0 });
 });
 
@@ -35,10 +36,11 @@ const request = (i) => ({ model: MODELS[i % MODELS.length], prompt: prompt(i), m
                           ignore_eos: true });
 
 async function streamText(i, { abortAfter = 0 } = {}) {
-  // A client that disconnects asks for many tokens: with only TOKENS the server could finish the whole answer before
-  // the client drops after its second chunk, and then there is no disconnect to see (CI's run once saw none).
+  // A client that disconnects asks for more tokens (64: what the 112-token cache leaves its longest prompt): with only
+  // TOKENS the server could finish the whole answer before the client drops after its second chunk, and then there
+  // is no disconnect to see (CI's run once saw none).
   const stream = await client.completions.create({ ...request(i), stream: true,
-                                                  ...(abortAfter ? { max_tokens: 400 } : {}) });
+                                                  ...(abortAfter ? { max_tokens: 64 } : {}) });
   let text = "", chunks = 0, finish = null;
   for await (const chunk of stream) {
     text += chunk.choices[0]?.text ?? "";
@@ -84,7 +86,7 @@ test("64 concurrent streaming clients over 4 adapters + base: nothing lost, each
   const jobs = [];
   for (let c = 0; c < CLIENTS; ++c) {
     const i = c % distinct;
-    jobs.push(new Promise((r) => setTimeout(r, c * STAGGER_MS))
+    jobs.push(new Promise((r) => setTimeout(r, Math.floor(c / BURST) * BURST * STAGGER_MS))
       .then(() => streamText(i, { abortAfter: c < DISCONNECTS ? 2 : 0 })).then((r) => ({ c, i, r })));
   }
   const results = await Promise.all(jobs);
@@ -110,6 +112,7 @@ test("64 concurrent streaming clients over 4 adapters + base: nothing lost, each
   assert.ok(loads >= 2 && unloads >= 2, "the adapter was not loaded and unloaded during the run");
   assert.equal(m.hylora_sequence_slots_free, 256);
   assert.ok(m.hylora_client_disconnects_total >= 1);
+  assert.ok(m.hylora_preemptions_total >= 1, "the 7-page KV cache must preempt");
   assert.ok(m['hylora_requests_finished_total{reason="abort"}'] >= 1);
   assert.ok(m.hylora_adapter_host_evictions_total >= 1, "--max-loaded-loras 3 with 5 adapters must evict");
   assert.equal(m['hylora_requests_finished_total{reason="error"}'], 0);
