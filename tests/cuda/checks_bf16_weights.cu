@@ -13,6 +13,33 @@ namespace hc = hylora::cuda;
 
 namespace {
 
+// Double reference of y[M, N] (ld ldy) = (y0 if acc) (+ bias) + x[M, K] · W[N, K]ᵀ, x rounded to bf16 first when
+// round_x, beside the GPU's values at the same places; pad_ok: the columns past N of every row kept y0's values.
+struct LinearCheck {
+  std::vector<float> got;
+  std::vector<double> ref;
+  bool pad_ok = true;
+};
+LinearCheck linear_check(const std::vector<float>& y, const std::vector<float>& x, int64_t ldx,
+                         const std::vector<float>& W, int64_t ldw, const std::vector<float>& y0, int64_t ldy,
+                         const float* bias, int64_t M, int64_t N, int64_t K, bool acc, bool round_x) {
+  LinearCheck c;
+  for (int64_t m = 0; m < M; ++m) {
+    for (int64_t n = 0; n < N; ++n) {
+      double a = acc ? y0[m * ldy + n] : 0.0;
+      if (bias) a += bias[n];
+      for (int64_t k = 0; k < K; ++k) {
+        const float xv = round_x ? round_dt(x[m * ldx + k], DType::bf16) : x[m * ldx + k];
+        a += static_cast<double>(xv) * W[n * ldw + k];
+      }
+      c.ref.push_back(a);
+      c.got.push_back(y[m * ldy + n]);
+    }
+    for (int64_t n = N; n < ldy; ++n) c.pad_ok &= y[m * ldy + n] == y0[m * ldy + n];
+  }
+  return c;
+}
+
 void check_mixed_gemm() {
   hc::GemmHandle h;
   struct S { int64_t M, N, K; bool bias, acc; };
@@ -27,25 +54,13 @@ void check_mixed_gemm() {
     Buf dx = up(x, DType::bf16), dW = up(W, DType::bf16), db = up(b, DType::f32), dy = up(y0, DType::f32);
     CK(hc::gemm(h, DType::bf16, DType::f32, dx.p, ldx, dW.p, ldw, dy.p, ldy, s.M, s.N, s.K, s.bias ? db.p : nullptr,
                 s.acc, nullptr));
-    auto got = down(dy, s.M * ldy, DType::f32);
-    std::vector<float> g2;
-    std::vector<double> ref;
-    bool pad_ok = true;
-    for (int64_t m = 0; m < s.M; ++m) {
-      for (int64_t n = 0; n < s.N; ++n) {
-        double a = s.acc ? y0[m * ldy + n] : 0.0;
-        if (s.bias) a += b[n];
-        for (int64_t k = 0; k < s.K; ++k) a += static_cast<double>(x[m * ldx + k]) * W[n * ldw + k];
-        ref.push_back(a);
-        g2.push_back(got[m * ldy + n]);
-      }
-      for (int64_t n = s.N; n < ldy; ++n) pad_ok &= got[m * ldy + n] == y0[m * ldy + n];
-    }
+    const LinearCheck c = linear_check(down(dy, s.M * ldy, DType::f32), x, ldx, W, ldw, y0, ldy,
+                                       s.bias ? b.data() : nullptr, s.M, s.N, s.K, s.acc, false);
     char name[128];
     std::snprintf(name, sizeof name, "gemm bf16->f32 M=%ld N=%ld K=%ld bias=%d acc=%d", (long)s.M, (long)s.N,
                   (long)s.K, s.bias, s.acc);
-    compare(name, DType::f32, g2, ref, 2e-5);  // fp32 output: no bf16 rounding of the product
-    expect(std::string(name) + " ld padding untouched", pad_ok);
+    compare(name, DType::f32, c.got, c.ref, 2e-5);  // fp32 output: no bf16 rounding of the product
+    expect(std::string(name) + " ld padding untouched", c.pad_ok);
   }
   // f32 in, bf16 out is not a mode: refused, not silently wrong.
   expect("gemm f32->bf16 refused",
@@ -68,24 +83,12 @@ void check_gemv() {
          y0 = randn(s.M * ldy, 1.0f, DType::f32);
     Buf dx = up(x, DType::f32), dW = up(W, DType::bf16), dy = up(y0, DType::f32);
     CK(hc::gemv_bf16(dx.as<float>(), ldx, dW.p, ldw, dy.as<float>(), ldy, s.M, s.N, s.K, s.acc, nullptr));
-    auto got = down(dy, s.M * ldy, DType::f32);
-    std::vector<float> g2;
-    std::vector<double> ref;
-    bool pad_ok = true;
-    for (int64_t m = 0; m < s.M; ++m) {
-      for (int64_t n = 0; n < s.N; ++n) {
-        double a = s.acc ? y0[m * ldy + n] : 0.0;
-        for (int64_t k = 0; k < s.K; ++k)
-          a += static_cast<double>(round_dt(x[m * ldx + k], DType::bf16)) * W[n * ldw + k];
-        ref.push_back(a);
-        g2.push_back(got[m * ldy + n]);
-      }
-      for (int64_t n = s.N; n < ldy; ++n) pad_ok &= got[m * ldy + n] == y0[m * ldy + n];
-    }
+    const LinearCheck c = linear_check(down(dy, s.M * ldy, DType::f32), x, ldx, W, ldw, y0, ldy, nullptr, s.M, s.N,
+                                       s.K, s.acc, true);
     char name[128];
     std::snprintf(name, sizeof name, "gemv bf16 M=%ld N=%ld K=%ld acc=%d", (long)s.M, (long)s.N, (long)s.K, s.acc);
-    compare(name, DType::f32, g2, ref, 2e-5);
-    expect(std::string(name) + " ld padding untouched", pad_ok);
+    compare(name, DType::f32, c.got, c.ref, 2e-5);
+    expect(std::string(name) + " ld padding untouched", c.pad_ok);
   }
   Buf dx(64 * 4 * 9), dW(64 * 64 * 2);
   const float* xa = dx.as<float>();

@@ -30,8 +30,8 @@ __device__ __forceinline__ void ld16(const float* p, float* v) {
   v[2] = q.z;
   v[3] = q.w;
 }
-__device__ __forceinline__ void ld16(const __nv_bfloat16* p, float* v) {
-  const uint4 q = *reinterpret_cast<const uint4*>(p);
+// The 8 bf16 values packed in 16 bytes, as floats (for callers that choose their own load, e.g. streaming).
+__device__ __forceinline__ void bf16x8_to_float(const uint4& q, float* v) {
   const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&q);
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
@@ -39,6 +39,9 @@ __device__ __forceinline__ void ld16(const __nv_bfloat16* p, float* v) {
     v[2 * i] = f.x;
     v[2 * i + 1] = f.y;
   }
+}
+__device__ __forceinline__ void ld16(const __nv_bfloat16* p, float* v) {
+  bf16x8_to_float(*reinterpret_cast<const uint4*>(p), v);
 }
 
 __host__ __device__ __forceinline__ int64_t imin64(int64_t a, int64_t b) { return a < b ? a : b; }

@@ -33,14 +33,7 @@ __device__ __forceinline__ void load_x8(const float* p, float* v) {
 
 // 8 bf16 weights (16-byte aligned), streamed (evict-first: a decode step reads each weight once).
 __device__ __forceinline__ void load_w8(const __nv_bfloat16* p, float* v) {
-  const uint4 q = __ldcs(reinterpret_cast<const uint4*>(p));
-  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&q);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 f = __bfloat1622float2(h[i]);
-    v[2 * i] = f.x;
-    v[2 * i + 1] = f.y;
-  }
+  bf16x8_to_float(__ldcs(reinterpret_cast<const uint4*>(p)), v);
 }
 
 template <int MR>
