@@ -19,6 +19,8 @@ namespace chk {
 using hylora::cuda::DType;
 
 inline bool g_small = false;  // sanitizer runs: smaller shapes
+inline bool g_bench = false;  // --bench: a check file may time its own kernels after its checks (with --only NAME,
+                              // only that section's checks and timings run; the shared bench() is skipped)
 inline int g_pass = 0, g_fail = 0;
 inline std::mt19937_64 g_rng(12345);
 

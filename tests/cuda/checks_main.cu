@@ -1,6 +1,7 @@
 // GPU checks of every CUDA op against independent double-precision references on fresh random inputs, and a few
 // timings. Usage: hylora_cuda_checks [--small] [--bench] [--only NAME]
-//   --small: small shapes (for compute-sanitizer runs); --bench: also time key kernels.
+//   --small: small shapes (for compute-sanitizer runs); --bench: also time key kernels (with --only NAME: only the
+//   timings that section's check file runs itself under g_bench, not the shared bench() below).
 #include <chrono>
 #include <string>
 #include <tuple>
@@ -406,7 +407,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--small") g_small = true;
-    else if (a == "--bench") do_bench = true;
+    else if (a == "--bench") do_bench = g_bench = true;
     else if (a == "--only" && i + 1 < argc) only = argv[++i];
   }
   cudaDeviceProp prop{};
@@ -437,6 +438,6 @@ int main(int argc, char** argv) {
   section("extra_rope", check_extra_rope);
   std::printf("\n%d passed, %d failed (%.1f s)\n", g_pass, g_fail,
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  if (do_bench) bench();
+  if (do_bench && only.empty()) bench();
   return g_fail ? 1 : 0;
 }
