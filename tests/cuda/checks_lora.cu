@@ -1,7 +1,8 @@
 // Checks of the multi-LoRA shrink/expand (lora.md §3-4): ragged segments with base rows mixed in, empty segments,
 // more segments than a tile, 1..4+ slices with different output sizes, ranks 1..max_r with rank < max_r, both
 // shrink and both expand paths (the run's path is used for both), decode batches 1 / 3 / 64 / 65, unaligned
-// (scalar) shapes, rank metadata given or not, embedding LoRA.
+// (scalar) shapes, `in` not a multiple of the SGMV K chunk, partial row / column tiles, rank metadata given or not,
+// embedding LoRA. With --bench: LoRA timings (bench_lora).
 #include "ops/cuda/lora.h"
 #include "tests/cuda/check_util.h"
 
@@ -44,7 +45,8 @@ void run(const Scenario& sc, DType d, hc::LoraPath path, bool pass_rank) {
     off[k] = total_out;
     total_out += sc.out_sizes[k];
   }
-  const int64_t ldx = sc.in + (sc.in % 16 == 0 ? 8 : 5), ldy = total_out + 7;  // 16-byte aligned rows when in % 16 == 0
+  // 16-byte aligned x and y rows when in % 8 == 0 (vector / cp.async paths), unaligned otherwise (scalar paths)
+  const int64_t ldx = sc.in + (sc.in % 8 == 0 ? 8 : 5), ldy = total_out + (sc.in % 8 == 0 ? 8 : 7);
   auto x = randn(sc.P * ldx, 1.0f, d), y0 = randn(sc.P * ldy, 1.0f, d);
   std::vector<std::vector<float>> A(n), B(n);
   std::vector<Buf> dA, dB;
@@ -170,15 +172,92 @@ void run_embedding(DType d) {
 }
 }  // namespace
 
+// LoRA timings at Qwen3.5-4B-like shapes: in 4096, 3 slices 4096/1024/1024 (q/k/v-like), 8 slots, x / A / B / y of
+// the dtype (fp32: the engine's LoRA in both --dtype modes), both paths where they compete. `hylora_cuda_checks
+// --only lora --bench`; the same function linked against another lora.cu times that one (old vs new).
+void bench_lora() {
+  struct Cfg {
+    DType d;
+    int64_t T, G, r;
+    hc::LoraPath path;
+  };
+  const auto S = hc::LoraPath::kSgmv, D = hc::LoraPath::kDecode;
+  std::vector<Cfg> cfgs;
+  for (DType d : {DType::bf16, DType::f32}) {
+    cfgs.push_back({d, 64, 8, 16, D});
+    cfgs.push_back({d, 64, 8, 16, S});
+    cfgs.push_back({d, 8192, 1, 64, S});
+    cfgs.push_back({d, 8192, 8, 16, S});
+  }
+  for (int64_t T : {128L, 256L, 512L})  // the kAuto crossover (decode when T_lora ≤ 16·G)
+    for (auto p : {D, S}) cfgs.push_back({DType::f32, T, 8, 16, p});
+  const int64_t in = 4096, slots = 8, ldy = 6144;
+  const std::vector<int64_t> outs = {4096, 1024, 1024};
+  for (const Cfg& c : cfgs) {
+    const size_t es = hc::dtype_size(c.d);
+    std::vector<int32_t> perm(c.T), ind(c.G + 1), slot(c.G), rank(slots * 3, static_cast<int32_t>(c.r));
+    for (int64_t i = 0; i < c.T; ++i) perm[i] = static_cast<int32_t>(i);
+    for (int64_t g = 0; g <= c.G; ++g) ind[g] = static_cast<int32_t>(g * c.T / c.G);
+    for (int64_t g = 0; g < c.G; ++g) slot[g] = static_cast<int32_t>(g);
+    Buf x(c.T * in * es), y(c.T * ldy * es), s(c.T * 3 * c.r * 4), dp = up_raw(perm), di = up_raw(ind),
+        ds = up_raw(slot), dr = up_raw(rank);
+    std::vector<Buf> ab;
+    hc::LoraSlices sl;
+    sl.n = 3;
+    int64_t off = 0;
+    for (int k = 0; k < 3; ++k) {
+      ab.emplace_back(slots * c.r * in * es);
+      sl.A[k] = ab.back().p;
+      ab.emplace_back(slots * outs[k] * c.r * es);
+      sl.B[k] = ab.back().p;
+      sl.out_off[k] = off;
+      sl.out_size[k] = outs[k];
+      off += outs[k];
+    }
+    // small nonzero values (bytes 0x3c: 0.0115 in fp32 and in bf16), so y stays finite over the repetitions
+    for (Buf* b : {&x, &y}) CK(cudaMemset(b->p, 0x3c, b->bytes));
+    for (Buf& b : ab) CK(cudaMemset(b.p, 0x3c, b.bytes));
+    hc::LoraSegments seg{dp.as<int32_t>(), c.T, di.as<int32_t>(), ds.as<int32_t>(), c.G, dr.as<int32_t>()};
+    auto time_ms = [](auto&& f) {
+      f();
+      CK(cudaDeviceSynchronize());
+      cudaEvent_t a, b;
+      CK(cudaEventCreate(&a));
+      CK(cudaEventCreate(&b));
+      const int reps = 20;
+      CK(cudaEventRecord(a));
+      for (int i = 0; i < reps; ++i) f();
+      CK(cudaEventRecord(b));
+      CK(cudaEventSynchronize(b));
+      float ms = 0;
+      CK(cudaEventElapsedTime(&ms, a, b));
+      CK(cudaEventDestroy(a));
+      CK(cudaEventDestroy(b));
+      return ms / reps;
+    };
+    const double ms_s =
+        time_ms([&] { CK(hc::lora_shrink(c.d, x.p, in, in, sl, c.r, seg, s.as<float>(), c.path, nullptr)); });
+    const double ms_e =
+        time_ms([&] { CK(hc::lora_expand(c.d, s.as<float>(), sl, c.r, seg, y.p, ldy, nullptr, c.path)); });
+    std::printf("TIME lora %s T=%ld G=%ld r=%ld in=4096 slices 4096/1024/1024 %s: shrink %.4f ms, expand %.4f ms\n",
+                dname(c.d), (long)c.T, (long)c.G, (long)c.r, c.path == S ? "sgmv" : "decode", ms_s, ms_e);
+  }
+}
+
 void check_lora() {
   std::vector<Scenario> scs;
   if (g_small) {
     scs = {{"prefill", 60, {20, 0, 17, 3}, {96, 32, 32}, 72, 16, 3},
-           {"decode", 12, {1, 1, 1, 1, 1, 1, 1, 1}, {64, 8}, 40, 8, 4}};
+           {"decode", 12, {1, 1, 1, 1, 1, 1, 1, 1}, {64, 8}, 40, 8, 4},
+           {"prefill-unaligned", 50, {30, 9}, {40, 12}, 30, 6, 2}};  // scalar copies of x, A, s, B and y
   } else {
     scs = {{"prefill-1slice", 700, {450, 0, 33, 100}, {1024}, 1024, 64, 4},
            {"prefill-3slices", 650, {17, 0, 500, 1, 60}, {512, 128, 128}, 640, 16, 3},
            {"prefill-4slices-r128", 520, {0, 200, 300, 0}, {256, 96, 320, 64}, 512, 128, 5},
+           // in not a multiple of the SGMV K chunk, partial row tiles (130 = 64 + 64 + 2, 65), max_r < a rank group,
+           // a slice of 264 columns (a partial 128-column expand tile)
+           {"prefill-partial-k", 400, {130, 0, 65, 64, 1}, {264, 72}, 1000, 48, 3},
+           {"prefill-unaligned", 300, {130, 70}, {200, 50}, 333, 30, 3},  // scalar copies (in, ld, max_r % 4 != 0)
            {"gdn-5slices", 300, {100, 50, 7, 120}, {384, 128, 128, 16, 16}, 256, 32, 4},
            {"many-segments", 1600, {}, {192, 64}, 320, 16, 50},
            {"decode-32", 48, std::vector<int>(32, 1), {512, 128, 128}, 512, 64, 32},
@@ -189,8 +268,14 @@ void check_lora() {
            {"decode-unaligned", 10, {1, 2, 3}, {130}, 300, 6, 3},  // scalar shrink (in, ld) and expand (max_r)
            {"decode-many-segments", 120, {}, {200, 72}, 256, 8, 12},
            {"decode-uneven", 64, {1, 2, 0, 1, 3, 1, 1, 0, 1, 1, 2, 1}, {200, 40}, 300, 24, 8}};
-    for (int g = 0; g < 60; ++g) scs[4].seg_sizes.push_back(randint(0, 25));  // 60 segments > a tile of 16 rows
-    for (int g = 0; g < 40; ++g) scs[11].seg_sizes.push_back(randint(0, 3));  // 40 small segments, some empty
+    auto named = [&](const char* name) -> Scenario& {
+      for (auto& sc : scs)
+        if (std::string(sc.name) == name) return sc;
+      std::abort();
+    };
+    // 60 segments of 0..25 rows: more segments than rows in a tile, tiles of many segments in one launch
+    for (int g = 0; g < 60; ++g) named("many-segments").seg_sizes.push_back(randint(0, 25));
+    for (int g = 0; g < 40; ++g) named("decode-many-segments").seg_sizes.push_back(randint(0, 3));  // some empty
   }
   for (DType d : {DType::f32, DType::bf16}) {
     for (const auto& sc : scs) {
@@ -201,4 +286,5 @@ void check_lora() {
     run(scs.back(), d, hc::LoraPath::kAuto, false);
     run_embedding(d);
   }
+  if (g_bench) bench_lora();
 }

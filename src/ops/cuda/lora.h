@@ -46,14 +46,17 @@ struct LoraSegments {
 enum class LoraPath : int { kAuto = 0, kSgmv = 1, kDecode = 2 };
 
 // x [*, in] (ld ldx) of type dt; s fp32 [T_lora, sl.n, max_r] (fully written, zeros past the rank).
-// kSgmv: 16-row tiles per segment (prefill); kDecode: a block per (4-row tile of a segment, slice, 4 rank columns)
-// splitting `in` over 8 warps (segments of one or a few rows); kAuto picks kDecode when T_lora ≤ 16·G.
+// kSgmv (prefill, lora_sgmv_mma.cu): tensor cores, a block per (64-row tile of a segment, slice, 64 ranks), K staged
+// through a cp.async pipeline; fp32 in 3xTF32 (fp32-level accuracy), bf16 in bf16 mma (exact products). kDecode: a
+// block per (4-row tile of a segment, slice, 4 rank columns) splitting `in` over 8 warps on CUDA cores (segments of
+// one or a few rows: there a 64-row tile would be mostly padding); kAuto picks kDecode when T_lora ≤ 16·G.
 cudaError_t lora_shrink(DType dt, const void* x, int64_t ldx, int64_t in, const LoraSlices& sl, int64_t max_r,
                         const LoraSegments& seg, float* s, LoraPath path, cudaStream_t stream);
 
 // y [*, ldy] of type dt, updated in place on the rows perm[i] and the slice column ranges only.
-// kSgmv: 16 rows × 64 columns per block with a staged B tile (prefill); kDecode: 16 rows × 128 columns per block,
-// one output column per thread streaming its B row; kAuto picks kDecode when T_lora ≤ 16·G (as lora_shrink).
+// kSgmv (prefill, lora_sgmv_mma.cu): tensor cores (3xTF32; 2xTF32 for bf16 B), 64 rows × 128 columns per block, y
+// read and written once in 16-byte vectors; kDecode: 16 rows × 128 columns per block, one output column per thread
+// streaming its B row; kAuto picks kDecode when T_lora ≤ 16·G (as lora_shrink).
 cudaError_t lora_expand(DType dt, const float* s, const LoraSlices& sl, int64_t max_r, const LoraSegments& seg,
                         void* y, int64_t ldy, cudaStream_t stream, LoraPath path = LoraPath::kAuto);
 
