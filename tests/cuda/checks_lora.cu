@@ -189,8 +189,11 @@ void bench_lora() {
     cfgs.push_back({d, 8192, 1, 64, S});
     cfgs.push_back({d, 8192, 8, 16, S});
   }
-  for (int64_t T : {128L, 256L, 512L})  // the kAuto crossover (decode when T_lora ≤ 16·G)
+  // the kAuto crossover: both paths at 16..256 rows per segment
+  for (int64_t T : {128L, 256L, 512L, 1024L, 2048L})
     for (auto p : {D, S}) cfgs.push_back({DType::f32, T, 8, 16, p});
+  for (int64_t T : {64L, 256L, 1024L, 8192L})
+    for (auto p : {D, S}) cfgs.push_back({DType::f32, T, 1, 64, p});
   const int64_t in = 4096, slots = 8, ldy = 6144;
   const std::vector<int64_t> outs = {4096, 1024, 1024};
   for (const Cfg& c : cfgs) {

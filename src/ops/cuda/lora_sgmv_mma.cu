@@ -49,7 +49,7 @@ constexpr int kChunkStride = kChunkWords + 4;  // 80-byte shared rows: ldmatrix 
 constexpr int kStages = 4;                     // 4 × (64 + 64) rows × 80 B = 40 KB of static shared memory
 // expand
 constexpr int kExpandCols = 128;  // output columns per block: 8 warps as 2 × 4 warp tiles of 32 × 32
-constexpr int kExpandThreads = 256;
+constexpr int kExpandThreads = 2 * kExpandCols;  // 2 × (kExpandCols / 32) warps
 constexpr int kRankChunk = 32;                // ranks per staging round (one round for rank ≤ 32)
 constexpr int kRankStride = kRankChunk + 4;   // 144-byte shared rows (distinct banks for ldmatrix)
 constexpr int kOutStride = kExpandCols + 8;   // fp32 result rows: conflict-free float2 fragment stores
@@ -117,63 +117,75 @@ __device__ __forceinline__ WarpAddr warp_addr(const uint32_t* P, int p_row0, con
   return w;
 }
 
-// One k-step (8 words) of a warp's 32 × 32 tile: acc[mi][ni] (rows 16·mi, columns 8·ni of the warp tile) += P Qᵀ.
-// Fragments at or past live_m m16 tiles / live_n n8 tiles (warp-uniform) are neither loaded nor multiplied.
-template <Mma M>
-__device__ __forceinline__ void warp_kstep(float (&acc)[2][4][4], WarpAddr w, int stride_bytes, int live_m,
-                                           int live_n) {
-  uint32_t a[2][4], b[4][2];
+// One k-step (8 words) of a warp's 32 × (8·NT) tile: acc[mi][ni] (rows 16·mi, columns 8·ni of the warp tile) +=
+// P Qᵀ, for ni < NT (NT = 2 or 4, a compile-time count: a branch around each mma.sync would make the compiler
+// re-converge the warp before every one of them, which measured ~8× slower than the mma themselves).
+template <Mma M, int NT>
+__device__ __forceinline__ void warp_kstep(float (&acc)[2][4][4], WarpAddr w, int stride_bytes) {
+  uint32_t a[2][4], b[NT][2];
 #pragma unroll
-  for (int mi = 0; mi < 2; ++mi)
-    if (mi < live_m) ldsm4(w.p + mi * 16 * stride_bytes, a[mi]);
+  for (int mi = 0; mi < 2; ++mi) ldsm4(w.p + mi * 16 * stride_bytes, a[mi]);
 #pragma unroll
-  for (int p = 0; p < 2; ++p)
-    if (2 * p < live_n) {
-      uint32_t q[4];
-      ldsm4(w.q + p * 16 * stride_bytes, q);
-      b[2 * p][0] = q[0];
-      b[2 * p][1] = q[1];
-      b[2 * p + 1][0] = q[2];
-      b[2 * p + 1][1] = q[3];
-    }
+  for (int p = 0; p < NT / 2; ++p) {
+    uint32_t q[4];
+    ldsm4(w.q + p * 16 * stride_bytes, q);
+    b[2 * p][0] = q[0];
+    b[2 * p][1] = q[1];
+    b[2 * p + 1][0] = q[2];
+    b[2 * p + 1][1] = q[3];
+  }
   if constexpr (M == Mma::kBf16) {
 #pragma unroll
     for (int mi = 0; mi < 2; ++mi)
 #pragma unroll
-      for (int ni = 0; ni < 4; ++ni)
-        if (mi < live_m && ni < live_n) mma_bf16(acc[mi][ni], a[mi], b[ni]);
+      for (int ni = 0; ni < NT; ++ni) mma_bf16(acc[mi][ni], a[mi], b[ni]);
   } else {
-    uint32_t bh[4][2], bl[4][2];
+    uint32_t bh[NT][2], bl[NT][2];
 #pragma unroll
-    for (int ni = 0; ni < 4; ++ni)
-      if (ni < live_n)
+    for (int ni = 0; ni < NT; ++ni)
 #pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          if constexpr (M == Mma::kTf32x3)
-            split_tf32(b[ni][e], bh[ni][e], bl[ni][e]);
-          else
-            bh[ni][e] = b[ni][e];  // exact in tf32 (widened bf16)
-        }
+      for (int e = 0; e < 2; ++e) {
+        if constexpr (M == Mma::kTf32x3)
+          split_tf32(b[ni][e], bh[ni][e], bl[ni][e]);
+        else
+          bh[ni][e] = b[ni][e];  // exact in tf32 (widened bf16)
+      }
 #pragma unroll
     for (int mi = 0; mi < 2; ++mi) {
-      if (mi >= live_m) continue;
       uint32_t ah[4], al[4];
 #pragma unroll
       for (int e = 0; e < 4; ++e) split_tf32(a[mi][e], ah[e], al[e]);
-      // Small terms first; the 4 fragments of a term are independent, so consecutive mma don't wait on each other.
+      // Small terms first; the NT fragments of a term are independent, so consecutive mma don't wait on each other.
 #pragma unroll
-      for (int ni = 0; ni < 4; ++ni)
-        if (ni < live_n) mma_tf32(acc[mi][ni], al, bh[ni]);
+      for (int ni = 0; ni < NT; ++ni) mma_tf32(acc[mi][ni], al, bh[ni]);
       if constexpr (M == Mma::kTf32x3) {
 #pragma unroll
-        for (int ni = 0; ni < 4; ++ni)
-          if (ni < live_n) mma_tf32(acc[mi][ni], ah, bl[ni]);
+        for (int ni = 0; ni < NT; ++ni) mma_tf32(acc[mi][ni], ah, bl[ni]);
       }
 #pragma unroll
-      for (int ni = 0; ni < 4; ++ni)
-        if (ni < live_n) mma_tf32(acc[mi][ni], ah, bh[ni]);
+      for (int ni = 0; ni < NT; ++ni) mma_tf32(acc[mi][ni], ah, bh[ni]);
     }
   }
+}
+
+// The k-steps [0, nk) of one staged chunk: fragment columns at or past `live_n` n8 tiles are skipped in pairs
+// (one branch per chunk, outside the mma sequence).
+template <Mma M>
+__device__ __forceinline__ void warp_chunk(float (&acc)[2][4][4], WarpAddr w, int stride_bytes, int nk, int live_n) {
+  if (live_n > 2) {
+    for (int ks = 0; ks < nk; ++ks) warp_kstep<M, 4>(acc, WarpAddr{w.p + ks * 32, w.q + ks * 32}, stride_bytes);
+  } else {
+    for (int ks = 0; ks < nk; ++ks) warp_kstep<M, 2>(acc, WarpAddr{w.p + ks * 32, w.q + ks * 32}, stride_bytes);
+  }
+}
+
+__device__ __forceinline__ void zero(float (&acc)[2][4][4]) {
+#pragma unroll
+  for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+    for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[mi][ni][e] = 0.0f;
 }
 
 __device__ __forceinline__ int live_tiles(int extent, int tile, int max_tiles) {
@@ -182,7 +194,7 @@ __device__ __forceinline__ int live_tiles(int extent, int tile, int max_tiles) {
 
 // x [*, ldx] of T (gathered through perm), A_k [slots, max_r, in] of T, s fp32 [T_lora, n, max_r].
 template <typename T, Mma M>
-__global__ void __launch_bounds__(kShrinkThreads, 4)
+__global__ void __launch_bounds__(kShrinkThreads, 3)
     shrink_sgmv_mma_kernel(const T* __restrict__ x, int64_t ldx, int64_t in, LoraSlices sl, int max_r,
                            LoraSegments seg, float* __restrict__ s, int rank_groups, bool vec) {
   constexpr int E = 4 / static_cast<int>(sizeof(T));  // elements per 32-bit word
@@ -218,9 +230,10 @@ __global__ void __launch_bounds__(kShrinkThreads, 4)
   // Chunk c of K (elements [c·kChunkElems, +kChunkElems)) of the 64 x rows and the nr A rows → stage st.
   auto load = [&](int c, int st) {
     const int64_t e0 = static_cast<int64_t>(c) * kChunkElems;
-    if (vec) {  // 4 16-byte pieces a row; in % (4E) == 0, so a piece is wholly inside or past `in`
-      for (int e = threadIdx.x; e < (kRows + kShrinkCols) * 4; e += kShrinkThreads) {
-        const int r = e >> 2, q = e & 3;
+    if (vec) {  // 16-byte pieces; in % (4E) == 0, so a piece is wholly inside or past `in`
+      constexpr int kPieces = kChunkWords / 4;
+      for (int e = threadIdx.x; e < (kRows + kShrinkCols) * kPieces; e += kShrinkThreads) {
+        const int r = e / kPieces, q = e % kPieces;
         const int64_t j = e0 + q * 4 * E;
         if (r < kRows) {
           const bool ok = xoff[r] >= 0 && j < in;
@@ -250,15 +263,13 @@ __global__ void __launch_bounds__(kShrinkThreads, 4)
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int wm = warp & 1, wn = warp >> 1;
-  const int live_m = live_tiles(nrows - wm * 32, 16, 2), live_n = live_tiles(nr - wn * 32, 8, 4);
-  const bool busy = live_m > 0 && live_n > 0;  // warp-uniform
-  float acc[2][4][4];
-#pragma unroll
-  for (int mi = 0; mi < 2; ++mi)
-#pragma unroll
-    for (int ni = 0; ni < 4; ++ni)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[mi][ni][e] = 0.0f;
+  const int live_n = live_tiles(nr - wn * 32, 8, 4);
+  const bool busy = wm * 32 < nrows && live_n > 0;  // warp-uniform
+  // The tensor cores add into their fp32 accumulators with truncation, a bias of up to an ulp of the running sum per
+  // mma: over in = 2560 (320 k-steps × 3 mma) that reached 2.3e-5 of max|s|. So each chunk (2 k-steps) is summed
+  // from zero on the tensor cores and added into acc with round-to-nearest fp32 adds.
+  float acc[2][4][4], part[2][4][4];
+  zero(acc);
 
   const int nchunks = static_cast<int>((in + kChunkElems - 1) / kChunkElems);
 #pragma unroll
@@ -273,10 +284,15 @@ __global__ void __launch_bounds__(kShrinkThreads, 4)
     cp_commit();
     if (busy) {
       const int st = c % kStages;
-      const WarpAddr w = warp_addr(&Xs[st][0][0], wm * 32, &Ws[st][0][0], wn * 32, kChunkStride, lane);
+      zero(part);
+      warp_chunk<M>(part, warp_addr(&Xs[st][0][0], wm * 32, &Ws[st][0][0], wn * 32, kChunkStride, lane),
+                    kChunkStride * 4, kChunkWords / 8, live_n);
 #pragma unroll
-      for (int ks = 0; ks < kChunkWords / 8; ++ks)
-        warp_kstep<M>(acc, WarpAddr{w.p + ks * 32, w.q + ks * 32}, kChunkStride * 4, live_m, live_n);
+      for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+        for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) acc[mi][ni][e] += part[mi][ni][e];
     }
   }
   cp_wait<0>();
@@ -321,7 +337,7 @@ __device__ __forceinline__ void add16(bf16* p, const float* v) {
 // s fp32 [T_lora, n, max_r], B_k [slots, out_size_k, max_r] of T, y [*, ldy] of T. vec_y: bit k when slice k's
 // y columns can be updated in 16-byte vectors; vec_s / vec_b: s / B rows 16-byte aligned.
 template <typename T, Mma M>
-__global__ void __launch_bounds__(kExpandThreads, 2)
+__global__ void __launch_bounds__(kExpandThreads, 512 / kExpandThreads)
     expand_sgmv_mma_kernel(const float* __restrict__ s, LoraSlices sl, int max_r, LoraSegments seg, T* y,
                            int64_t ldy, int col_groups, unsigned vec_y, bool vec_s, bool vec_b) {
   constexpr int V = 16 / static_cast<int>(sizeof(T));
@@ -358,15 +374,10 @@ __global__ void __launch_bounds__(kExpandThreads, 2)
   }
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int wm = warp & 1, wn = warp >> 1;
-  const int live_m = live_tiles(nrows - wm * 32, 16, 2), live_n = live_tiles(ncols - wn * 32, 8, 4);
-  const bool busy = live_m > 0 && live_n > 0;
-  float acc[2][4][4];
-#pragma unroll
-  for (int mi = 0; mi < 2; ++mi)
-#pragma unroll
-    for (int ni = 0; ni < 4; ++ni)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[mi][ni][e] = 0.0f;
+  const int live_n = live_tiles(ncols - wn * 32, 8, 4);
+  const bool busy = wm * 32 < nrows && live_n > 0;  // warp-uniform
+  float acc[2][4][4];  // (K = rank ≤ 128: at most 48 truncating mma adds, no chunked sums needed)
+  zero(acc);
 
   for (int c0 = 0; c0 < R; c0 += kRankChunk) {
     // s rows [nrows, ranks c0..c0+32) and B rows [ncols, same ranks] as fp32 words; zeros past rows / cols / rank
@@ -411,12 +422,9 @@ __global__ void __launch_bounds__(kExpandThreads, 2)
       }
     }
     __syncthreads();
-    if (busy) {
-      const int ksteps = (min(kRankChunk, R - c0) + 7) / 8;  // k-steps wholly past the rank are skipped
-      const WarpAddr w = warp_addr(&Ss[0][0], wm * 32, &Bs[0][0], wn * 32, kRankStride, lane);
-      for (int ks = 0; ks < ksteps; ++ks)
-        warp_kstep<M>(acc, WarpAddr{w.p + ks * 32, w.q + ks * 32}, kRankStride * 4, live_m, live_n);
-    }
+    if (busy)  // k-steps wholly past the rank are skipped
+      warp_chunk<M>(acc, warp_addr(&Ss[0][0], wm * 32, &Bs[0][0], wn * 32, kRankStride, lane), kRankStride * 4,
+                    (min(kRankChunk, R - c0) + 7) / 8, live_n);
     __syncthreads();  // (the last round's barrier also frees the buffer for the result tile)
   }
 
