@@ -210,7 +210,12 @@ cudaError_t lora_shrink(DType dt, const void* x, int64_t ldx, int64_t in, const 
                         const LoraSegments& seg, float* s, LoraPath path, cudaStream_t stream) {
   if (seg.T_lora == 0 || seg.G == 0 || sl.n == 0) return cudaSuccess;
   if (sl.n > kLoraMaxSlices || max_r <= 0 || max_r > kLoraMaxRank) return cudaErrorInvalidValue;
-  if (path == LoraPath::kAuto) path = seg.T_lora <= 16 * seg.G ? LoraPath::kDecode : LoraPath::kSgmv;
+  // kAuto: the tensor-core SGMV shrink walks `in` serially per block (a ~0.2 ms floor at in 4096, fp32, H200), the
+  // decode kernel ~2.3-2.8 ns per row × rank at in 4096 × 3 slices: decode measured faster at 2k rows of rank 16 and
+  // 1k of rank 64, SGMV at 8k (bench_lora); by that rate the crossover is ~4k / ~1.5k rows, hence decode below
+  // T_lora · max_r = 2^17 (max_r: the host's bound on the rank; a pool of max_r 64 serving rank 16 leans to SGMV).
+  if (path == LoraPath::kAuto)
+    path = seg.T_lora <= 16 * seg.G || seg.T_lora * max_r < (int64_t{1} << 17) ? LoraPath::kDecode : LoraPath::kSgmv;
   const int mr = static_cast<int>(max_r);
   if (path == LoraPath::kSgmv) return lora_shrink_sgmv_mma(dt, x, ldx, in, sl, mr, seg, s, stream);
   const dim3 grid(tiles_bound(seg, kDRows), sl.n, static_cast<unsigned>((max_r + kDR - 1) / kDR));
@@ -234,6 +239,7 @@ cudaError_t lora_expand(DType dt, const float* s, const LoraSlices& sl, int64_t 
   for (int k = 0; k < sl.n; ++k) max_out = sl.out_size[k] > max_out ? sl.out_size[k] : max_out;
   if (max_out == 0) return cudaSuccess;
   const int mr = static_cast<int>(max_r);
+  // kAuto: the SGMV expand is as fast as the decode one from ~16 rows a segment on (bench_lora)
   if (path == LoraPath::kAuto) path = seg.T_lora <= 16 * seg.G ? LoraPath::kDecode : LoraPath::kSgmv;
   if (path == LoraPath::kDecode) {
     const dim3 grid(tiles_bound(seg), sl.n, static_cast<unsigned>((max_out + kEC - 1) / kEC));

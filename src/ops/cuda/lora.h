@@ -46,10 +46,11 @@ struct LoraSegments {
 enum class LoraPath : int { kAuto = 0, kSgmv = 1, kDecode = 2 };
 
 // x [*, in] (ld ldx) of type dt; s fp32 [T_lora, sl.n, max_r] (fully written, zeros past the rank).
-// kSgmv (prefill, lora_sgmv_mma.cu): tensor cores, a block per (64-row tile of a segment, slice, 64 ranks), K staged
-// through a cp.async pipeline; fp32 in 3xTF32 (fp32-level accuracy), bf16 in bf16 mma (exact products). kDecode: a
-// block per (4-row tile of a segment, slice, 4 rank columns) splitting `in` over 8 warps on CUDA cores (segments of
-// one or a few rows: there a 64-row tile would be mostly padding); kAuto picks kDecode when T_lora ≤ 16·G.
+// kSgmv (prefill, lora_sgmv_mma.cu): tensor cores, a block per (64-row tile of a segment, slice, 64 ranks), K
+// double-buffered with cp.async; fp32 in 3xTF32 (fp32-level accuracy), bf16 in bf16 mma (exact products). kDecode:
+// a block per (4-row tile of a segment, slice, 4 rank columns) splitting `in` over 8 warps on CUDA cores (segments of
+// a few rows, where a 64-row tile is mostly padding, and small batches, where kSgmv's serial walk over `in` is
+// slower); kAuto picks kDecode when T_lora ≤ 16·G or T_lora · max_r < 2^17 (lora.cu says why).
 cudaError_t lora_shrink(DType dt, const void* x, int64_t ldx, int64_t in, const LoraSlices& sl, int64_t max_r,
                         const LoraSegments& seg, float* s, LoraPath path, cudaStream_t stream);
 

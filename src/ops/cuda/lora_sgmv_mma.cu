@@ -13,18 +13,26 @@
 // are exact in tf32 and in bf16: the bf16 shrink is one bf16 mma (products exact), the bf16 expand (fp32 s, bf16 B)
 // splits s only (2 mma).
 //
-// Shrink: block = (64-row tile of one segment, slice, 64-rank group), 4 warps as 2 × 2. K goes in chunks of 64 bytes
-// of a row (16 fp32 / 32 bf16) through a 4-stage cp.async pipeline (16-byte copies, zero-filled past `in`, past
+// Shrink: block = (64-row tile of one segment, slice, 64-rank group), 4 warps as 2 × 2. K goes in chunks of 128
+// bytes of a row (32 fp32 / 64 bf16), double-buffered with cp.async (16-byte copies, zero-filled past `in`, past
 // the segment's rows and past the adapter's rank; scalar copies when x / A rows are not 16-byte aligned). Warps
-// skip fragments past the rank and past the segment's rows; rank groups wholly past the rank only write zeros.
+// skip n8 fragment pairs past the rank and warp tiles past the segment's rows; rank groups wholly past the rank only
+// write zeros. Each chunk is summed from zero on the tensor cores and added into the fp32 result with ordinary
+// (round-to-nearest) adds: the tensor cores' own accumulation truncates, and over in = 2560 that bias alone reached
+// 2.3e-5 of max|s| (now ~4e-7).
 // Grid: block index = (row tile, slice, rank group), rank group fastest, so the blocks that read the same x rows run
 // together and x comes from DRAM about once. Why: the CUDA-core kernel it replaces (fp32 FMAs fed from shared
-// memory, 64 rows × 16 ranks a block) took 1.39 ms at 8192 rows × 4096 in × 3 slices of rank 64 on an H200
-// (~9 TFLOP/s, instruction-bound).
+// memory, 64 rows × 16 ranks a block) took 1.39 ms (bf16) / 1.48 ms (fp32) at 8192 rows × 4096 in × 3 slices of
+// rank 64 on an H200 (~9 TFLOP/s, instruction-bound); this one 0.11 / 0.39 ms. What bounds it now (not profiled):
+// each block walks `in` serially, ~1-1.5 µs a chunk even with one block per SM (0.19 ms at 64 rows, fp32), so small
+// batches sit on that floor and lora.cu's kAuto keeps them on the decode kernel (see there); split-K or a deeper
+// pipeline (dynamic shared memory) are the next steps.
 // Expand: block = (64-row tile, slice, 128 output columns), 8 warps as 2 × 4; ranks in chunks of 32 staged through
 // registers (s fp32, B converted to fp32; 16-byte loads when aligned). The fp32 result tile goes through shared
 // memory so that y is read and written once, in coalesced 16-byte vectors (one rounding for bf16 y). Why: the
-// CUDA-core expand (32 FMAs a thread per rank) was compute-bound at ~4× the y traffic's time.
+// CUDA-core expand (32 FMAs a thread per rank) was compute-bound at ~4× the y traffic's time: 0.56 → 0.25 ms (bf16
+// y) and 0.60 → 0.33 ms (fp32) at 8192 rows × 6144 columns × rank 64; still ~3× the y traffic (per-block round
+// trips: staging, then y).
 #include "ops/cuda/lora_sgmv_mma.h"
 
 #include <cuda_bf16.h>
@@ -44,9 +52,9 @@ constexpr int kRows = 64;  // rows (M) per block tile, shrink and expand
 // shrink
 constexpr int kShrinkCols = 64;  // ranks per block: 4 warps as 2 × 2 warp tiles of 32 × 32
 constexpr int kShrinkThreads = 128;
-constexpr int kChunkWords = 16;                // K words per pipeline stage (64 bytes of a row)
-constexpr int kChunkStride = kChunkWords + 4;  // 80-byte shared rows: ldmatrix row addresses in distinct banks
-constexpr int kStages = 4;                     // 4 × (64 + 64) rows × 80 B = 40 KB of static shared memory
+constexpr int kChunkWords = 32;                // K words per pipeline stage (128 bytes of a row)
+constexpr int kChunkStride = kChunkWords + 4;  // 144-byte shared rows: ldmatrix row addresses in distinct banks
+constexpr int kStages = 2;                     // 2 × (64 + 64) rows × 144 B = 36 KB of static shared memory
 // expand
 constexpr int kExpandCols = 128;  // output columns per block: 8 warps as 2 × 4 warp tiles of 32 × 32
 constexpr int kExpandThreads = 2 * kExpandCols;  // 2 × (kExpandCols / 32) warps
@@ -266,7 +274,7 @@ __global__ void __launch_bounds__(kShrinkThreads, 3)
   const int live_n = live_tiles(nr - wn * 32, 8, 4);
   const bool busy = wm * 32 < nrows && live_n > 0;  // warp-uniform
   // The tensor cores add into their fp32 accumulators with truncation, a bias of up to an ulp of the running sum per
-  // mma: over in = 2560 (320 k-steps × 3 mma) that reached 2.3e-5 of max|s|. So each chunk (2 k-steps) is summed
+  // mma: over in = 2560 (320 k-steps × 3 mma) that reached 2.3e-5 of max|s|. So each chunk (4 k-steps) is summed
   // from zero on the tensor cores and added into acc with round-to-nearest fp32 adds.
   float acc[2][4][4], part[2][4][4];
   zero(acc);
