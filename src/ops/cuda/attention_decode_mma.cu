@@ -1,9 +1,9 @@
 // Split-KV paged attention decode with bf16 mma.sync (see attention_decode_mma.h). A decode step reads the K/V cache
 // once, so everything here serves one goal: many bytes in flight, little work per byte.
-//  - block = (row tile of TQ new rows of one sequence) × (HG query heads of one KV head) × (key split z), 4 warps. Its
+//  - block = (row tile of TQ new rows of one sequence) × (HG query heads of one KV head) × (key split z), 6 warps. Its
 //    NQ = 8·NT "pairs" (row, head) are the N of the mma (NT = 1 for Dv 256, 2 for Dv ≤ 128: 64 fp32 accumulators a
 //    lane either way); dead pairs (past the group or the rows) are zero q rows whose outputs are dropped.
-//  - each warp is an independent cp.async pipeline over 16-key tiles of the split (warp w takes tiles w, w+4, ...):
+//  - each warp is an independent cp.async pipeline over 16-key tiles of the split (warp w takes tiles w, w+6, ...):
 //    K [16][D] and V [16][Dv] rows go global -> shared (16-byte copies, zero-filled past the keys), two stages a warp,
 //    page-table entries read one tile ahead; only __syncwarp inside the loop. Rows padded by 16 bytes: every ldmatrix
 //    row address falls in its own bank group.
@@ -22,14 +22,15 @@
 //    lse2 = m + log2 l go to the workspace and decode_mma_merge combines: o = Σ_z 2^{lse_z − M} o_z / Σ_z 2^{lse_z − M}.
 // Cost of a 16-key tile per warp: D/16 + 2·NT·Dv/16 mma (48 at D = Dv = 256) against 16·(D + Dv)·2 bytes of K/V;
 // the tensor cores stay ~10% busy at full memory bandwidth.
-// Measured (H200, checks_attn_decode.cu's bench, D = Dv = 256, ctx 1024): batch 1 20 µs (nKV 4) / 24 µs (nKV 2),
-// batch 64 1.7 / 1.5 TB/s of K/V, 2.1 TB/s at ctx 8192 (old kernel: 47 / 135 µs, 1.0 / 0.4 TB/s). Nsight Compute at
-// batch 64: 4 warps per SM (shared memory: 139 KB a block), one warp per scheduler issuing every ~4 cycles, DRAM 36%
-// busy: the warps' own instruction streams are the limit, about half of them the cp.async row copies (a run-time
-// division per copy, 32 copies a lane per tile). At batch 1 the kernel is one tile per warp and ~18 µs long: the
-// serial per-thread q loads (16 dependent global round trips) and the page-table read come before the first tile.
-// Next steps: q by cp.async overlapped with the first tile; copies without the division (or one cp.async.bulk per
-// K/V row, 512 bytes each, completing on an mbarrier); more warps per SM (one K/V stage a warp plus a shared one).
+// Measured, first version (H200, checks_attn_decode.cu's bench, D = Dv = 256, ctx 1024): batch 1 20 µs (nKV 4) /
+// 24 µs (nKV 2), batch 64 1.7 / 1.5 TB/s of K/V, 2.1 TB/s at ctx 8192 (old kernel: 47 / 135 µs, 1.0 / 0.4 TB/s).
+// Nsight Compute at batch 64: 4 warps per SM (139 KB of shared memory a block), one warp per scheduler issuing every
+// ~4 cycles, DRAM 36% busy: the warps' own instruction streams were the limit, about half of them the cp.async row
+// copies (a run-time division per copy, 32 copies a lane per tile). At batch 1 (one tile a warp, ~18 µs) the serial
+// per-thread q loads (16 dependent global round trips) came before the first tile. Hence, in this version (not yet
+// timed): q by cp.async overlapped with the first tile, the copies' (key, chunk) stepped without a division, the
+// accumulators rescaled only when a running max moved, 6 warps a block, the fewest splits within 3% of the best
+// wave fill. Further: one cp.async.bulk per K/V row (512 bytes, completing on an mbarrier) instead of 32 copies.
 #include "ops/cuda/attention_decode_mma.h"
 
 #include <cuda_bf16.h>
@@ -44,7 +45,7 @@ using namespace detail;
 namespace {
 using bf16 = __nv_bfloat16;
 constexpr int kKeys = 16;   // keys per warp tile: M of the score mma, K of the P·V mma
-constexpr int kWarps = 4;   // independent pipelines per block
+constexpr int kWarps = 6;   // independent pipelines per block (D = Dv = 256: 203 KB of stages, one block an SM)
 constexpr int kStages = 2;  // K/V tiles per warp in shared memory (one computed while the next lands)
 constexpr int kMaxSplits = 32;
 constexpr float kLog2e = 1.4426950408889634f;
@@ -137,15 +138,28 @@ __global__ void __launch_bounds__(kWarps * 32) decode_mma_kernel(PagedAttention 
   const int kend = static_cast<int>(imin64(static_cast<int64_t>(pos0) + tq_valid, static_cast<int64_t>(kbeg) + cs));
   auto live = [&](int i) { return i < HG * TQ && i / HG < tq_valid && h0 + i % HG < hend; };
 
-  // q of the block's pairs as stored (bf16; the scale is applied to the fp32 scores); dead pairs: zeros
+  // q of the block's pairs as stored (bf16; the scale is applied to the fp32 scores); dead pairs: zeros. 16-byte
+  // cp.async copies (all of a thread's in flight at once, and overlapped with the first K/V tile below: a batch-1
+  // step is a tile or two a warp, so a chain of dependent loads here would be most of the kernel); rows not 16-byte
+  // aligned (ldq % 8 ≠ 0): element loads.
   const bf16* q = static_cast<const bf16*>(p.q);
-  for (int e = threadIdx.x; e < NQ * D; e += blockDim.x) {
-    const int i = e / D, d = e - i * D;
-    bf16 v = __float2bfloat16_rn(0.0f);
-    if (live(i)) v = q[static_cast<int64_t>(row0 + tok0 + i / HG) * p.ldq + static_cast<int64_t>(h0 + i % HG) * D + d];
-    Qs[i * rq + d] = v;
+  auto q_row = [&](int i) {
+    return q + static_cast<int64_t>(row0 + tok0 + i / HG) * p.ldq + static_cast<int64_t>(h0 + i % HG) * D;
+  };
+  if (((reinterpret_cast<uintptr_t>(q) | static_cast<uintptr_t>(p.ldq * 2)) & 15) == 0) {  // block-uniform
+    const int cq = D / 8;  // 16-byte copies per q row
+    for (int e = threadIdx.x; e < NQ * cq; e += blockDim.x) {
+      const int i = e / cq, c = e - i * cq;
+      const bool lv = live(i);
+      cp_async16(Qs + i * rq + c * 8, lv ? q_row(i) + c * 8 : q, lv);
+    }
+  } else {
+    for (int e = threadIdx.x; e < NQ * D; e += blockDim.x) {
+      const int i = e / D, d = e - i * D;
+      Qs[i * rq + d] = live(i) ? q_row(i)[d] : __float2bfloat16_rn(0.0f);
+    }
   }
-  __syncthreads();
+  cp_async_commit();  // group of q (empty on the element path); waited for before the loop
 
   // lane state: pairs 2·t4 + j of n-tile nt (j = 0, 1); acc[mt][nt] = O^T fragment (dims mt·16 + g (+8), those pairs)
   float m[NT][2], l[NT][2], acc[MT][NT][4];
@@ -170,23 +184,36 @@ __global__ void __launch_bounds__(kWarps * 32) decode_mma_kernel(PagedAttention 
   const int kq = lane & 15;
   constexpr int EV = 8;                 // bf16 per 16-byte copy
   const int ck = D / EV, cv = DV / EV;  // copies per K / V row (16·ck a multiple of 32: loops warp-uniform)
+  // lane's copies in a tile: e = lane + 32·u -> (key e / ck, chunk e % ck), stepped without a division per copy
+  const int k_k0 = lane / ck, k_c0 = lane % ck, k_dk = 32 / ck, k_dc = 32 % ck;
+  constexpr int v_dk = 32 / (DV / EV), v_dc = 32 % (DV / EV);
 
   // cache slot of key jt + kq (-1 past the block's keys)
   auto slot_of = [&](int jt) { const int j = jt + kq; return j < kend ? pt[j / ps] * ps + j % ps : -1; };
   auto issue = [&](int st, int slot) {
     bf16* kd = mine + st * stage;
     bf16* vd = kd + kKeys * rk;
-    for (int e = lane; e < kKeys * ck; e += 32) {
-      const int k = e / ck, c = e - k * ck;
+    for (int e = lane, k = k_k0, c = k_c0; e < kKeys * ck; e += 32) {
       const int sl = __shfl_sync(0xffffffffu, slot, k);
       const bf16* src = sl >= 0 ? kpool + (static_cast<int64_t>(sl) * p.nKV + kvh) * D + c * EV : kpool;
       cp_async16(kd + k * rk + c * EV, src, sl >= 0);
+      k += k_dk;
+      c += k_dc;
+      if (c >= ck) {
+        c -= ck;
+        ++k;
+      }
     }
-    for (int e = lane; e < kKeys * cv; e += 32) {
-      const int k = e / cv, c = e - k * cv;
+    for (int e = lane, k = lane / cv, c = lane % cv; e < kKeys * cv; e += 32) {
       const int sl = __shfl_sync(0xffffffffu, slot, k);
       const bf16* src = sl >= 0 ? vpool + static_cast<int64_t>(sl) * vts + static_cast<int64_t>(kvh) * DV + c * EV : vpool;
       cp_async16(vd + k * rv + c * EV, src, sl >= 0);
+      k += v_dk;
+      c += v_dc;
+      if (c >= cv) {
+        c -= cv;
+        ++k;
+      }
     }
   };
 
@@ -202,6 +229,8 @@ __global__ void __launch_bounds__(kWarps * 32) decode_mma_kernel(PagedAttention 
   const int j0 = kbeg + w * kKeys;
   if (j0 < kend) issue(0, slot_of(j0));
   cp_async_commit();
+  cp_async_wait<1>();  // this thread's q copies have landed (the first tile may still be in flight) ...
+  __syncthreads();     // ... and everyone's
   int nslot = j0 + step < kend ? slot_of(j0 + step) : -1;
   int stg = 0;
   for (int jt = j0; jt < kend; jt += step, stg ^= 1) {
@@ -243,6 +272,8 @@ __global__ void __launch_bounds__(kWarps * 32) decode_mma_kernel(PagedAttention 
 
     // online softmax per pair over keys jt + g (c = j) and jt + g + 8 (c = 2 + j); P^T fragments hi / lo
     uint32_t ph[NT][2], pl[NT][2];
+    float corr[NT][2];
+    bool rescale = false;
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) {
       float pv[4];
@@ -257,19 +288,16 @@ __global__ void __launch_bounds__(kWarps * 32) decode_mma_kernel(PagedAttention 
         tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, 8));
         tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, 16));
         const float mnew = fmaxf(m[nt][j], tmax);
-        float p0 = 0.0f, p1 = 0.0f, corr = 1.0f;
+        float p0 = 0.0f, p1 = 0.0f, cr = 1.0f;
         if (mnew != -INFINITY) {  // else nothing visible yet: state stays zero
           p0 = exp2f(x0 - mnew);
           p1 = exp2f(x1 - mnew);
-          corr = exp2f(m[nt][j] - mnew);  // m = -inf -> 0
+          cr = exp2f(m[nt][j] - mnew);  // m = -inf -> 0
         }
-        l[nt][j] = l[nt][j] * corr + p0 + p1;
+        l[nt][j] = l[nt][j] * cr + p0 + p1;
         m[nt][j] = mnew;
-#pragma unroll
-        for (int mt = 0; mt < MT; ++mt) {
-          acc[mt][nt][j] *= corr;
-          acc[mt][nt][2 + j] *= corr;
-        }
+        corr[nt][j] = cr;
+        rescale |= cr != 1.0f;
         pv[j] = p0;
         pv[2 + j] = p1;
       }
@@ -281,6 +309,19 @@ __global__ void __launch_bounds__(kWarps * 32) decode_mma_kernel(PagedAttention 
       ph[nt][1] = movmatrix_trans(h23);
       pl[nt][0] = movmatrix_trans(l01);
       pl[nt][1] = movmatrix_trans(l23);
+    }
+
+    // the running max moves in few tiles after the first ones: rescale the accumulators only when it did (warp-uniform)
+    if (__any_sync(0xffffffffu, rescale)) {
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int j = 0; j < 2; ++j)
+#pragma unroll
+          for (int mt = 0; mt < MT; ++mt) {
+            acc[mt][nt][j] *= corr[nt][j];
+            acc[mt][nt][2 + j] *= corr[nt][j];
+          }
     }
 
     // O^T [Dv][NQ] += V^T · P^T (V rows past the keys are zeros, their p = 0)
@@ -491,18 +532,18 @@ int64_t attention_decode_mma_splits(const PagedAttention& p, int64_t max_context
   const int64_t base = rows * p.nKV * tl.hblocks, wave = sms * per_sm;
   int64_t nmax = (max_context + 31) / 32;
   nmax = nmax < 1 ? 1 : nmax > kMaxSplits ? kMaxSplits : nmax;
-  // fraction of the waves' block slots used, a split grid paying ~7% for its merge kernel and partial outputs
-  int64_t best = 1;
-  double best_eff = 0.0;
-  for (int64_t n = 1; n <= nmax; ++n) {
+  // fraction of the waves' block slots used, a split grid paying ~7% for its merge kernel and partial outputs; the
+  // fewest splits within 3% of the best (every split adds partial outputs to write and merge: 17 splits of a 512-block
+  // batch-64 grid were measured slower than the old kernel's 2)
+  const auto eff = [&](int64_t n) {
     const int64_t blocks = base * n, waves = (blocks + wave - 1) / wave;
-    const double eff = static_cast<double>(blocks) / static_cast<double>(waves * wave) * (n == 1 ? 1.0 : 0.93);
-    if (eff > best_eff + 1e-9) {
-      best_eff = eff;
-      best = n;
-    }
-  }
-  return best;
+    return static_cast<double>(blocks) / static_cast<double>(waves * wave) * (n == 1 ? 1.0 : 0.93);
+  };
+  double best = 0.0;
+  for (int64_t n = 1; n <= nmax; ++n) best = eff(n) > best ? eff(n) : best;
+  for (int64_t n = 1; n <= nmax; ++n)
+    if (eff(n) >= 0.97 * best) return n;
+  return 1;
 }
 
 cudaError_t attention_decode_mma(const PagedAttention& p, int64_t nsplit, float* ws, cudaStream_t stream) {
