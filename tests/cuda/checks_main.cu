@@ -25,7 +25,6 @@ void check_attention();
 void check_attn_prefill();
 void bench_attn_prefill();
 void check_attention_decode();
-void bench_attention_decode();
 void check_recurrent();
 void check_gdn_chunked();
 void check_ssd_chunked();
@@ -181,27 +180,13 @@ void bench() {
     std::printf("TIME gemm %s M=%ld N=%ld K=%ld: %.4f ms  -> %.1f TFLOP/s, %.0f GB/s of weights+act\n", dname(d),
                 (long)M, (long)N, (long)K, ms, 2.0 * M * N * K / ms / 1e9, (double)(x.bytes + w.bytes + y.bytes) / ms / 1e6);
   }
-  // attention decode: S=64, ctx 4096, nH 32, nKV 8, D 128, bf16
+  // attention decode (old vs new kernel, the Qwen3.5 and Llama decode shapes): bench_attention_decode in
+  // checks_attn_decode.cu, run by the attention_decode section under --bench
   {
-    const int64_t S = 64, ctx = 4096, nH = 32, nKV = 8, D = 128, ps = 16, mp = ctx / ps;
-    std::vector<int32_t> cu(S + 1), cl(S, static_cast<int32_t>(ctx)), pt(S * mp);
-    for (int64_t s = 0; s <= S; ++s) cu[s] = static_cast<int32_t>(s);
-    for (int64_t i = 0; i < S * mp; ++i) pt[i] = static_cast<int32_t>(i);
-    Buf kp(S * ctx * nKV * D * 2), vp(S * ctx * nKV * D * 2), q(S * nH * D * 2), o(S * nH * D * 2);
-    CK(cudaMemset(kp.p, 0, kp.bytes));
-    CK(cudaMemset(vp.p, 0, vp.bytes));
-    CK(cudaMemset(q.p, 0, q.bytes));
-    Buf dcu = up_raw(cu), dcl = up_raw(cl), dpt = up_raw(pt);
+    const int64_t ps = 16;
     hc::PagedAttention p;
-    p.q = q.p; p.ldq = nH * D; p.k_pool = kp.p; p.v_pool = vp.p; p.o = o.p; p.ldo = nH * D;
-    p.cu_seqlens = dcu.as<int32_t>(); p.context_lens = dcl.as<int32_t>(); p.page_table = dpt.as<int32_t>();
-    p.S = S; p.T = S; p.nH = nH; p.nKV = nKV; p.D = D; p.Dv = D; p.page_size = ps; p.max_pages = mp; p.scale = 0.088f;
-    for (int64_t chunk : {256L, 512L}) {
-      Buf ws(hc::attention_decode_workspace_floats(p, ctx, chunk) * 4);
-      const double ms = time_ms([&] { CK(hc::attention_decode(DType::bf16, p, ctx, ws.as<float>(), nullptr, chunk)); });
-      std::printf("TIME attention decode bf16 S=64 ctx=4096 nH=32 nKV=8 D=128 chunk=%ld: %.3f ms -> %.0f GB/s of KV\n",
-                  (long)chunk, ms, (double)(kp.bytes + vp.bytes) / ms / 1e6);
-    }
+    p.page_size = ps;
+    p.scale = 0.088f;
     // prefill 1 x 8192, nH 16, nKV 4, D 256 (Qwen3.5 full attention)
     const int64_t T = 8192, H2 = 16, KV2 = 4, D2 = 256, mp2 = T / ps;
     std::vector<int32_t> cu2 = {0, static_cast<int32_t>(T)}, cl2 = {static_cast<int32_t>(T)}, pt2(mp2);
@@ -322,7 +307,7 @@ void bench() {
                 dname(d), (long)nh, ms[0], ms[1], ms[0] / ms[1]);
   }
   bench_decode();
-  bench_attention_decode();  // split-KV decode kernel: GB/s of K/V at the engine's decode shapes
+  // split-KV decode timings: bench_attention_decode, run by the attention_decode section under g_bench
   // MoE experts, Qwen3.5-35B-A3B-like: 4096 tokens, 256 experts, top-8, hidden 2048, expert intermediate 512
   {
     const int64_t T = 4096, E = 256, k = 8, H = 2048, I = 512, n = T * k;

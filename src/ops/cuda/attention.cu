@@ -9,6 +9,7 @@
 //   o = Σ_z e^{lse_z - M} o_z / Σ_z e^{lse_z - M}.
 #include "ops/cuda/attention.h"
 #include "ops/cuda/attention_decode.h"
+#include "ops/cuda/attention_decode_mma.h"
 #include "ops/cuda/attn_prefill_mma.h"
 #include "ops/cuda/common.cuh"
 
@@ -515,6 +516,10 @@ cudaError_t attention_prefill(DType dt, const PagedAttention& p, cudaStream_t st
                           : launch_attn_any<__nv_bfloat16>(p, 1, chunk, nullptr, stream);
 }
 
+int64_t attention_decode_splits(DType dt, const PagedAttention& p, int64_t max_context) {
+  return attention_decode_mma_ok(dt, p) ? attention_decode_mma_splits(p, max_context) : 0;
+}
+
 size_t attention_decode_workspace_floats(const PagedAttention& p, int64_t max_context, int64_t chunk) {
   const int64_t nsplit = (max_context + chunk - 1) / chunk;
   return static_cast<size_t>(p.T * p.nH * (nsplit < 1 ? 1 : nsplit) * (p.Dv + 1));
@@ -523,10 +528,14 @@ size_t attention_decode_workspace_floats(const PagedAttention& p, int64_t max_co
 cudaError_t attention_decode(DType dt, const PagedAttention& p, int64_t max_context, float* workspace,
                              cudaStream_t stream, int64_t chunk) {
   if (p.T == 0 || p.S == 0) return cudaSuccess;
-  if (!shapes_ok(p) || chunk <= 0 || chunk % kKeys != 0) return cudaErrorInvalidValue;
+  if (!shapes_ok(p) || chunk <= 0) return cudaErrorInvalidValue;
   int64_t nsplit = (max_context + chunk - 1) / chunk;
   if (nsplit < 1) nsplit = 1;
-  // common decode shapes: the split-KV decode kernel (attention_decode.cu), K/V read once per GQA group
+  // bf16 decode shapes: the tensor-core split-KV kernel (attention_decode_mma.cu), K/V read once per GQA group; it
+  // cuts each sequence's own context into the nsplit ranges (any chunk size)
+  if (attention_decode_mma_ok(dt, p)) return attention_decode_mma(p, nsplit, workspace, stream);
+  if (chunk % kKeys != 0) return cudaErrorInvalidValue;
+  // other decode shapes (fp32 caches): the split-KV decode kernel (attention_decode.cu)
   if (attention_decode_split_ok(dt, p)) return attention_decode_split(dt, p, nsplit, chunk, workspace, stream);
   return dt == DType::f32 ? launch_attn_any<float>(p, nsplit, chunk, workspace, stream)
                           : launch_attn_any<__nv_bfloat16>(p, nsplit, chunk, workspace, stream);

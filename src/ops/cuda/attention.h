@@ -47,11 +47,17 @@ cudaError_t kv_store(DType dt, const void* k, int64_t ldk, const void* v, int64_
 cudaError_t attention_prefill(DType dt, const PagedAttention& p, cudaStream_t stream);
 
 // Split-KV attention (decode: one or few new rows per sequence, long contexts): the keys of each sequence are cut
-// into chunks of `chunk` tokens (grid sized from max_context, a host-known bound ≥ every context_lens[s]); each
-// chunk writes a partial output and log-sum-exp into `workspace`, a second kernel combines them.
+// into nsplit = ceil(max_context / chunk) ranges (grid sized from max_context, a host-known bound ≥ every
+// context_lens[s]); each range writes a partial output and log-sum-exp into `workspace`, a second kernel combines
+// them. bf16 with D a multiple of 32 ≤ 256 and Dv ∈ {64, 128, 256}: the tensor-core kernel (attention_decode_mma.h),
+// which cuts each sequence's own context into nsplit equal ranges (chunk: any size ≥ 1; the split count to ask for:
+// attention_decode_splits); other shapes: ranges of `chunk` tokens, a multiple of 32.
 // workspace: attention_decode_workspace_floats(p, max_context, chunk) floats of device memory.
 size_t attention_decode_workspace_floats(const PagedAttention& p, int64_t max_context, int64_t chunk = 512);
 cudaError_t attention_decode(DType dt, const PagedAttention& p, int64_t max_context, float* workspace,
                              cudaStream_t stream, int64_t chunk = 512);
+// The split count attention_decode's tensor-core kernel wants at these shapes (host-known: shapes, max_context and the
+// GPU's SM count), 0 where that kernel does not take the shapes (the caller keeps its own choice).
+int64_t attention_decode_splits(DType dt, const PagedAttention& p, int64_t max_context);
 
 }  // namespace hylora::cuda

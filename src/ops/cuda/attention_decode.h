@@ -1,6 +1,10 @@
 // Split-KV paged attention for decode steps (internal to attention.cu's attention_decode; math and layouts in
 // attention.h). One block per (row tile of a sequence, group of query heads sharing one KV head, key split): every
 // K/V byte of the split is read once for all query heads of the GQA group (and all rows of the tile).
+// attention_decode takes this kernel for fp32 caches (and shapes the tensor-core kernel of attention_decode_mma.h
+// does not take); bf16 caches go to that one. Its per-lane fp32 dot products (NQ·(D + Dv) FMAs a lane per 16-key
+// tile) and 2–6 warps per SM make it compute-latency bound: on an H200, Qwen3.5-4B shapes (D 256), 47 µs at batch 1
+// and 1.0 TB/s of K/V at batch 64 in bf16 (Nsight Compute: 2% / 22% of DRAM bandwidth).
 #pragma once
 #include <cuda_runtime.h>
 

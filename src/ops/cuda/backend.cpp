@@ -142,19 +142,28 @@ int64_t attention_key_splits(const cuda::PagedAttention& p, int64_t max_context)
 }
 
 // Decode-only steps (T ≤ S, host-known: one row per sequence; the scheduler's mixed steps, decodes + a prefill chunk,
-// have T > S and keep the choice in paged_attention below) go to attention_decode's split-KV kernel: one block per
-// (sequence, KV head, ≤ 8/16 query heads of its group, key split) reads each K/V byte once. Splits until ~800 blocks
-// exist (3 blocks per SM of a 132-SM H100/H200, two waves); nsplit = 1 needs no workspace.
+// have T > S and keep the choice in paged_attention below) go to attention_decode's split-KV kernels: one block per
+// (sequence, KV head, ≤ 8/16 query heads of its group, key split) reads each K/V byte once. bf16 caches: the
+// tensor-core kernel's own choice (attention_decode_splits: the count that fills the GPU's waves best, ≤ 32);
+// fp32: splits until ~800 blocks exist (3 blocks per SM of a 132-SM H100/H200, two waves). nsplit = 1 needs no
+// workspace.
 bool decode_step(const cuda::PagedAttention& p) { return p.T <= p.S; }
-int64_t decode_key_splits(const cuda::PagedAttention& p, int64_t max_context) {
+int64_t decode_key_splits(cuda::DType dt, const cuda::PagedAttention& p, int64_t max_context) {
+  constexpr int64_t kMaxWorkspaceFloats = int64_t{8} << 20;
+  const int64_t n = cuda::attention_decode_splits(dt, p, max_context);
+  if (n > 0)
+    return std::max<int64_t>(1, std::min(n, kMaxWorkspaceFloats / std::max<int64_t>(1, p.T * p.nH * (p.Dv + 1))));
   const int64_t group = p.nH / p.nKV, hg = std::min<int64_t>(group, p.Dv > 128 ? 8 : 16);
   return key_splits(p, max_context, std::max<int64_t>(1, p.S * p.nKV * ((group + hg - 1) / hg)), 800);
 }
 
-// attention_decode over `nsplit` key ranges of ≥ 32-key multiples; the workspace only when more than one range exists.
+// attention_decode over `nsplit` key ranges: ranges of ≥ 32-key multiples, or for the bf16 tensor-core kernel (which
+// re-cuts each sequence's context into nsplit ranges itself) any chunk that keeps nsplit; the workspace only when more
+// than one range exists.
 void split_kv_attention(ExecCtx& ctx, cuda::DType dt, const cuda::PagedAttention& p, int64_t max_context,
                         int64_t nsplit) {
-  const int64_t chunk = std::max<int64_t>(32, ((max_context + nsplit - 1) / nsplit + 31) / 32 * 32);
+  const int64_t unit = cuda::attention_decode_splits(dt, p, max_context) > 0 ? 1 : 32;
+  const int64_t chunk = std::max<int64_t>(unit, ((max_context + nsplit - 1) / nsplit + unit - 1) / unit * unit);
   const size_t floats =
       (max_context + chunk - 1) / chunk > 1 ? cuda::attention_decode_workspace_floats(p, max_context, chunk) : 0;
   Tensor ws;
@@ -215,7 +224,7 @@ void paged_attention(ExecCtx& ctx, const Tensor& q, const Tensor& k_cache, const
   p.max_pages = layout.max_pages;
   p.scale = scale;
   const int64_t max_context = layout.max_pages * layout.page_size;
-  const int64_t nsplit = decode_step(p) ? decode_key_splits(p, max_context) : attention_key_splits(p, max_context);
+  const int64_t nsplit = decode_step(p) ? decode_key_splits(kdt, p, max_context) : attention_key_splits(p, max_context);
   // Decode rows in bf16 take the split-KV kernels even unsplit: attention_prefill would pick a tensor-core kernel
   // whose 64-row tiles would be one row full here and which reads K/V once per query head.
   if (decode_step(p) || nsplit > 1 || (bf16 && T <= 4 * p.S))
