@@ -7,9 +7,12 @@
 //                     stream into a second buffer with cp.async while this one computes
 //   gdn_out_kernel    (chunk, value head, 64 Dv)    q̂ (normalised here), P = e^{b_t−b_s} Q̂K̂ᵀ (s ≤ t),
 //                     O = diag(γ) Q̂ S + P D
+// Bulk loads of the parallel kernels keep 16 loads in flight per thread (fill_tile); the state pass copies with
+// cp.async (16-byte when Dk, Dv are multiples of 4). Shared memory at Dk = Dv = 128: prep 109 KB, out 108 KB (two
+// blocks per SM), state 181 KB (one).
 // The matrix products run on tensor cores in 3xTF32 (tf32x3.cuh: fp32-level accuracy); the normalisation, decays and
 // the 16×16 triangular inverses on CUDA cores in fp32. Operands are zero-padded in shared memory to multiples of 8 in
-// Dk and Dv, so any Dk ≤ 128 and Dv work. Decays use e^{b_t − b_s} with s ≤ t only (every exponent ≤ 0 for g ≤ 0: no
+// Dk and Dv, so any Dk, Dv ≤ 128 work. Decays use e^{b_t − b_s} with s ≤ t only (every exponent ≤ 0 for g ≤ 0: no
 // overflow; e^{b} underflowing to 0 is the exact limit).
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/gdn_chunked.h"
@@ -29,10 +32,6 @@ constexpr int kOutTile = 64;  // Dv columns per output block
 constexpr int kOutLd = kOutTile + 8;
 
 bool g_enabled = true;
-#ifdef HYLORA_GDN_TIMING
-double g_gdn_timing_ms[3] = {};
-int g_gdn_timing_calls = 0;
-#endif
 
 __host__ __device__ constexpr int pad8(int n) { return (n + 7) & ~7; }
 __host__ __device__ constexpr int pad16(int n) { return (n + 15) & ~15; }
@@ -116,7 +115,7 @@ __device__ __forceinline__ void l2_normalise_rows(float* p, int ld, int n, float
   }
 }
 
-// ---- 1. intra-chunk: k̂, b, X = (I + L)⁻¹, W, U -------------------------------------------------------------------
+// ---- 1. intra-chunk: k̂, b, X = (I + L)⁻¹, W, U ------------------------------------------------------------------
 template <typename T>
 __global__ void __launch_bounds__(kThreads, 2) gdn_prep_kernel(
     const T* __restrict__ k, int64_t ldk, const T* __restrict__ v, int64_t ldv, const T* __restrict__ g, int64_t ldg,
@@ -267,7 +266,7 @@ __global__ void __launch_bounds__(kThreads, 2) gdn_prep_kernel(
   }
 }
 
-// ---- 2. state pass: sequential over the chunks of a sequence ----------------------------------------------------------
+// ---- 2. state pass: sequential over the chunks of a sequence ----------------------------------------------------
 __global__ void __launch_bounds__(kThreads, 1) gdn_state_kernel(Workspace ws, float* state_pool,
                                                                 const int32_t* __restrict__ state_slot,
                                                                 const int32_t* __restrict__ cu, int Hk, int Hv, int Dk,
@@ -391,7 +390,7 @@ __global__ void __launch_bounds__(kThreads, 1) gdn_state_kernel(Workspace ws, fl
   }
 }
 
-// ---- 3. output: O = diag(γ) Q̂ S + P D, parallel over (chunk, value head, 64 Dv columns) --------------------------------
+// ---- 3. output: O = diag(γ) Q̂ S + P D, parallel over (chunk, value head, 64 Dv columns) -----------------------
 template <typename T>
 __global__ void __launch_bounds__(kThreads, 2) gdn_out_kernel(const T* __restrict__ q, int64_t ldq, T* __restrict__ o,
                                                               int64_t ldo, const int32_t* __restrict__ state_slot,
@@ -461,13 +460,15 @@ __global__ void __launch_bounds__(kThreads, 2) gdn_out_kernel(const T* __restric
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       const int r = m0 + acc_row(e), c = j0 + n0 + acc_col(f, e);
-      if (f < nf && r < nt && c < Dv) st(o + static_cast<int64_t>(c0 + r) * ldo + static_cast<int64_t>(h) * Dv + c, acc[f][e]);
+      if (f < nf && r < nt && c < Dv)
+        st(o + static_cast<int64_t>(c0 + r) * ldo + static_cast<int64_t>(h) * Dv + c, acc[f][e]);
     }
 }
 
 template <typename K>
 cudaError_t allow_smem(K kernel, int floats) {
-  return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, floats * static_cast<int>(sizeof(float)));
+  return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                              floats * static_cast<int>(sizeof(float)));
 }
 
 template <typename T>
@@ -490,50 +491,18 @@ cudaError_t launch(const void* q, int64_t ldq, const void* k, int64_t ldk, const
   const int s = static_cast<int>(S), hk = static_cast<int>(Hk), hv = static_cast<int>(Hv), dk = static_cast<int>(Dk),
             dv = static_cast<int>(Dv);
   const size_t f4 = sizeof(float);
-#ifdef HYLORA_GDN_TIMING
-  static cudaEvent_t ev[4];
-  static bool ev_made = false;
-  if (!ev_made) {
-    for (auto& x : ev) cudaEventCreate(&x);
-    ev_made = true;
-  }
-  cudaEventRecord(ev[0], stream);
-#endif
   gdn_prep_kernel<T><<<dim3(static_cast<unsigned>(ncb), hv), kThreads, prep_smem_floats(dk, dv) * f4, stream>>>(
       static_cast<const T*>(k), ldk, static_cast<const T*>(v), ldv, static_cast<const T*>(g), ldg,
       static_cast<const T*>(beta), ldb, state_slot, cu, s, hk, hv, dk, dv, ws);
-#ifdef HYLORA_GDN_TIMING
-  cudaEventRecord(ev[1], stream);
-#endif
   gdn_state_kernel<<<dim3(s, hv, (dv + kStTile - 1) / kStTile), kThreads, state_smem_floats(dk) * f4, stream>>>(
       ws, state_pool, state_slot, cu, hk, hv, dk, dv);
-#ifdef HYLORA_GDN_TIMING
-  cudaEventRecord(ev[2], stream);
-#endif
   gdn_out_kernel<T><<<dim3(static_cast<unsigned>(ncb), hv, (dv + kOutTile - 1) / kOutTile), kThreads,
                       out_smem_floats(dk) * f4, stream>>>(static_cast<const T*>(q), ldq, static_cast<T*>(o), ldo,
                                                            state_slot, cu, s, hk, hv, dk, dv, ws);
-#ifdef HYLORA_GDN_TIMING
-  cudaEventRecord(ev[3], stream);
-  cudaEventSynchronize(ev[3]);
-  for (int i = 0; i < 3; ++i) {
-    float ms = 0;
-    cudaEventElapsedTime(&ms, ev[i], ev[i + 1]);
-    g_gdn_timing_ms[i] += ms;
-  }
-  ++g_gdn_timing_calls;
-#endif
   return cudaGetLastError();
 }
 }  // namespace
 
-#ifdef HYLORA_GDN_TIMING
-void gdn_chunked_timing(double* ms, int* calls) {  // debug: summed per-kernel ms since the last read, and calls
-  for (int i = 0; i < 3; ++i) ms[i] = g_gdn_timing_ms[i], g_gdn_timing_ms[i] = 0;
-  *calls = g_gdn_timing_calls;
-  g_gdn_timing_calls = 0;
-}
-#endif
 
 void set_gdn_chunked_enabled(bool on) { g_enabled = on; }
 bool gdn_chunked_enabled() { return g_enabled; }
@@ -551,7 +520,8 @@ cudaError_t gated_delta_rule_chunked(DType dt, const void* q, int64_t ldq, const
                                      const int32_t* cu_seqlens, int64_t S, int64_t T, int64_t Hk, int64_t Hv,
                                      int64_t Dk, int64_t Dv, float* workspace, cudaStream_t stream) {
   if (S == 0 || T == 0) return cudaSuccess;
-  if (Hk <= 0 || Hv % Hk != 0 || Dk <= 0 || Dk > 128 || Dv <= 0 || Dv > 128 || workspace == nullptr) return cudaErrorInvalidValue;
+  if (Hk <= 0 || Hv % Hk != 0 || Dk <= 0 || Dk > 128 || Dv <= 0 || Dv > 128 || workspace == nullptr)
+    return cudaErrorInvalidValue;
   if (dt == DType::f32)
     return launch<float>(q, ldq, k, ldk, v, ldv, g, ldg, beta, ldb, o, ldo, state_pool, state_slot, cu_seqlens, S, T,
                          Hk, Hv, Dk, Dv, workspace, stream);

@@ -41,16 +41,11 @@ cudaError_t gated_delta_rule_chunked(DType dt, const void* q, int64_t ldq, const
 // Workspace of one call (floats), with NCB = ⌊T/64⌋ + S (a bound on Σ_s ⌈len_s/64⌉, the number of chunks):
 //   T·Hv·Dk (W) + T·Hv·Dv (U, then D) + T·Hk·Dk (k̂) + T·Hv (b) [each rounded up to a multiple of 4]
 //   + NCB·Hv·Dk·Dv (the state at each chunk's start).
-// Qwen3.5-4B (Hk 16, Hv 32, Dk = Dv = 128), one sequence of 8192 tokens: 176 M floats = 705 MB, i.e. ~86 KB a token.
+// Qwen3.5-4B (Hk 16, Hv 32, Dk = Dv = 128), one sequence of 8192 tokens: 152 M floats = 607 MB, ~74 KB a token; the
+// per-chunk states dominate, and with many short sequences (the dispatch needs T ≥ 16·S, so NCB ≤ 5T/64) they reach
+// ~5× that piece: ≤ ~200 KB a token.
 size_t gated_delta_rule_chunked_workspace_floats(int64_t S, int64_t T, int64_t Hk, int64_t Hv, int64_t Dk,
                                                  int64_t Dv);
-
-// TEMPORARY (timing only): the previous one-kernel form (gdn_chunked_legacy.cu), same arguments without workspace.
-cudaError_t gated_delta_rule_chunked_legacy(DType dt, const void* q, int64_t ldq, const void* k, int64_t ldk,
-                                            const void* v, int64_t ldv, const void* g, int64_t ldg, const void* beta,
-                                            int64_t ldb, void* o, int64_t ldo, float* state_pool,
-                                            const int32_t* state_slot, const int32_t* cu_seqlens, int64_t S, int64_t T,
-                                            int64_t Hk, int64_t Hv, int64_t Dk, int64_t Dv, cudaStream_t stream);
 
 // Whether gated_delta_rule may dispatch prefill here (default true; the checks' timings turn it off to time the
 // sequential kernel). Host-side switch, not thread-safe; read at each call.
