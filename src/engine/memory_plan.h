@@ -32,7 +32,9 @@ int64_t plan_kv_pages(const MemoryPlanInput& in);
 // Reserve for one step's temporaries: the logits of up to max_batch_tokens rows plus ~32 hidden-wide float32
 // activations per row (residual stream, fused projections, MLP / MoE intermediates of one layer), and 64 MiB for the
 // cuBLASLt workspace and small per-step buffers. An estimate (the models do not declare their peak): steps that
-// need more grow the scratch arena into the headroom above the fraction.
+// need more grow the scratch arena into the headroom above the fraction. (The chunked GDN prefill's workspace,
+// ops/cuda/gdn_chunked.h, comes from this arena: ~74 KB a token at Qwen3.5-4B shapes, up to ~200 KB with many short
+// sequences, against the ~327 KB a token of the 32 hidden-wide rows.)
 int64_t scratch_reserve_bytes(int64_t max_batch_tokens, int64_t vocab_size, int64_t hidden_size);
 
 }  // namespace hylora

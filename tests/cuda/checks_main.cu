@@ -73,7 +73,8 @@ void bench_decode() {
     for (Buf* bb : {&q, &k, &v, &g, &b, &st}) CK(cudaMemset(bb->p, 0, bb->bytes));
     const double ms = time_ms([&] {
       CK(hc::gated_delta_rule(DType::f32, q.p, Hk * Dk, k.p, Hk * Dk, v.p, Hv * Dv, g.p, Hv, b.p, Hv, o.p, Hv * Dv,
-                              st.as<float>(), dsl.as<int32_t>(), dcu.as<int32_t>(), S, T, Hk, Hv, Dk, Dv, nullptr));
+                              st.as<float>(), dsl.as<int32_t>(), dcu.as<int32_t>(), S, T, Hk, Hv, Dk, Dv, nullptr,
+                              nullptr));
     });
     std::printf("TIME decode gated_delta f32 S=%ld Hk=16 Hv=32 Dk=Dv=128: %.2f us (state r+w %.0f GB/s)\n", (long)S,
                 ms * 1e3, 2.0 * st.bytes / ms / 1e6);
@@ -253,9 +254,11 @@ void bench() {
     Buf q(T * Hk * Dk * 2), k(T * Hk * Dk * 2), v(T * Hv * Dv * 2), g(T * Hv * 2), b(T * Hv * 2), o(T * Hv * Dv * 2),
         st(S * Hv * Dk * Dv * 4), dcu = up_raw(cu), dsl = up_raw(sl);
     for (Buf* bb : {&q, &k, &v, &g, &b, &st}) CK(cudaMemset(bb->p, 0, bb->bytes));
+    Buf ws(hc::gated_delta_rule_workspace_floats(S, T, Hk, Hv, Dk, Dv) * 4);
     const double ms = time_ms([&] {
       CK(hc::gated_delta_rule(DType::bf16, q.p, Hk * Dk, k.p, Hk * Dk, v.p, Hv * Dv, g.p, Hv, b.p, Hv, o.p, Hv * Dv,
-                              st.as<float>(), dsl.as<int32_t>(), dcu.as<int32_t>(), S, T, Hk, Hv, Dk, Dv, nullptr));
+                              st.as<float>(), dsl.as<int32_t>(), dcu.as<int32_t>(), S, T, Hk, Hv, Dk, Dv,
+                              ws.bytes ? ws.as<float>() : nullptr, nullptr));
     }, L > 1 ? 3 : 20);
     std::printf("TIME gated_delta bf16 S=%ld tokens/seq=%ld Hv=32 Dk=Dv=128: %.3f ms (state r+w %.0f GB/s)\n", (long)S,
                 (long)L, ms, 2.0 * st.bytes / ms / 1e6);
@@ -268,13 +271,15 @@ void bench() {
     Buf q(T * Hk * Dk * es), k(T * Hk * Dk * es), v(T * Hv * Dv * es), g(T * Hv * es), b(T * Hv * es),
         o(T * Hv * Dv * es), st(Hv * Dk * Dv * 4), dcu = up_raw(cu), dsl = up_raw(sl);
     for (Buf* bb : {&q, &k, &v, &g, &b, &st}) CK(cudaMemset(bb->p, 0, bb->bytes));
+    Buf ws(hc::gated_delta_rule_chunked_workspace_floats(1, T, Hk, Hv, Dk, Dv) * 4);
     double ms[2];
     const bool was_on = hc::gdn_chunked_enabled();
     for (int chunked = 0; chunked < 2; ++chunked) {
       hc::set_gdn_chunked_enabled(chunked == 1);
       ms[chunked] = time_ms([&] {
         CK(hc::gated_delta_rule(d, q.p, Hk * Dk, k.p, Hk * Dk, v.p, Hv * Dv, g.p, Hv, b.p, Hv, o.p, Hv * Dv,
-                                st.as<float>(), dsl.as<int32_t>(), dcu.as<int32_t>(), 1, T, Hk, Hv, Dk, Dv, nullptr));
+                                st.as<float>(), dsl.as<int32_t>(), dcu.as<int32_t>(), 1, T, Hk, Hv, Dk, Dv,
+                                ws.as<float>(), nullptr));
       }, 3);
     }
     hc::set_gdn_chunked_enabled(was_on);

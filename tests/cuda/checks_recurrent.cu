@@ -31,7 +31,7 @@ void check_gdn(DType d, int64_t Hk, int64_t Hv, int64_t Dk, int64_t Dv, const st
   Buf dq = up(q, d), dk = up(k, d), dv = up(v, d), dg = up(g, d), db = up(beta, d), dout = up(o0, d),
       dst = up(st0, DType::f32), dcu = up_raw(cu), dslot = up_raw(slot);
   CK(hc::gated_delta_rule(d, dq.p, ldq, dk.p, ldk, dv.p, ldv, dg.p, ldg, db.p, ldb, dout.p, ldo, dst.as<float>(),
-                          dslot.as<int32_t>(), dcu.as<int32_t>(), S, T, Hk, Hv, Dk, Dv, nullptr));
+                          dslot.as<int32_t>(), dcu.as<int32_t>(), S, T, Hk, Hv, Dk, Dv, nullptr, nullptr));
   auto og = down(dout, T * ldo, d);
   auto sg = down(dst, st0.size(), DType::f32);
   std::vector<double> sref(st0.begin(), st0.end());

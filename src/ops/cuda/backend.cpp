@@ -247,10 +247,16 @@ void causal_conv1d(ExecCtx& ctx, const Tensor& x, const Tensor& w, const Tensor&
 void gated_delta_rule(ExecCtx& ctx, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& g,
                       const Tensor& beta, const SeqLayout& layout, Tensor& state_pool, Tensor& o) {
   const int64_t Hv = state_pool.dim(1), Dk = state_pool.dim(2), Dv = state_pool.dim(3), Hk = q.dim(1) / Dk;
+  // prefill's chunked form needs a workspace (W, U/D, k̂, decays, per-chunk states: gdn_chunked.h), ~74 KB a token at
+  // Qwen3.5-4B shapes, inside the scratch reserve's 32·hidden floats a token (memory_plan.cpp); dead after the call
+  const size_t ws_floats = cuda::gated_delta_rule_workspace_floats(layout.num_seqs, layout.num_tokens, Hk, Hv, Dk, Dv);
+  Tensor ws;
+  if (ws_floats) ws = ctx.scratch.tensor({static_cast<int64_t>(ws_floats)}, DType::F32);
   ok(cuda::gated_delta_rule(f32, cf(q, "gdn"), q.ld(), cf(k, "gdn"), k.ld(), cf(v, "gdn"), v.ld(), cf(g, "gdn"),
                             g.ld(), cf(beta, "gdn"), beta.ld(), mf(o, "gdn"), o.ld(), mf(state_pool, "gdn"),
                             ci(layout.state_slots, "gdn"), ci(layout.cu_seqlens, "gdn"), layout.num_seqs,
-                            layout.num_tokens, Hk, Hv, Dk, Dv, stream(ctx)),
+                            layout.num_tokens, Hk, Hv, Dk, Dv,
+                            ws_floats ? static_cast<float*>(ws.raw()) : nullptr, stream(ctx)),
      "gated_delta_rule");
 }
 

@@ -1,11 +1,11 @@
 #pragma once
-// The state update that ends every chunk of the chunked linear recurrences (gdn_chunked.cu, ssd_chunked.cu):
+// The state update that ends every chunk of the chunked Mamba2 scan (ssd_chunked.cu; gdn_chunked.cu does its own on
+// tensor cores):
 //   S ← γ · S + Rᵀ (e ⊙ D)
 // S [rows, 32] fp32 in shared memory (a block's 32-column tile of the state), R [nt, ldr] the chunk's key-side rows
-// (GDN: the normalised keys K̂, rows = Dk; Mamba2: B, rows = N), D [nt, 32] the chunk's value-side rows (GDN: the
-// solved new values; Mamba2: Δ·x), e[sc] = e^{b_last − b_sc}, γ = e^{b_last}. 256 threads: thread (rg, cg) owns rows
-// rg + 16a (a < 8, so rows ≤ 128) and columns cg, cg + 16 — its entries only, so no barrier inside; the caller
-// synchronises before S is read again.
+// (B, rows = N), D [nt, 32] the chunk's value-side rows (Δ·x), e[sc] = e^{b_last − b_sc}, γ = e^{b_last}. 256
+// threads: thread (rg, cg) owns rows rg + 16a (a < 8, so rows ≤ 128) and columns cg, cg + 16 — its entries only, so
+// no barrier inside; the caller synchronises before S is read again.
 namespace hylora::cuda::detail {
 
 __device__ __forceinline__ void chunk_state_update(float* Ss, const float* R, int ldr, const float* D,

@@ -399,7 +399,7 @@ __global__ void conv_state_kernel(const T* __restrict__ x, int64_t ldx, float* s
 cudaError_t gated_delta_rule(DType dt, const void* q, int64_t ldq, const void* k, int64_t ldk, const void* v,
                              int64_t ldv, const void* g, int64_t ldg, const void* beta, int64_t ldb, void* o,
                              int64_t ldo, float* state_pool, const int32_t* state_slot, const int32_t* cu_seqlens,
-                             int64_t S, int64_t T, int64_t Hk, int64_t Hv, int64_t Dk, int64_t Dv,
+                             int64_t S, int64_t T, int64_t Hk, int64_t Hv, int64_t Dk, int64_t Dv, float* workspace,
                              cudaStream_t stream) {
   if (S == 0 || T == 0) return cudaSuccess;
   if (Hk <= 0 || Hv % Hk != 0 || Dk <= 0 || Dk > 256 || Dv <= 0) return cudaErrorInvalidValue;
@@ -425,9 +425,9 @@ cudaError_t gated_delta_rule(DType dt, const void* q, int64_t ldq, const void* k
     return cudaGetLastError();
   }
   // Prefill: the chunked form (gdn_chunked.cu) once sequences average ≥ 16 rows (any length is exact there).
-  if (Dk <= 128 && T >= 16 * S && gdn_chunked_enabled())
+  if (workspace != nullptr && gated_delta_rule_workspace_floats(S, T, Hk, Hv, Dk, Dv) > 0)
     return gated_delta_rule_chunked(dt, q, ldq, k, ldk, v, ldv, g, ldg, beta, ldb, o, ldo, state_pool, state_slot,
-                                    cu_seqlens, S, T, Hk, Hv, Dk, Dv, stream);
+                                    cu_seqlens, S, T, Hk, Hv, Dk, Dv, workspace, stream);
   if (dt == DType::f32)
     gdn_kernel<float><<<grid, 256, 0, stream>>>(
         static_cast<const float*>(q), ldq, static_cast<const float*>(k), ldk, static_cast<const float*>(v), ldv,
@@ -440,6 +440,11 @@ cudaError_t gated_delta_rule(DType dt, const void* q, int64_t ldq, const void* k
         static_cast<const __nv_bfloat16*>(beta), ldb, static_cast<__nv_bfloat16*>(o), ldo, state_pool, state_slot,
         cu_seqlens, hk, hv, dk, dv);
   return cudaGetLastError();
+}
+
+size_t gated_delta_rule_workspace_floats(int64_t S, int64_t T, int64_t Hk, int64_t Hv, int64_t Dk, int64_t Dv) {
+  const bool chunked = S > 0 && T >= 16 * S && Dk <= 128 && Dv <= 128 && gdn_chunked_enabled();
+  return chunked ? gated_delta_rule_chunked_workspace_floats(S, T, Hk, Hv, Dk, Dv) : 0;
 }
 
 cudaError_t ssm_scan(DType dt, const void* x, int64_t ldx, const void* dtr, int64_t lddt, const void* B, int64_t ldB,

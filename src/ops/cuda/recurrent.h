@@ -17,12 +17,16 @@ namespace hylora::cuda {
 //   o [T, Hv*Dv] (ld ldo), state pool [slots, Hv, Dk, Dv] fp32. Dk ≤ 256.
 // Sequential over tokens, parallel over (sequence, head, 32-column tiles of Dv); the state lives in registers
 // (decode with Dk ≤ 128: 4 warps per tile streaming the state as float4, two cross-warp reductions per token).
-// Prefill with Dk ≤ 128 and T ≥ 16·S runs the chunked form instead (gdn_chunked.h).
+// Prefill with Dk, Dv ≤ 128 and T ≥ 16·S runs the chunked form instead (gdn_chunked.h) when given a `workspace` of
+// gated_delta_rule_workspace_floats(...) floats (device fp32, dead after the call); with a null workspace it stays on
+// the sequential kernel.
 cudaError_t gated_delta_rule(DType dt, const void* q, int64_t ldq, const void* k, int64_t ldk, const void* v,
                              int64_t ldv, const void* g, int64_t ldg, const void* beta, int64_t ldb, void* o,
                              int64_t ldo, float* state_pool, const int32_t* state_slot, const int32_t* cu_seqlens,
-                             int64_t S, int64_t T, int64_t Hk, int64_t Hv, int64_t Dk, int64_t Dv,
+                             int64_t S, int64_t T, int64_t Hk, int64_t Hv, int64_t Dk, int64_t Dv, float* workspace,
                              cudaStream_t stream);
+// Floats of workspace gated_delta_rule uses for these shapes: 0 unless it would run the chunked form.
+size_t gated_delta_rule_workspace_floats(int64_t S, int64_t T, int64_t Hk, int64_t Hv, int64_t Dk, int64_t Dv);
 
 // Mamba2 selective scan (models.md §2; CPU ops/ssm_scan.h). Per sequence, head h (group gi = h / (nh/G)), token t:
 //   Δ = max(softplus(dt[t,h] + dt_bias[h]), dt_min)      (torch softplus, threshold 20)
