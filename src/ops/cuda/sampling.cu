@@ -27,7 +27,11 @@
 //     stay together because only the key at the crossing matters. When the list is short of k entries, or never
 //     reaches the target, the true partial threshold is < T, so T came from the min-p cut, which then dominates
 //     (the partial is taken as 0). The Gumbel-max runs over the list (kept ⊆ list).
-//  5. fallback (more than kCap candidates, e.g. flat rows where top-p keeps most of the vocabulary): exact radix
+//     If the list overflows and a probe (not the min-p cut) set T, passes 2-3 run again (kRounds in all) with the
+//     probes spread geometrically over the gap band between the last insufficient probe and the chosen one (flat
+//     rows: top-k's k-th key lies a tiny gap below the max). The proofs above hold for any probe keys.
+//  5. fallback (still more than kCap candidates, e.g. flat rows where top-p keeps most of the vocabulary, or
+//     top-k with k > kCap): exact radix
 //     selection over the whole row, 4 passes of 8 bits per threshold, with per-warp histograms (no cross-warp
 //     contention) and lanes of one warp that hold the same key aggregated by __match_any_sync (one atomic per
 //     distinct key; identical keys are the contended case, e.g. ties); masses go into two 32-bit halves (native
@@ -455,7 +459,7 @@ __global__ void __launch_bounds__(kST, 1) sample_kernel(const T* __restrict__ lo
       return;
     }
     // the candidates into the list (stops early once they overflow it; skipped when top-k's count says they will)
-    const bool overflows = use_k && cut == kj && sh.cnt[jsel] > static_cast<uint32_t>(kCap);
+    const bool overflows = use_k && jsel >= 0 && cut == kj && sh.cnt[jsel] > static_cast<uint32_t>(kCap);
     for (int i0 = 0; i0 < V && !overflows; i0 += kST) {
       int seen = 0;
       if (lane == 0) seen = atomicAdd(&sh.n, 0);
