@@ -14,8 +14,6 @@
 #include "ops/cuda/gemv.h"
 #include "ops/cuda/lora.h"
 #include "ops/cuda/moe.h"
-#include "ops/cuda/misc.h"
-#include "ops/cuda/sampling.h"
 #include "ops/cuda/recurrent.h"
 #include "tests/cuda/check_util.h"
 
@@ -348,29 +346,7 @@ void bench() {
                 ms[0], ms[1], fl_up / ms[1] / 1e9, ms[2], ms[3], fl_down / ms[3] / 1e9, ms[4]);
   }
   bench_expert_gemm();  // the engine's expert GEMM (fp32 rows, bf16/fp32 weights), decode and prefill
-  // sampling and logprobs over a 151 936 vocabulary, 64 rows
-  {
-    const int64_t R = 64, V = 151936;
-    Buf lg(R * V * 2), out(R * 4), lp(R * 4), tg(R * 4);
-    CK(cudaMemset(lg.p, 0, lg.bytes));
-    CK(cudaMemset(tg.p, 0, tg.bytes));
-    std::vector<hc::SamplingParams> P(R);
-    for (auto& p : P) {
-      p.temperature = 0.7f;
-      p.top_k = 50;
-      p.top_p = 0.9f;
-      p.min_p = 0.01f;
-    }
-    Buf dp = up_raw(P);
-    const double ms_s = time_ms([&] {
-      CK(hc::sample_tokens(DType::bf16, lg.p, V, V, nullptr, R, dp.as<hc::SamplingParams>(), out.as<int32_t>(), nullptr));
-    });
-    const double ms_l = time_ms([&] {
-      CK(hc::logprobs(DType::bf16, lg.p, V, V, nullptr, R, tg.as<int32_t>(), lp.as<float>(), nullptr, nullptr));
-    });
-    std::printf("TIME sample_tokens bf16 64 rows x 151936 (top-k 50, top-p 0.9, min-p): %.3f ms; logprobs: %.3f ms\n",
-                ms_s, ms_l);
-  }
+  // sampling (and logprobs) over a 151 936 vocabulary: checks_sampling.cu times them itself under g_bench
   // Mamba2 decode (Nemotron-H-like: nh 128, hd 64, N 128, G 8), 64 sequences
   {
     const int64_t S = 64, nh = 128, hd = 64, N = 128, G = 8;

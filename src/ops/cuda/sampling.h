@@ -9,6 +9,11 @@
 //   out = argmax over kept i of l_i + G_i with Gumbel noise G_i = −log(−log u_i), u_i = sample_uniform(seed, step, i):
 //   an exact draw from softmax(l) restricted to the kept set, reproducible from (seed, step) and independent of the
 //   launch shape. Callers advance `step` every decode step.
+// Method (sampling.cu): one block of 1024 threads per row; after the max, probe cuts at fixed gaps below it bound the
+// kept set (counts for top-k, fixed-point mass for top-p), the candidates (usually tens to thousands of tokens) are
+// compacted into shared memory and sorted, and the thresholds and the Gumbel-max come from that list; rows whose
+// candidates do not fit (flat rows, top-k > 8192) take an exact radix selection with per-warp histograms. Same
+// kept set as the definition in every case (proofs in sampling.cu). V ≤ 2^20 (cudaErrorInvalidValue above).
 #pragma once
 #include <cuda_runtime.h>
 

@@ -1,5 +1,6 @@
 #pragma once
 #include <cstdint>
+#include "cuda_runtime.h"
 #include <cstring>
 struct __nv_bfloat16 { uint16_t b; };
 struct __nv_bfloat162 { __nv_bfloat16 x, y; };

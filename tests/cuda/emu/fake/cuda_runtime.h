@@ -1,4 +1,4 @@
-// CPU emulation shim (testing only): just enough of the CUDA runtime for attention_decode.cu.
+// CPU emulation shim (testing only): just enough of the CUDA runtime for attention_decode.cu and sampling.cu.
 #pragma once
 #include <barrier>
 #include <cmath>
@@ -96,3 +96,25 @@ inline void emu_wait(int n) {
   }
 }
 alignas(16) inline unsigned char emu_dsm_buf[1 << 20];
+// ---- for sampling.cu: warp votes / match / reductions, __syncthreads_count, shared-memory atomics, bit casts
+#include <atomic>
+#include <climits>
+#define __constant__ static
+inline uint32_t __float_as_uint(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
+inline float __uint_as_float(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
+inline int __popc(unsigned x) { return __builtin_popcount(x); }
+inline int __ffs(unsigned x) { return __builtin_ffs(static_cast<int>(x)); }
+inline uint64_t* emu_xall() {  // every lane's exchanged value
+  return reinterpret_cast<uint64_t*>(emu_blk->xch[threadIdx.x / 32]);
+}
+template <typename V> inline void emu_put(V v) { uint64_t b = 0; std::memcpy(&b, &v, sizeof(V)); emu_xall()[threadIdx.x % 32] = b; __syncwarp(); }
+inline unsigned __ballot_sync(unsigned, bool p) { emu_put<uint64_t>(p); unsigned m = 0; for (int i = 0; i < 32; ++i) if (emu_xall()[i]) m |= 1u << i; __syncwarp(); return m; }
+inline bool __any_sync(unsigned, bool p) { return __ballot_sync(~0u, p) != 0; }
+inline unsigned __match_any_sync(unsigned, unsigned long long v) { emu_put<uint64_t>(v); unsigned m = 0; for (int i = 0; i < 32; ++i) if (emu_xall()[i] == v) m |= 1u << i; __syncwarp(); return m; }
+inline unsigned __reduce_add_sync(unsigned, unsigned v) { emu_put<uint64_t>(v); unsigned s = 0; for (int i = 0; i < 32; ++i) s += (unsigned)emu_xall()[i]; __syncwarp(); return s; }
+inline unsigned __reduce_max_sync(unsigned, unsigned v) { emu_put<uint64_t>(v); unsigned s = 0; for (int i = 0; i < 32; ++i) s = std::max(s, (unsigned)emu_xall()[i]); __syncwarp(); return s; }
+inline std::atomic<int> emu_cnt{0};
+inline int __syncthreads_count(bool p) { __syncthreads(); if (p) emu_cnt++; __syncthreads(); int r = emu_cnt; __syncthreads(); if (threadIdx.x == 0) emu_cnt = 0; __syncthreads(); return r; }
+template <typename V, typename W> inline V atomicAdd(V* p, W v) { return __atomic_fetch_add(p, (V)v, __ATOMIC_SEQ_CST); }
+template <typename V, typename W> inline V atomicMax(V* p, W v) { V o = __atomic_load_n(p, __ATOMIC_SEQ_CST); while (o < (V)v && !__atomic_compare_exchange_n(p, &o, (V)v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {} return o; }
+template <typename V, typename W> inline V atomicMin(V* p, W v) { V o = __atomic_load_n(p, __ATOMIC_SEQ_CST); while (o > (V)v && !__atomic_compare_exchange_n(p, &o, (V)v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {} return o; }

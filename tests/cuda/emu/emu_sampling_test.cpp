@@ -1,0 +1,80 @@
+// CPU emulation of sampling.cu (README.md): sample_tokens against the host definition (the same function as
+// checks_sampling.cu's host_sample) on random, all-equal, flat and tied rows at a misaligned stride, over parameter
+// sets that reach each path of the kernel (candidate list, resolved shortcut, refined probes, radix fallback).
+#include <algorithm>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+namespace hc = hylora::cuda;
+using hylora::cuda::DType;
+static uint32_t hkey(float f) { uint32_t b; std::memcpy(&b, &f, 4); return (b & 0x80000000u) ? ~b : (b | 0x80000000u); }
+int host_sample(const float* x, int64_t V, const hc::SamplingParams& P) {
+  if (!(P.temperature > 0.0f)) { int bi = 0; for (int64_t i = 1; i < V; ++i) if (x[i] > x[bi]) bi = (int)i; return bi; }
+  std::vector<float> l(V); float mx = -INFINITY;
+  for (int64_t i = 0; i < V; ++i) mx = std::max(mx, l[i] = x[i] / P.temperature);
+  uint32_t thr = 0; std::vector<uint32_t> keys(V);
+  for (int64_t i = 0; i < V; ++i) keys[i] = hkey(l[i]);
+  if (P.top_k > 0 && P.top_k < V) { std::vector<uint32_t> sk(keys); std::nth_element(sk.begin(), sk.begin() + (P.top_k - 1), sk.end(), std::greater<uint32_t>()); thr = sk[P.top_k - 1]; }
+  if (P.top_p > 0.0f && P.top_p < 1.0f) {
+    std::vector<std::pair<uint32_t, unsigned long long>> km; unsigned long long total = 0;
+    for (int64_t i = 0; i < V; ++i) if (keys[i] >= thr) { auto m = (unsigned long long)(std::exp(l[i] - mx) * 4294967296.0f); km.push_back({keys[i], m}); total += m; }
+    std::sort(km.begin(), km.end(), [](auto& a, auto& b) { return a.first > b.first; });
+    unsigned long long target = (unsigned long long)std::ceil((double)total * (double)P.top_p); if (target == 0) target = 1;
+    unsigned long long cum = 0; uint32_t tp = km.back().first;
+    for (size_t i = 0; i < km.size(); ++i) { cum += km[i].second; if (cum >= target) { tp = km[i].first; break; } }
+    thr = std::max(thr, tp);
+  }
+  if (P.min_p > 0.0f) thr = std::max(thr, hkey(mx + std::log(P.min_p)));
+  float bv = -INFINITY; int bi = 0;
+  for (int64_t i = 0; i < V; ++i) { if (keys[i] < thr) continue; float u = hc::sample_uniform(P.seed, P.step, i); float key = l[i] - std::log(-std::log(u)); if (key > bv) { bv = key; bi = (int)i; } }
+  return bi;
+}
+int main() {
+  std::mt19937_64 rng(7);
+  int fails = 0, total = 0;
+  auto bf = [](float v) { return __bfloat162float(__float2bfloat16_rn(v)); };
+  struct Case { const char* name; int V; int kind; };  // kind: 0 randn*3, 1 zeros, 2 flat randn*0.01, 3 integers -3..3, 4 randn*3 large V
+  for (Case c : {Case{"randn", 3000, 0}, Case{"zeros", 3000, 1}, Case{"flat", 20000, 2}, Case{"ints", 20000, 3}, Case{"randn-big", 40000, 0}, Case{"tiny", 5, 0}, Case{"small-ints", 700, 3}}) {
+    for (int dt = 0; dt < 2; ++dt) {
+      const int V = c.V, R = 12; const int64_t ld = V + 3;  // odd ld: misaligned rows for the head/tail path
+      std::vector<float> x(R * ld);
+      std::normal_distribution<float> nd;
+      for (auto& v : x) {
+        float t = c.kind == 0 ? nd(rng) * 3 : c.kind == 1 ? 0.f : c.kind == 2 ? nd(rng) * 0.01f : float(int(rng() % 7) - 3);
+        v = dt ? bf(t) : t;
+      }
+      std::vector<hc::SamplingParams> P(R);
+      for (int r = 0; r < R; ++r) {
+        auto& p = P[r]; p.seed = 100 + r; p.step = 3 * r;
+        switch (r) {
+          case 0: p.temperature = 0; break;
+          case 1: p.temperature = 0.8f; break;
+          case 2: p.temperature = 1.0f; p.top_k = 50; break;
+          case 3: p.temperature = 0.7f; p.top_p = 0.9f; break;
+          case 4: p.temperature = 1.2f; p.min_p = 0.05f; break;
+          case 5: p.temperature = 0.6f; p.top_k = 40; p.top_p = 0.8f; p.min_p = 0.02f; break;
+          case 6: p.temperature = 0.7f; p.top_k = 9000; p.top_p = 0.95f; break;   // k beyond the list
+          case 7: p.temperature = 1.5f; p.top_p = 0.01f; p.min_p = 0.3f; break;
+          case 8: p.temperature = 1.0f; p.top_k = 2000; p.min_p = 0.001f; break;
+          case 9: p.temperature = 1.0f; p.min_p = 1.0f; break;
+          case 10: p.temperature = 1.0f; p.min_p = 2.0f; break;
+          case 11: p.temperature = 0.8f; p.top_k = 3; p.top_p = 0.5f; break;
+        }
+      }
+      std::vector<int32_t> out(R, -1);
+      std::vector<__nv_bfloat16> xb(x.size());
+      for (size_t i = 0; i < x.size(); ++i) xb[i] = __float2bfloat16_rn(x[i]);
+      const void* base = dt ? (const void*)xb.data() : (const void*)x.data();
+      hc::sample_tokens(dt ? DType::bf16 : DType::f32, base, ld, V, nullptr, R, P.data(), out.data(), nullptr);
+      for (int r = 0; r < R; ++r) {
+        const int ref = host_sample(x.data() + r * ld, V, P[r]);
+        ++total;
+        if (ref != out[r]) { ++fails; std::printf("FAIL %s dt=%d row %d: got %d ref %d\n", c.name, dt, r, out[r], ref); }
+      }
+      std::printf("%s dt=%d done\n", c.name, dt); std::fflush(stdout);
+    }
+  }
+  std::printf("%d/%d mismatches\n", fails, total);
+  return fails != 0;
+}
