@@ -170,6 +170,9 @@ class Bench {
           if (it >= warmup_) context_sum += static_cast<double>(ex.sequence_length(q));
           auto adapter = w.shape.adapters ? adapters[i % w.shape.adapters] : nullptr;  // mixed: row i → i mod a
           works.push_back({q, tokens_for(w.shape.new_tokens), adapter, RowOutput::kLast});
+          // A decode step draws its tokens as a server's does (temperature 1, whole vocabulary; on a GPU only the
+          // tokens come back); a prefill step returns its last rows' logits.
+          if (w.kind == "decode") works.back().draw = TokenDraw{SamplingParams{}, it, 0};
         }
         const bool profiled = it >= warmup_ && w.name == profile_workload_;
         if (profiled) ops::profiler_range(base_.device, true);
@@ -178,7 +181,7 @@ class Bench {
         const double ms = ms_since(t0);
         if (profiled) ops::profiler_range(base_.device, false);
         if (it >= warmup_) row.ms.push_back(ms);
-        if (it == 0 || it + 1 == warmup_ + repeats_) check_finite(out.logits, w.name);
+        if (it == 0 || it + 1 == warmup_ + repeats_) check_output(out, w.name);
         for (SeqId q : fresh) ex.release_sequence(q);
       }
       row.shape.context = static_cast<int64_t>(std::llround(context_sum / static_cast<double>(repeats_ * w.shape.seqs)));
@@ -208,12 +211,17 @@ class Bench {
     }
     return t;
   }
-  // A fast wrong answer is no result: the logits of a random model must at least be finite.
-  static void check_finite(const Tensor& logits, const std::string& name) {
-    const float* p = logits.f32();
-    for (int64_t i = 0; i < logits.numel(); ++i)
+  // A fast wrong answer is no result: the logits of a random model must at least be finite, and a drawn token must
+  // be a token with a finite log-probability (a NaN row gives neither).
+  void check_output(const StepOutput& out, const std::string& name) const {
+    const float* p = out.logits.f32();
+    for (int64_t i = 0; i < out.logits.numel(); ++i)
       if (!std::isfinite(p[i]))
         fail("workload ", name, ": logit ", i, " is not finite: the random model overflowed (report this)");
+    for (const auto& t : out.drawn)
+      if (t && (t->id < 0 || t->id >= model_.vocab_size() || !std::isfinite(t->logprob) || t->logprob > 1e-3))
+        fail("workload ", name, ": drew token ", t->id, " with log-probability ", t->logprob,
+             ": the step's logits are not a distribution (report this)");
   }
 
   Model& model_;
@@ -330,7 +338,9 @@ int run_bench_command(int argc, char** argv) {
     run.notes.push_back("MoE weight bytes count the experts some row is routed to, expected under uniform "
                         "routing: E·(1 − (1 − k/E)^rows) per layer (batch 1: k experts).");
   run.notes.push_back("Floors: bytes / copy bandwidth, FLOP / GEMM rate (" + std::string(dtype_name(run.rates.gemm_dtype)) +
-                      "); bytes include the float32 logits returned to the host. Decode context drifts by the "
+                      "); bytes include the float32 logits the step writes. Decode steps draw their tokens inside the step "
+                      "(temperature 1, whole vocabulary) and return only those; prefill steps return the last rows' "
+                      "logits. Decode context drifts by the "
                       "steps run; the table gives the mean over the timed steps.");
 
   const std::vector<Workload> chosen = select(all_workloads(s), workloads);

@@ -115,7 +115,7 @@ StepCost CostModel::cost(const StepShape& s) const {
     }
   }
   // Activations leaving the chip: the residual stream in and out of every layer in prefill (decode keeps it
-  // on chip), and the float32 logits the step returns.
+  // on chip), and the float32 logits the step writes (lm_head's output rows).
   if (s.new_tokens > 1) c.io_bytes += T * hidden_ * wb * 2.0 * static_cast<double>(specs_.size());
   c.io_bytes += R * vocab_ * 4.0;
   // LoRA: each adapter's A and B at its true rank, read once; shrink + expand over the rows that use an adapter.

@@ -25,7 +25,7 @@ struct StepCost {
   double weight_bytes = 0;   // dense weights + routed experts touched + lm_head + embedding rows
   double lora_bytes = 0;     // A/B of the adapters used, at their true rank
   double cache_bytes = 0;    // KV / latent read + new rows written; recurrent states read + written
-  double io_bytes = 0;       // activations that must leave the chip (prefill residual stream) + the logits returned
+  double io_bytes = 0;       // activations that must leave the chip (prefill residual stream) + the logits written
   double base_flop = 0;      // projections, experts over routed rows, attention, state updates
   double lora_flop = 0;      // shrink + expand
   double bytes() const { return weight_bytes + lora_bytes + cache_bytes + io_bytes; }

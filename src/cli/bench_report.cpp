@@ -29,7 +29,7 @@ std::string bench_markdown(const BenchRun& r) {
        fmt("%.0f", static_cast<double>(r.rates.copy_bytes) / (1 << 20)) + " MiB copy) |\n";
   s += "| GEMM rate | " + fmt("%.4g", r.rates.gemm_flop_per_s / 1e12) + " TFLOP/s (" + dtype_name(r.rates.gemm_dtype) +
        ", " + std::to_string(r.rates.gemm_size) + "³) |\n";
-  s += "| timing | wall clock around Executor::execute (host logits returned), " + std::to_string(r.warmup) +
+  s += "| timing | wall clock around Executor::execute (decode: tokens drawn in the step; prefill: logits returned), " + std::to_string(r.warmup) +
        " warm-up + median of " + std::to_string(r.repeats) + " |\n\n";
   s += "| workload | seqs × new tokens | context | adapters × rank | ms / step | tokens/s | GB | GFLOP | bytes floor ms "
        "| FLOP floor ms | measured / floor | LoRA overhead | ideal overhead |\n";

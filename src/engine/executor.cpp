@@ -112,8 +112,11 @@ struct Executor::Impl {
   void sync_lora();
   StepBatch build(const std::vector<SeqWork>& works);
   bool graph_step(const StepBatch& b) const;
-  void run_cuda(const StepBatch& b, Tensor& logits_out);
-  void run_cuda_padded(const StepBatch& b, Tensor& logits_out);
+  // The step's logits [≥ num_logit_rows, V] on the device (scratch: valid until the next step).
+  Tensor run_cuda(const StepBatch& b);
+  Tensor run_cuda_padded(const StepBatch& b);
+  std::vector<std::optional<SampledToken>> draw_on_device(const std::vector<SeqWork>& works, const Tensor& logits,
+                                                          const std::vector<int64_t>& first);
 
   ExecutorOptions options;
   std::unique_ptr<Model> owned;  // null when the caller owns the model
@@ -150,6 +153,12 @@ void Executor::Impl::validate(const std::vector<SeqWork>& works) {
     const int64_t len = s.length + static_cast<int64_t>(w.tokens.size());
     HYLORA_CHECK(info.max_position_embeddings == 0 || len <= info.max_position_embeddings, "sequence of ", len,
                  " tokens is longer than the model's max_position_embeddings (", info.max_position_embeddings, ")");
+    if (w.draw) {
+      HYLORA_CHECK(w.output != RowOutput::kNone, "sequence ", w.seq, ": a token draw needs the step's last row");
+      validate_sampling_params(w.draw->params);
+      HYLORA_CHECK(w.draw->position >= 0 && w.draw->top_logprobs >= 0, "sequence ", w.seq,
+                   ": a token draw at position ", w.draw->position, " with ", w.draw->top_logprobs, " top logprobs");
+    }
     rows += static_cast<int64_t>(w.tokens.size());
     pages += pages_needed(s, static_cast<int64_t>(w.tokens.size()));
     if (w.adapter) adapters.insert(w.adapter.get());
@@ -388,19 +397,19 @@ bool Executor::Impl::graph_step(const StepBatch& b) const {
   return graphs_possible && !dev_lora.has_deltas() && is_decode_step(b) && b.num_seqs <= kMaxGraphRows;
 }
 
-void Executor::Impl::run_cuda(const StepBatch& b, Tensor& logits_out) {
-  // The step's metadata goes up in one copy and the models see views of it; only the logit rows come back.
+Tensor Executor::Impl::run_cuda(const StepBatch& b) {
+  // The step's metadata goes up in one copy and the models see views of it.
   Tensor data = ctx.scratch.tensor({static_cast<int64_t>(b.data.size())}, DType::I32);
   const Tensor host = Tensor::view_of(const_cast<int32_t*>(b.data.data()), data.shape(), DType::I32, nullptr);
   ops::copy_tensor(ctx, host, data);
   const StepTensors step = device_views(b, data);
   ForwardArgs args{ctx, step, pools.layers(), &dev_lora.weights(), options.communicator};
-  Tensor logits = ctx.scratch.tensor(logits_out.shape());
+  Tensor logits = ctx.scratch.tensor({b.num_logit_rows, info.vocab_size});
   model->forward(args, logits);
-  ops::copy_tensor(ctx, logits, logits_out);  // waits for the step
+  return logits;
 }
 
-void Executor::Impl::run_cuda_padded(const StepBatch& b, Tensor& logits_out) {
+Tensor Executor::Impl::run_cuda_padded(const StepBatch& b) {
   // The step at its bucket's fixed layout (batch/graph_padding.h); the live sequences are rows 0..S-1.
   GraphShape shape = graph_shape_of(b, lora.num_slots());
   const StepBatch padded = pad_to_graph_shape(b, shape);
@@ -431,7 +440,42 @@ void Executor::Impl::run_cuda_padded(const StepBatch& b, Tensor& logits_out) {
   } else {
     graphs.run(ctx, shape, stage, forward);
   }
-  ops::copy_tensor(ctx, logits.rows(0, b.num_logit_rows), logits_out);  // waits for the step
+  return logits;
+}
+
+std::vector<std::optional<SampledToken>> Executor::Impl::draw_on_device(const std::vector<SeqWork>& works,
+                                                                        const Tensor& logits,
+                                                                        const std::vector<int64_t>& first) {
+  // Each draw reads its work's last computed row; the parameters go up and the tokens come back in one copy each.
+  std::vector<std::optional<SampledToken>> drawn(works.size());
+  std::vector<int32_t> rows, ids;
+  std::vector<ops::DeviceDraw> params;
+  std::vector<size_t> of;
+  for (size_t i = 0; i < works.size(); ++i) {
+    if (!works[i].draw) continue;
+    const SamplingParams& p = works[i].draw->params;
+    rows.push_back(static_cast<int32_t>(first[i + 1] - 1));
+    params.push_back({static_cast<float>(p.temperature), static_cast<int32_t>(std::clamp<int64_t>(p.top_k, 0, INT32_MAX)),
+                      static_cast<float>(p.top_p), static_cast<float>(p.min_p), p.seed,
+                      static_cast<uint64_t>(works[i].draw->position)});
+    of.push_back(i);
+  }
+  if (rows.empty()) return drawn;
+  std::vector<float> logprobs;
+  ops::sample_on_device(ctx, logits, rows, params, ids, logprobs);
+  std::vector<float> row;
+  for (size_t j = 0; j < of.size(); ++j) {
+    const TokenDraw& d = *works[of[j]].draw;
+    if (d.top_logprobs > 0) {  // the top tokens come from the row on the host (rare: only requests that ask)
+      row.resize(static_cast<size_t>(info.vocab_size));
+      Tensor host = Tensor::view_of(row.data(), {1, info.vocab_size}, DType::F32, nullptr);
+      ops::copy_tensor(ctx, logits.rows(rows[j], rows[j] + 1), host);
+      drawn[of[j]] = describe_token(row.data(), info.vocab_size, ids[j], d.top_logprobs);
+    } else {
+      drawn[of[j]] = SampledToken{ids[j], static_cast<double>(logprobs[j]), {}};
+    }
+  }
+  return drawn;
 }
 
 Executor::Executor(const std::string& model_dir, const ExecutorOptions& options)
@@ -518,6 +562,15 @@ int64_t Executor::kv_pages_needed(SeqId seq, int64_t new_tokens) const {
   return impl_->pages_needed(impl_->seq(seq), new_tokens);
 }
 
+namespace {
+// Logit rows the step computes for a work (the model writes them work after work).
+int64_t rows_of(const SeqWork& w) {
+  return w.output == RowOutput::kAll ? static_cast<int64_t>(w.tokens.size()) : w.output == RowOutput::kLast;
+}
+// Whether the work's rows come back to the host: all but the row of a kLast work that draws its token there.
+bool returns_rows(const SeqWork& w) { return rows_of(w) > 0 && !(w.draw && w.output == RowOutput::kLast); }
+}  // namespace
+
 StepOutput Executor::execute(const std::vector<SeqWork>& works) {
   Impl& m = *impl_;
   auto lock = leader_lock(m.leader);
@@ -525,26 +578,51 @@ StepOutput Executor::execute(const std::vector<SeqWork>& works) {
   m.validate(works);  // nothing changes when a work is wrong or the step does not fit
   const StepBatch batch = m.build(works);
   m.ctx.scratch.reset();
+  const int64_t V = m.info.vocab_size;
+  std::vector<int64_t> first(works.size() + 1, 0);  // the step's rows of work i: [first[i], first[i + 1])
+  int64_t host_rows = 0;
+  for (size_t i = 0; i < works.size(); ++i) {
+    first[i + 1] = first[i] + rows_of(works[i]);
+    host_rows += returns_rows(works[i]) ? rows_of(works[i]) : 0;
+  }
   StepOutput out;
   // [R, V] float32 on the host, from blocks reused step to step (ops::host_output_allocator says why).
-  out.logits = Tensor::empty({batch.num_logit_rows, m.info.vocab_size}, DType::F32,
-                             ops::host_output_allocator(m.ctx.device));
+  out.logits = Tensor::empty({host_rows, V}, DType::F32, ops::host_output_allocator(m.ctx.device));
+  Tensor all;  // every row the step computes: the host tensor itself when every row comes back, else beside it
   if (m.ctx.device == Device::CPU) {
+    all = host_rows == batch.num_logit_rows ? out.logits : Tensor::empty({batch.num_logit_rows, V}, DType::F32);
     const StepTensors step = host_views(batch);
     ForwardArgs args{m.ctx, step, m.pools.layers(), &m.lora.weights(), m.options.communicator};
-    m.model->forward(args, out.logits);
+    m.model->forward(args, all);
+    out.drawn.resize(works.size());
+    for (size_t i = 0; i < works.size(); ++i)
+      if (works[i].draw)
+        out.drawn[i] = sample_token(all.f32() + (first[i + 1] - 1) * V, V, works[i].draw->params,
+                                    works[i].draw->position, works[i].draw->top_logprobs);
   } else {
     m.sync_lora();
-    if (m.graph_step(batch))
-      m.run_cuda_padded(batch, out.logits);
-    else
-      m.run_cuda(batch, out.logits);
+    all = m.graph_step(batch) ? m.run_cuda_padded(batch) : m.run_cuda(batch);
+    out.drawn = m.draw_on_device(works, all, first);
   }
+  // The returned rows, packed work after work (consecutive runs in one copy; the GPU copies wait for the step).
   int64_t r = 0;
-  for (const SeqWork& w : works) {
+  for (size_t i = 0; i < works.size();) {
+    size_t j = i;
+    while (j < works.size() && returns_rows(works[j]) == returns_rows(works[i])) ++j;
+    const int64_t n = first[j] - first[i];
+    if (returns_rows(works[i]) && n > 0 && all.raw() != out.logits.raw()) {
+      Tensor dst = out.logits.rows(r, r + n);
+      ops::copy_tensor(m.ctx, all.rows(first[i], first[j]), dst);
+    }
+    if (returns_rows(works[i])) r += n;
+    i = j;
+  }
+  if (m.ctx.device != Device::CPU) ops::synchronize(m.ctx);  // a step that returns nothing still ends here
+  r = 0;
+  for (size_t i = 0; i < works.size(); ++i) {
     out.first_row.push_back(r);
-    r += w.output == RowOutput::kAll ? static_cast<int64_t>(w.tokens.size()) : w.output == RowOutput::kLast;
-    m.seq(w.seq).length += static_cast<int64_t>(w.tokens.size());
+    r += returns_rows(works[i]) ? rows_of(works[i]) : 0;
+    m.seq(works[i].seq).length += static_cast<int64_t>(works[i].tokens.size());
   }
   return out;
 }

@@ -13,11 +13,13 @@
 // sequence as it was, so a scheduler can shrink the step or preempt and try again.
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
 #include "core/tensor.h"
+#include "engine/sampler.h"
 #include "kv/pool_exhausted.h"
 
 namespace hylora {
@@ -102,16 +104,31 @@ enum class RowOutput {
 
 // One sequence's part of a step: `tokens` are appended after the sequence's cached ones (a whole prompt, a chunk of
 // it, or one decoded token).
+// The next token of a sequence, drawn inside the step from the work's last row (generation). On a GPU the draw runs
+// there (ops::sample_on_device) and only the token comes back, not the row (a 64-row decode step of a 248k
+// vocabulary would otherwise copy 64 MB of logits to the host and sort them there); on the CPU it is sample_token.
+// Greedy draws are the same on both devices; seeded random draws are reproducible on each device but differ between
+// them (the GPU draws by Gumbel-max, ops/cuda/sampling.h).
+struct TokenDraw {
+  SamplingParams params;
+  int64_t position = 0;      // index of the token within its request's output (the draw's reproducible step)
+  int64_t top_logprobs = 0;  // > 0: also the most likely tokens (the row then comes to the host on a GPU too)
+};
+
 struct SeqWork {
   SeqId seq = -1;
   std::vector<int32_t> tokens;
   std::shared_ptr<const lora::NormalizedAdapter> adapter;  // null = the base model
   RowOutput output = RowOutput::kAll;
+  std::optional<TokenDraw> draw{};  // with output kLast or kAll: draw the next token from the last row
 };
 
 struct StepOutput {
-  Tensor logits;                 // [R, V] float32 on the host: the requested rows, work after work
+  // [R, V] float32 on the host: the requested rows, work after work, except the row of a kLast work that draws
+  // its token (that work has none)
+  Tensor logits;
   std::vector<int64_t> first_row;  // [works] first row of work i in `logits` (it has 0, 1 or tokens.size() rows)
+  std::vector<std::optional<SampledToken>> drawn;  // [works] the token of each work with a `draw`
 };
 
 class Executor {

@@ -59,7 +59,6 @@ SampledToken sample_token(const float* logits, int64_t vocab, const SamplingPara
                           int64_t top_n) {
   HYLORA_CHECK(vocab > 0, "empty logits row");
   SampledToken out;
-  const std::vector<double> lp = log_softmax(logits, vocab);
   if (p.temperature == 0) {
     int32_t best = 0;
     for (int64_t i = 1; i < vocab; ++i)
@@ -105,9 +104,17 @@ SampledToken sample_token(const float* logits, int64_t vocab, const SamplingPara
       }
     }
   }
-  out.logprob = lp[out.id];
+  return describe_token(logits, vocab, out.id, top_n);
+}
+
+SampledToken describe_token(const float* logits, int64_t vocab, int32_t id, int64_t top_n) {
+  HYLORA_CHECK(vocab > 0 && id >= 0 && id < vocab, "internal: token ", id, " outside a vocabulary of ", vocab);
+  const std::vector<double> lp = log_softmax(logits, vocab);
+  SampledToken out;
+  out.id = id;
+  out.logprob = lp[id];
   if (top_n > 0)
-    for (int32_t id : order_by_logit(logits, vocab, top_n)) out.top.push_back({id, lp[id]});
+    for (int32_t t : order_by_logit(logits, vocab, top_n)) out.top.push_back({t, lp[t]});
   return out;
 }
 

@@ -33,6 +33,10 @@ void validate_sampling_params(const SamplingParams& p);
 SampledToken sample_token(const float* logits, int64_t vocab, const SamplingParams& p, int64_t position,
                           int64_t top_n);
 
+// The SampledToken of `id` in one row: its log-softmax (fp64) and the `top_n` most likely tokens. sample_token ends
+// with it; the executor calls it for a token drawn on the GPU when the request asks for top logprobs.
+SampledToken describe_token(const float* logits, int64_t vocab, int32_t id, int64_t top_n);
+
 // log-softmax (fp64) of one row; used for prompt logprobs as well.
 std::vector<double> log_softmax(const float* logits, int64_t vocab);
 

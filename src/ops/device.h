@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "core/exec_ctx.h"
 
@@ -106,6 +107,22 @@ void graph_capture_abort(ExecCtx& ctx);
 // Queues one replay of `graph` on ctx.stream (asynchronous, like the kernels it holds).
 void graph_replay(ExecCtx& ctx, const std::shared_ptr<void>& graph);
 
+// --- Token draws on the GPU (engine/executor.h TokenDraw) -------------------------------------------------------
+struct DeviceDraw {
+  float temperature = 1.0f;  // ≤ 0: greedy
+  int32_t top_k = 0;         // ≤ 0: off
+  float top_p = 1.0f;        // ≥ 1: off
+  float min_p = 0.0f;        // ≤ 0: off
+  uint64_t seed = 0;
+  uint64_t step = 0;         // the token's position in its request: draws are a pure function of (seed, step, row)
+};
+// Draw i: a token from row rows[i] of logits [N, V] (float32 on ctx's GPU) under params[i] — the contract of
+// ops/cuda/sampling.h (greedy = argmax, lowest id on ties; else an exact Gumbel-max draw from softmax(l / T)
+// restricted to top-k / top-p / min-p) — and its log-softmax under the raw logits (fp32). Only the ids and log-probs
+// come back to the host; returns when they are there. GPU only (the CPU executor samples with engine/sampler.h).
+void sample_on_device(ExecCtx& ctx, const Tensor& logits, const std::vector<int32_t>& rows,
+                      const std::vector<DeviceDraw>& params, std::vector<int32_t>& ids, std::vector<float>& logprobs);
+
 // Marks the region an external profiler records (`ncu --profile-from-start off`): cudaProfilerStart/Stop on the
 // GPU; nothing on the CPU. hylora bench's --profile-workload brackets one workload's timed steps with it.
 void profiler_range(Device device, bool start);
@@ -135,6 +152,8 @@ void collective_all_reduce_sum(ExecCtx& ctx, const std::shared_ptr<void>& comm, 
 void collective_all_gather(ExecCtx& ctx, const std::shared_ptr<void>& comm, const Tensor& local, Tensor& out);
 void collective_broadcast(ExecCtx& ctx, const std::shared_ptr<void>& comm, Tensor& t, int root);
 void profiler_range(bool start);
+void sample_on_device(ExecCtx& ctx, const Tensor& logits, const std::vector<int32_t>& rows,
+                      const std::vector<DeviceDraw>& params, std::vector<int32_t>& ids, std::vector<float>& logprobs);
 Allocator& allocator();
 Allocator& pinned_allocator();  // caching, page-locked host blocks
 void memcpy(ExecCtx& ctx, void* dst, const void* src, size_t bytes);  // any direction (unified addressing)

@@ -297,6 +297,8 @@ bool Scheduler::step() {
     const bool completes = s.cached + w.n == static_cast<int64_t>(s.tokens.size());
     const bool prompt_rows = s.wants_prompt_logprobs() && s.cached < s.prompt_len;
     sw.output = prompt_rows ? RowOutput::kAll : completes ? RowOutput::kLast : RowOutput::kNone;
+    // The next token is drawn inside the step (on the GPU only the token comes back, not the logits row).
+    if (completes && s.req.max_new_tokens > 0) sw.draw = TokenDraw{s.req.sampling, s.generated, s.req.top_logprobs};
     step.push_back(std::move(sw));
     rows += w.n;
     if (s.req.adapter) adapters.insert(s.req.adapter.get());
@@ -344,9 +346,10 @@ bool Scheduler::step() {
       finish(s, FinishReason::kLength);
       continue;
     }
-    const float* last = rows_begin + (step[i].output == RowOutput::kAll ? (n - 1) * V : 0);
     TokenEvent ev;
-    ev.token = sample_token(last, V, s.req.sampling, s.generated, s.req.top_logprobs);
+    HYLORA_CHECK(out.drawn.size() == works.size() && out.drawn[i], "internal: the step drew no token for sequence ",
+                 s.seq);
+    ev.token = *out.drawn[i];
     ev.index = s.generated;
     s.tokens.push_back(ev.token.id);
     ++s.generated;

@@ -98,6 +98,29 @@ void check_gemv() {
          hc::gemv_bf16(xa, 16, dW.p, 16, nullptr, 1, 9, 1, 16, false, nullptr) == cudaErrorInvalidValue);
   expect("gemv refuses an unaligned x", !hc::gemv_bf16_fits(xa + 1, 16, dW.p, 16, 1, 16));
   expect("gemv refuses an unaligned W row stride", !hc::gemv_bf16_fits(xa, 16, dW.p, 20, 1, 16));
+
+  // gemv_f32: one row over fp32 weights, x not rounded (the float32 mode's products); both layouts, a lone last
+  // column, padded leading dimensions, accumulate; fp32-level agreement with the double reference.
+  std::vector<S> f32_shapes = {{1, 256, 2048, false}, {1, 4096, 2560, true}, {1, 1, 512, false},
+                               {1, 9217, 1024, true}, {1, 64, 9216, false}, {1, 30000, 2560, false}};
+  if (g_small) f32_shapes = {{1, 33, 64, false}, {1, 5, 2056, true}};
+  for (auto s : f32_shapes) {
+    const int64_t ldx = s.K + 4, ldw = s.K + 4, ldy = s.N + 3;
+    auto x = randn(ldx, 1.0f, DType::f32), W = randn(s.N * ldw, 0.05f, DType::f32), y0 = randn(ldy, 1.0f, DType::f32);
+    Buf dx2 = up(x, DType::f32), dW2 = up(W, DType::f32), dy = up(y0, DType::f32);
+    CK(hc::gemv_f32(dx2.as<float>(), ldx, dW2.as<float>(), ldw, dy.as<float>(), ldy, 1, s.N, s.K, s.acc, nullptr));
+    const LinearCheck c = linear_check(down(dy, ldy, DType::f32), x, ldx, W, ldw, y0, ldy, nullptr, 1, s.N, s.K,
+                                       s.acc, false);
+    char name[128];
+    std::snprintf(name, sizeof name, "gemv f32 N=%ld K=%ld acc=%d", (long)s.N, (long)s.K, s.acc);
+    compare(name, DType::f32, c.got, c.ref, 2e-5);
+    expect(std::string(name) + " ld padding untouched", c.pad_ok);
+  }
+  Buf dWf(64 * 64 * 4);
+  expect("gemv f32 refuses two rows", !hc::gemv_f32_fits(xa, 16, dWf.as<float>(), 16, 2, 16));
+  expect("gemv f32 refuses K % 8 != 0",
+         hc::gemv_f32(xa, 12, dWf.as<float>(), 12, nullptr, 1, 1, 1, 12, false, nullptr) == cudaErrorInvalidValue);
+  expect("gemv f32 refuses an unaligned W row stride", !hc::gemv_f32_fits(xa, 16, dWf.as<float>(), 18, 1, 16));
 }
 
 void check_cast() {

@@ -102,6 +102,7 @@ void check_moe_permute() {
       {33, 4, 16, 3, 1.0},     // adapters possible, every row base
       {50, 8, 64, 0, 0.0},     // no adapter slots
       {5, 22, 512, 8, 0.2},    // Nemotron-3-Super routing: 512 experts, top-22
+      {40, 6, 1500, 2, 0.5},   // more experts than segments_kernel's block: its scan carries over chunks
   };
   for (const Case& c : cases) run(c);
 }

@@ -135,6 +135,63 @@ TEST(Executor, LastRowOutputIsTheLastRowOfAll) {
   EXPECT_EQ(ex.sequence_length(s), 18);
 }
 
+// A draw inside the step (engine/executor.h TokenDraw) is sample_token over the row the step would have returned;
+// a drawing kLast work returns no row (the rows of the others keep their places), a drawing kAll work keeps its rows.
+TEST(Executor, DrawsInsideTheStepAreTheSamplerOverTheSameRows) {
+  Executor ex(kModel, {});
+  const int64_t V = ex.info().vocab_size;
+  const auto ta = tokens(9, V, 5), tb = tokens(6, V, 6), tc = tokens(4, V, 7);
+  SamplingParams hot;
+  hot.temperature = 1.3;
+  hot.top_k = 40;
+  hot.top_p = 0.9;
+  hot.seed = 11;
+  SamplingParams greedy;
+  greedy.temperature = 0;
+  auto run = [&](bool draw) {
+    SeqId a = ex.open_sequence(), b = ex.open_sequence(), c = ex.open_sequence();
+    std::vector<SeqWork> works{{a, ta, nullptr, RowOutput::kLast}, {b, tb, nullptr, RowOutput::kNone},
+                               {c, tc, nullptr, RowOutput::kAll}};
+    if (draw) {
+      works[0].draw = TokenDraw{hot, 3, 0};
+      works[2].draw = TokenDraw{greedy, 0, 4};
+    }
+    StepOutput o = ex.execute(works);
+    for (SeqId q : {a, b, c}) ex.release_sequence(q);
+    return o;
+  };
+  const StepOutput plain = run(false), drawn = run(true);
+  ASSERT_EQ(plain.logits.dim(0), 1 + 4);
+  ASSERT_EQ(drawn.logits.dim(0), 4);  // a's row stayed behind
+  EXPECT_EQ(drawn.first_row, (std::vector<int64_t>{0, 0, 0}));
+  EXPECT_EQ(plain.first_row, (std::vector<int64_t>{0, 1, 1}));
+  EXPECT_EQ(max_abs_diff(drawn.logits.f32(), plain.logits.f32() + V, 4 * V), 0.0);
+  ASSERT_EQ(drawn.drawn.size(), 3u);
+  ASSERT_TRUE(drawn.drawn[0] && !drawn.drawn[1] && drawn.drawn[2]);
+  const SampledToken ra = sample_token(plain.logits.f32(), V, hot, 3, 0);
+  const SampledToken rc = sample_token(plain.logits.f32() + 4 * V, V, greedy, 0, 4);
+  EXPECT_EQ(drawn.drawn[0]->id, ra.id);
+  EXPECT_DOUBLE_EQ(drawn.drawn[0]->logprob, ra.logprob);
+  EXPECT_EQ(drawn.drawn[2]->id, rc.id);
+  ASSERT_EQ(drawn.drawn[2]->top.size(), 4u);
+  EXPECT_EQ(drawn.drawn[2]->top[0].id, rc.id);  // greedy: the most likely token
+  for (size_t k = 0; k < 4; ++k) EXPECT_EQ(drawn.drawn[2]->top[k].id, rc.top[k].id);
+  EXPECT_TRUE(plain.drawn.empty() || (!plain.drawn[0] && !plain.drawn[2]));
+}
+
+TEST(Executor, BadDrawsAreRefusedAndChangeNothing) {
+  Executor ex(kModel, {});
+  const int64_t V = ex.info().vocab_size;
+  SeqId s = ex.open_sequence();
+  SeqWork w{s, tokens(3, V, 8), nullptr, RowOutput::kNone};
+  w.draw = TokenDraw{};
+  EXPECT_NE(error_of([&] { ex.execute({w}); }).find("needs the step's last row"), std::string::npos);
+  w.output = RowOutput::kLast;
+  w.draw->params.top_p = 0;
+  EXPECT_NE(error_of([&] { ex.execute({w}); }).find("top_p"), std::string::npos);
+  EXPECT_EQ(ex.sequence_length(s), 0);
+}
+
 TEST(Executor, BadWorkIsRefusedAndChangesNothing) {
   Executor ex(kModel, {});
   const int64_t V = ex.info().vocab_size;

@@ -355,6 +355,14 @@ void matmul_nt(ExecCtx& ctx, const Tensor& x, const Tensor& w, Tensor& y, bool a
        "matmul_nt (gemv)");
     return;
   }
+  if (wt == f32 && cuda::gemv_f32_fits(static_cast<const float*>(xp), ldx, static_cast<const float*>(wp), w.ld(), M, K)) {
+    // One row over fp32 weights (routers and gates in the bf16 mode, every projection in the float32 mode): the same
+    // weight stream, no split-K reduction kernel.
+    ok(cuda::gemv_f32(static_cast<const float*>(xp), ldx, static_cast<const float*>(wp), w.ld(), mf(y, "matmul"),
+                      y.ld(), M, N, K, accumulate, stream(ctx)),
+       "matmul_nt (gemv f32)");
+    return;
+  }
   if (wt == cuda::DType::bf16) {
     // cuBLASLt wants A and B of one type: round x to bf16 (as HF's bf16 GEMM sees it) into scratch [M, K]; the
     // product is accumulated and written in fp32.

@@ -1,10 +1,12 @@
-// Decode GEMM, bf16 weights (math in gemv.h). Block = 8 warps, a warp owns two output columns n (two weight rows).
+// Decode GEMM, bf16 weights (and fp32 weights at one row: gemv_f32) (math in gemv.h). Block = 8 warps, a warp owns two output columns n (two weight rows).
 // Unsplit (N large): the block's warps own 16 consecutive columns and each warp runs over all of K, lane l reading
 // 8 bf16 at k = 8l, 8l + 256, ... from both rows (16-byte streaming loads: the weights are read once per step) and the
 // matching fp32 x values (two 16-byte loads per row of x, from L1/L2: x is a few KB), rounded to bf16 as the cuBLASLt
 // path rounds them; a warp sum per (row of x, column). Split (N small, e.g. GDN's in_proj_ba with 64 columns, where
 // 16 columns a block would leave most SMs idle): a block owns 2 columns and its 8 warps take interleaved K ranges,
 // then sum through shared memory. MR (1, 2, 4 or 8) bounds M at compile time so the accumulators stay in registers.
+#include <type_traits>
+
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/gemv.h"
 
@@ -17,30 +19,39 @@ constexpr int kCols = 2;  // output columns per warp
 
 __device__ __forceinline__ float bf16_round(float v) { return __bfloat162float(__float2bfloat16_rn(v)); }
 
-// 8 consecutive fp32 x values (16-byte aligned), rounded to bf16.
+// 8 consecutive fp32 x values (16-byte aligned); rounded to bf16 for bf16 weights (as the cuBLASLt path rounds them),
+// kept for fp32 weights (the float32 mode's products are fp32 × fp32).
+template <typename TW>
 __device__ __forceinline__ void load_x8(const float* p, float* v) {
   const float4 a = __ldg(reinterpret_cast<const float4*>(p));
   const float4 b = __ldg(reinterpret_cast<const float4*>(p) + 1);
-  v[0] = bf16_round(a.x);
-  v[1] = bf16_round(a.y);
-  v[2] = bf16_round(a.z);
-  v[3] = bf16_round(a.w);
-  v[4] = bf16_round(b.x);
-  v[5] = bf16_round(b.y);
-  v[6] = bf16_round(b.z);
-  v[7] = bf16_round(b.w);
+  const float f[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+#pragma unroll
+  for (int e = 0; e < 8; ++e) v[e] = std::is_same_v<TW, float> ? f[e] : bf16_round(f[e]);
 }
 
-// 8 bf16 weights (16-byte aligned), streamed (evict-first: a decode step reads each weight once).
+// 8 weights (16-byte aligned), streamed (evict-first: a decode step reads each weight once).
 __device__ __forceinline__ void load_w8(const __nv_bfloat16* p, float* v) {
   bf16x8_to_float(__ldcs(reinterpret_cast<const uint4*>(p)), v);
 }
+__device__ __forceinline__ void load_w8(const float* p, float* v) {
+  const float4 a = __ldcs(reinterpret_cast<const float4*>(p));
+  const float4 b = __ldcs(reinterpret_cast<const float4*>(p) + 1);
+  v[0] = a.x;
+  v[1] = a.y;
+  v[2] = a.z;
+  v[3] = a.w;
+  v[4] = b.x;
+  v[5] = b.y;
+  v[6] = b.z;
+  v[7] = b.w;
+}
 
-template <int MR>
-__global__ void __launch_bounds__(kWarps * 32) gemv_bf16_kernel(const float* __restrict__ x, int64_t ldx,
-                                                                const __nv_bfloat16* __restrict__ W, int64_t ldw,
-                                                                float* __restrict__ y, int64_t ldy, int M, int64_t N,
-                                                                int64_t K, bool accumulate, bool split) {
+template <typename TW, int MR>
+__global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const float* __restrict__ x, int64_t ldx,
+                                                           const TW* __restrict__ W, int64_t ldw,
+                                                           float* __restrict__ y, int64_t ldy, int M, int64_t N,
+                                                           int64_t K, bool accumulate, bool split) {
   __shared__ float red[kWarps][MR * kCols];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   // Columns of this warp; the split layout's are block-uniform, so its early return precedes the barrier uniformly.
@@ -48,8 +59,8 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_bf16_kernel(const float* __r
                            : (static_cast<int64_t>(blockIdx.x) * kWarps + warp) * kCols;
   if (n0 >= N) return;
   const bool second = n0 + 1 < N;
-  const __nv_bfloat16* w0 = W + n0 * ldw;
-  const __nv_bfloat16* w1 = W + (second ? n0 + 1 : n0) * ldw;  // a lone last column reads its own row twice
+  const TW* w0 = W + n0 * ldw;
+  const TW* w1 = W + (second ? n0 + 1 : n0) * ldw;  // a lone last column reads its own row twice
   const int64_t k_begin = (static_cast<int64_t>(split ? warp : 0) * 32 + lane) * 8;
   const int64_t k_step = 256 * (split ? kWarps : 1);
   float acc[MR][kCols];
@@ -64,7 +75,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_bf16_kernel(const float* __r
     for (int m = 0; m < MR; ++m) {
       if (m < M) {
         float xv[8];
-        load_x8(x + m * ldx + k, xv);
+        load_x8<TW>(x + m * ldx + k, xv);
 #pragma unroll
         for (int e = 0; e < 8; ++e) {
           acc[m][0] += xv[e] * a[e];
@@ -107,16 +118,16 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_bf16_kernel(const float* __r
   }
 }
 
-template <int MR>
-void launch(const float* x, int64_t ldx, const __nv_bfloat16* W, int64_t ldw, float* y, int64_t ldy, int M, int64_t N,
-            int64_t K, bool accumulate, cudaStream_t stream) {
+template <typename TW, int MR>
+void launch(const float* x, int64_t ldx, const TW* W, int64_t ldw, float* y, int64_t ldy, int M, int64_t N, int64_t K,
+            bool accumulate, cudaStream_t stream) {
   // Split K when the unsplit grid would give fewer than ~2 blocks per SM (132 SMs on an H200; the rule only picks a
   // layout, any value is correct).
   const int64_t unsplit_blocks = (N + kWarps * kCols - 1) / (kWarps * kCols);
   const bool split = unsplit_blocks < 264 && K >= 256 * kWarps / 2;
   const int64_t blocks = split ? (N + kCols - 1) / kCols : unsplit_blocks;
-  gemv_bf16_kernel<MR><<<static_cast<unsigned>(blocks), kWarps * 32, 0, stream>>>(x, ldx, W, ldw, y, ldy, M, N, K,
-                                                                                  accumulate, split);
+  gemv_kernel<TW, MR><<<static_cast<unsigned>(blocks), kWarps * 32, 0, stream>>>(x, ldx, W, ldw, y, ldy, M, N, K,
+                                                                                 accumulate, split);
 }
 }  // namespace
 
@@ -132,13 +143,26 @@ cudaError_t gemv_bf16(const float* x, int64_t ldx, const void* W, int64_t ldw, f
   const auto* w = static_cast<const __nv_bfloat16*>(W);
   const int m = static_cast<int>(M);
   if (M == 1)
-    launch<1>(x, ldx, w, ldw, y, ldy, m, N, K, accumulate, stream);
+    launch<__nv_bfloat16, 1>(x, ldx, w, ldw, y, ldy, m, N, K, accumulate, stream);
   else if (M == 2)
-    launch<2>(x, ldx, w, ldw, y, ldy, m, N, K, accumulate, stream);
+    launch<__nv_bfloat16, 2>(x, ldx, w, ldw, y, ldy, m, N, K, accumulate, stream);
   else if (M <= 4)
-    launch<4>(x, ldx, w, ldw, y, ldy, m, N, K, accumulate, stream);
+    launch<__nv_bfloat16, 4>(x, ldx, w, ldw, y, ldy, m, N, K, accumulate, stream);
   else
-    launch<8>(x, ldx, w, ldw, y, ldy, m, N, K, accumulate, stream);
+    launch<__nv_bfloat16, 8>(x, ldx, w, ldw, y, ldy, m, N, K, accumulate, stream);
+  return cudaGetLastError();
+}
+
+bool gemv_f32_fits(const float* x, int64_t ldx, const float* W, int64_t ldw, int64_t M, int64_t K) {
+  return M == 1 && K > 0 && K % 8 == 0 && ldw % 4 == 0 && ldx % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+         reinterpret_cast<uintptr_t>(W) % 16 == 0;
+}
+
+cudaError_t gemv_f32(const float* x, int64_t ldx, const float* W, int64_t ldw, float* y, int64_t ldy, int64_t M,
+                     int64_t N, int64_t K, bool accumulate, cudaStream_t stream) {
+  if (!gemv_f32_fits(x, ldx, W, ldw, M, K)) return cudaErrorInvalidValue;
+  if (N <= 0) return cudaSuccess;
+  launch<float, 1>(x, ldx, W, ldw, y, ldy, 1, N, K, accumulate, stream);
   return cudaGetLastError();
 }
 

@@ -25,4 +25,13 @@ bool gemv_bf16_fits(const float* x, int64_t ldx, const void* W, int64_t ldw, int
 cudaError_t gemv_bf16(const float* x, int64_t ldx, const void* W, int64_t ldw, float* y, int64_t ldy, int64_t M,
                       int64_t N, int64_t K, bool accumulate, cudaStream_t stream);
 
+// The same kernel over fp32 weights at one row: y[1, N] (+)= x[1, K] · W[N, K]ᵀ, fp32 throughout (no rounding of x).
+// Why: the weights the bf16 mode keeps in fp32 (MoE routers, shared-expert gates) and every weight of the float32
+// mode otherwise go through cuBLASLt's fp32 GEMM, which at one row splits K and adds a reduction kernel: 17 µs per
+// router [256, 2048] of Qwen3.5-35B-A3B on an H200 for 2 MB of weights (ncu, decode batch 1).
+// Fits: M == 1, K a multiple of 8, 16-byte aligned rows (ldw % 4 == 0, ldx % 4 == 0, aligned bases).
+bool gemv_f32_fits(const float* x, int64_t ldx, const float* W, int64_t ldw, int64_t M, int64_t K);
+cudaError_t gemv_f32(const float* x, int64_t ldx, const float* W, int64_t ldw, float* y, int64_t ldy, int64_t M,
+                     int64_t N, int64_t K, bool accumulate, cudaStream_t stream);
+
 }  // namespace hylora::cuda

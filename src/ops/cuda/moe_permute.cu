@@ -2,6 +2,7 @@
 // first sorted row by binary search, then a one-block pass for the per-expert counts of base pairs (E ≤ a few
 // hundred) and the LoRA segments (non-empty ones first), and a scatter of the adapter pairs into their compacted
 // LoRA order.
+#include <cub/block/block_scan.cuh>
 #include <cub/device/device_radix_sort.cuh>
 
 #include "ops/cuda/moe_permute.h"
@@ -9,6 +10,7 @@
 namespace hylora::cuda {
 
 namespace {
+constexpr int kSegmentsThreads = 1024;  // segments_kernel's one block
 
 __global__ void keys_kernel(const int32_t* __restrict__ ids, int64_t n, int k, const int32_t* __restrict__ row_slot,
                             int slots, int32_t* keys, int32_t* vals) {
@@ -30,24 +32,31 @@ __global__ void bucket_offsets_kernel(const int32_t* __restrict__ keys, int64_t 
   bucket_off[b] = static_cast<int32_t>(lo);
 }
 
-// One block: expert offsets, base_incl[e] = base pairs of experts 0..e (so the adapter pair at sorted row i of
+// One block of kSegmentsThreads: expert offsets, base_incl[e] = base pairs of experts 0..e (so the adapter pair at sorted row i of
 // expert e is adapter pair number i − base_incl[e]), then the LoRA segments: the non-empty (expert, slot) buckets
 // first, in expert-major order (a ballot scan over the E·slots buckets), then the empty ones (indptr repeated at the
 // total, group 0). With at most min(E·slots, n) non-empty segments, callers may launch over that many only.
 __global__ void segments_kernel(const int32_t* __restrict__ bucket_off, int E, int slots, int64_t n,
                                 int32_t* expert_offsets, int32_t* base_incl, int32_t* lora_indptr,
                                 int32_t* lora_group) {
-  __shared__ int s_base, s_cnt[32];
+  using Scan = cub::BlockScan<int32_t, kSegmentsThreads>;
+  __shared__ typename Scan::TempStorage scan_tmp;
+  __shared__ int s_base, s_carry, s_cnt[32];
   const int S1 = slots + 1, lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
-  if (threadIdx.x == 0) {
-    int32_t acc = 0;
-    for (int e = 0; e < E; ++e) {
-      acc += bucket_off[e * S1 + 1] - bucket_off[e * S1];
-      base_incl[e] = acc;
-    }
-    s_base = 0;
-  }
+  if (threadIdx.x == 0) s_base = s_carry = 0;
   __syncthreads();
+  // base_incl: a block-wide inclusive scan of the experts' base-pair counts, kSegmentsThreads experts at a time.
+  // (It was a loop of thread 0 over E: 17 µs of a decode step's MoE layer at E = 256 on an H200.)
+  for (int e0 = 0; e0 < E; e0 += kSegmentsThreads) {
+    const int e = e0 + static_cast<int>(threadIdx.x);
+    const int32_t cnt = e < E ? bucket_off[e * S1 + 1] - bucket_off[e * S1] : 0;
+    int32_t incl = 0, total = 0;
+    Scan(scan_tmp).InclusiveSum(cnt, incl, total);
+    if (e < E) base_incl[e] = s_carry + incl;
+    __syncthreads();  // every thread read s_carry and scan_tmp is free again
+    if (threadIdx.x == 0) s_carry += total;
+    __syncthreads();
+  }
   for (int e = threadIdx.x; e <= E; e += blockDim.x) expert_offsets[e] = e < E ? bucket_off[e * S1] : static_cast<int32_t>(n);
   const int G = E * slots;
   for (int g0 = 0; g0 < G; g0 += blockDim.x) {
@@ -132,7 +141,7 @@ cudaError_t moe_permute_by_slot(const int32_t* ids, int64_t n, int64_t k, const 
     if (e != cudaSuccess) return e;
   }
   bucket_offsets_kernel<<<static_cast<unsigned>((B + 1 + 255) / 256), 256, 0, stream>>>(keys_sorted, n, B, bucket_off);
-  segments_kernel<<<1, 1024, 0, stream>>>(bucket_off, static_cast<int>(E), static_cast<int>(slots), n, expert_offsets,
+  segments_kernel<<<1, kSegmentsThreads, 0, stream>>>(bucket_off, static_cast<int>(E), static_cast<int>(slots), n, expert_offsets,
                                          base_incl, lora_indptr, lora_group);
   if (n > 0 && slots > 0)
     lora_perm_kernel<<<blocks, 256, 0, stream>>>(keys_sorted, n, static_cast<int>(slots), base_incl, lora_perm);

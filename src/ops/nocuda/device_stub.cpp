@@ -12,6 +12,10 @@ namespace {
 
 bool available() { return false; }
 void profiler_range(bool) {}
+void sample_on_device(ExecCtx&, const Tensor&, const std::vector<int32_t>&, const std::vector<DeviceDraw>&,
+                      std::vector<int32_t>&, std::vector<float>&) {
+  no_cuda();
+}
 int device_count() { return 0; }
 void set_device(int) { no_cuda(); }
 CollectiveId collective_unique_id() { no_cuda(); }
