@@ -90,7 +90,8 @@ TEST(InProcessCommunicator, ManyBackToBackCollectivesStayExact) {
 // columns outside the view untouched.
 TEST(InProcessCommunicator, HostTensorsWithADeviceContextAndAStridedColumnGather) {
   run_ranks(2, [](Communicator& c) {
-    ExecCtx gpu_ctx{Device::CUDA};  // never touched: every tensor here lives on the host
+    ExecCtx gpu_ctx;  // a device context, never touched: every tensor here lives on the host
+    gpu_ctx.device = Device::CUDA;
     Tensor t = Tensor::empty({3});
     for (int i = 0; i < 3; ++i) t.f32()[i] = static_cast<float>((c.rank() + 1) * (i + 1));
     c.all_reduce_sum(gpu_ctx, t);
