@@ -131,7 +131,7 @@ TEST(ScoreCli, TensorParallelRanksGiveTheSameLogprobsAsOne) {
   EXPECT_NE(out.find("--ep 3 does not divide --tp 2"), std::string::npos) << out;
   // --device cuda --tp 2 runs the rank threads on the GPU (scripts/gpu_score_checks.sh compares them there); without
   // a GPU it is refused once, by rank 0's executor, with the single-GPU message (not "another rank failed").
-  if (!ops::cuda_available()) {
+  if (!hylora::ops::cuda_available()) {
     out = score(input, args + " --tp 2 --device cuda", status, true);
     EXPECT_NE(status, 0);
     EXPECT_NE(out.find("rank 0: --device cuda: no usable CUDA device"), std::string::npos) << out;

@@ -48,8 +48,10 @@ TEST(TensorParallelOps, LocalizeVocabIdsMatchesTheHostLoop) {
         ASSERT_EQ(local.i32()[t], out ? 0 : l) << "rank " << r << " of " << ranks << ", id " << ids.i32()[t];
         held += !out;
       }
-      if (ranks > 1) EXPECT_GT(held, 0) << "the edges put ids inside every range";
-      if (ranks > 1) EXPECT_LT(held, T) << "and outside it";
+      if (ranks > 1) {
+        EXPECT_GT(held, 0) << "the edges put ids inside every range";
+        EXPECT_LT(held, T) << "and outside it";
+      }
     }
   }
 }
