@@ -1,23 +1,25 @@
 #!/usr/bin/env bash
 # Issue 7, items 4 and 7 on the GPU machine: builds `hylora` with the CUDA backend (CMake + Ninja, no unit tests:
 # that machine has no GoogleTest), scores every golden fixture with --device cuda in each --dtype
-# (scripts/gpu_score_compare.py: float32 max |Δ| ≤ 1e-3, bfloat16 kl_v2 ≤ 2.5e-4), runs `hylora serve --device cuda`
-# against HF's greedy generations (scripts/gpu_serve_check.py) and checks that a too-small --mem-fraction is a clear
+# (scripts/gpu_score_compare.py: float32 max |Δ| ≤ 1e-3, bfloat16 kl_v2 ≤ 2.5e-4), scores them with --tp 2 against
+# --tp 1 and the references (scripts/gpu_tp_compare.py; --tp-only runs only that stage after the build), runs
+# `hylora serve --device cuda` against HF's greedy generations (scripts/gpu_serve_check.py) and checks that a too-small --mem-fraction is a clear
 # start-up error. Exits non-zero when any part fails.
 # The log goes to LOG (default bench/results/gpu_score_checks_<date>.log).
-#   scripts/gpu_score_checks.sh [--deps PREFIX] [--dtype float32|bfloat16]... [--log FILE]
+#   scripts/gpu_score_checks.sh [--deps PREFIX] [--dtype float32|bfloat16]... [--log FILE] [--tp-only]
 # --deps PREFIX: a prefix holding what the GPU machine lacks (bin/pkg-config, lib/pkgconfig/{openblas,libpcre2-8,
 # libutf8proc,cpp-httplib}.pc with their libraries, include/{nlohmann,CLI}, share/cmake/{nlohmann_json,CLI11}), made
 # on the CPU machine by scripts/gpu_deps_bundle.sh. With the device tool: copy the worktree and PREFIX.tar.xz into an
 # ignored folder of the checkout, carry it, unpack both there and run this script.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-deps="" log="" dtypes=()
+deps="" log="" dtypes=() tp_only=0
 while [ $# -gt 0 ]; do
   case $1 in
     --deps) deps=$2; shift 2 ;;
     --dtype) dtypes+=("$2"); shift 2 ;;
     --log) log=$2; shift 2 ;;
+    --tp-only) tp_only=1; shift ;;
     *) echo "unknown argument $1"; exit 2 ;;
   esac
 done
@@ -44,7 +46,15 @@ cmake -S "$root" -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DHYLORA_BUI
 cmake --build "$build" -j "$(nproc)" --target hylora || exit 1
 bin=$(find "$build" -name hylora -type f -perm -u+x | head -1)
 rc=0
+if [ "$tp_only" = 1 ]; then
+  python3 "$root/scripts/gpu_tp_compare.py" "$bin" "$root/tests/fixtures" || rc=1
+  echo "[gpu-checks] tensor-parallel stage: $([ $rc = 0 ] && echo OK || echo FAILURES)"
+  exit $rc
+fi
 python3 "$root/scripts/gpu_score_compare.py" "$bin" "$root/tests/fixtures" "${dtypes[@]}" || rc=1
+# Tensor parallel on the one GPU (--tp 2: rank threads sharing the device, docs/multi_gpu.md §6): float32 vs --tp 1
+# (≤ 1e-4) and vs the references (≤ 1e-3) on every fixture, base and every adapter; bfloat16 per family.
+python3 "$root/scripts/gpu_tp_compare.py" "$bin" "$root/tests/fixtures" || rc=1
 for case in qwen3_5_causal_lora nemotron_h_latent_lora; do
   python3 "$root/scripts/gpu_serve_check.py" "$bin" "$root/tests/fixtures/$case" "${dtypes[@]}" || rc=1
 done

@@ -55,7 +55,7 @@ int run_dist_check_command(int argc, char** argv) {
   }
   ops::set_device(group.local_rank());
   ExecCtx ctx{Device::CUDA, ops::create_stream(), ScratchArena(ops::allocator_for(Device::CUDA))};
-  dist::NcclCommunicator comm(ctx, group.id(), rank, world);
+  dist::NcclCommunicator comm(group.id(), rank, world);
   bool ok = true;
   std::string report;
   auto expect = [&](const char* what, const std::vector<float>& got, auto want) {
@@ -68,27 +68,27 @@ int run_dist_check_command(int argc, char** argv) {
   std::vector<float> v(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = static_cast<float>((rank + 1) * (i % 7 + 1));
   Tensor t = device_tensor(ctx, v);
-  comm.all_reduce_sum(t);
+  comm.all_reduce_sum(ctx, t);
   expect("all_reduce", host_values(ctx, t), [&](int64_t i) { return world * (world + 1) / 2 * (i % 7 + 1); });
   // all_gather: rank r contributes r·1000 + (i mod 997).
   for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = static_cast<float>(rank * 1000 + i % 997);
   Tensor local = device_tensor(ctx, v);
   Tensor all = Tensor::empty({n * world}, DType::F32, ops::allocator_for(Device::CUDA));
-  comm.all_gather(local, all);
+  comm.all_gather(ctx, local, all);
   expect("all_gather", host_values(ctx, all), [&](int64_t i) { return (i / n) * 1000 + (i % n) % 997; });
   // broadcast from the last rank: every rank ends with its values.
   for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = static_cast<float>(rank * 3 + i % 5);
   Tensor b = device_tensor(ctx, v);
-  comm.broadcast(b, world - 1);
+  comm.broadcast(ctx, b, world - 1);
   expect("broadcast", host_values(ctx, b), [&](int64_t i) { return (world - 1) * 3 + i % 5; });
   // 16 MiB all-reduce: time and bus bandwidth (2·(W−1)/W · bytes / time, NCCL's convention).
   Tensor big = Tensor::empty({int64_t{4} << 20}, DType::F32, ops::allocator_for(Device::CUDA));
   ops::allocator_for(Device::CUDA).zero(big.raw(), big.nbytes());
-  comm.all_reduce_sum(big);
+  comm.all_reduce_sum(ctx, big);
   ops::synchronize(ctx);
   const int iters = 20;
   const auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < iters; ++i) comm.all_reduce_sum(big);
+  for (int i = 0; i < iters; ++i) comm.all_reduce_sum(ctx, big);
   ops::synchronize(ctx);
   const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / iters;
   const double busbw = world > 1 ? 2.0 * (world - 1) / world * static_cast<double>(big.nbytes()) / (us * 1e3) : 0.0;

@@ -6,6 +6,8 @@
 #include <thread>
 
 #include "core/error.h"
+#include "ops/device.h"
+#include "ops/elementwise.h"
 
 namespace hylora::dist {
 
@@ -24,7 +26,41 @@ Rows rows_of(const Tensor& t) {
 }
 
 void check_host(const Tensor& t, const char* op) {
-  if (!t.defined() || t.device() != Device::CPU) fail(op, ": the in-process communicator needs a defined host tensor");
+  if (!t.defined() || t.device() != Device::CPU) fail(op, ": internal: a staged tensor is not on the host");
+}
+
+void check_defined(const Tensor& t, const char* op) {
+  if (!t.defined()) fail(op, ": the in-process communicator needs a defined tensor");
+}
+
+// The host copy a collective works on: `t` itself on the host; for a device tensor a page-locked copy, read after
+// everything queued on ctx.stream (ops::copy_tensor synchronises the stream). A strided device view goes through a
+// contiguous scratch copy first (float32 2-D views, as the ops make them).
+Tensor stage_in(ExecCtx& ctx, const Tensor& t, bool read) {
+  if (t.device() == Device::CPU) return t;
+  HYLORA_CHECK(ctx.device == t.device(), "internal: a collective on a device tensor with a host execution context");
+  Tensor host = Tensor::empty(t.shape(), t.dtype(), ops::host_output_allocator(t.device()));
+  if (!read) return host;
+  if (t.contiguous()) {
+    ops::copy_tensor(ctx, t, host);
+  } else {
+    Tensor packed = ctx.scratch.tensor(t.shape(), t.dtype());
+    ops::copy(ctx, t, packed);
+    ops::copy_tensor(ctx, packed, host);
+  }
+  return host;
+}
+
+// Writes the host result back into the device tensor `t` (no-op when `t` is the host tensor itself).
+void stage_out(ExecCtx& ctx, const Tensor& host, Tensor& t) {
+  if (t.device() == Device::CPU) return;
+  if (t.contiguous()) {
+    ops::copy_tensor(ctx, host, t);
+  } else {
+    Tensor packed = ctx.scratch.tensor(t.shape(), t.dtype());
+    ops::copy_tensor(ctx, host, packed);
+    ops::copy(ctx, packed, t);
+  }
 }
 
 }  // namespace
@@ -53,7 +89,40 @@ void InProcessGroup::abort() {
   cv_.notify_all();
 }
 
-void InProcessCommunicator::all_reduce_sum(Tensor& t) {
+void InProcessCommunicator::all_reduce_sum(ExecCtx& ctx, Tensor& t) {
+  check_defined(t, "all_reduce_sum");
+  Tensor h = stage_in(ctx, t, true);
+  host_all_reduce_sum(h);
+  stage_out(ctx, h, t);
+}
+
+void InProcessCommunicator::all_gather(ExecCtx& ctx, const Tensor& local, Tensor& out) {
+  check_defined(local, "all_gather");
+  check_defined(out, "all_gather");
+  const Tensor l = stage_in(ctx, local, true);
+  Tensor o = stage_in(ctx, out, false);
+  host_all_gather(l, o);
+  stage_out(ctx, o, out);
+}
+
+void InProcessCommunicator::broadcast(ExecCtx& ctx, Tensor& t, int root) {
+  check_defined(t, "broadcast");
+  Tensor h = stage_in(ctx, t, rank_ == root);
+  host_broadcast(h, root);
+  stage_out(ctx, h, t);
+}
+
+void InProcessCommunicator::all_gather_columns(ExecCtx& ctx, const Tensor& local, Tensor& out) {
+  check_defined(local, "all_gather_columns");
+  check_defined(out, "all_gather_columns");
+  const Tensor l = stage_in(ctx, local, true);
+  Tensor o = stage_in(ctx, out, false);
+  ExecCtx host;  // the staged copies are host tensors
+  all_gather_columns_on_host(*this, host, l, o);
+  stage_out(ctx, o, out);
+}
+
+void InProcessCommunicator::host_all_reduce_sum(Tensor& t) {
   check_host(t, "all_reduce_sum");
   if (t.dtype() != DType::F32) fail("all_reduce_sum: float32 only, found ", dtype_name(t.dtype()));
   group_->slot(rank_) = &t;
@@ -80,7 +149,7 @@ void InProcessCommunicator::all_reduce_sum(Tensor& t) {
   copy_into(sum, t);
 }
 
-void InProcessCommunicator::all_gather(const Tensor& local, Tensor& out) {
+void InProcessCommunicator::host_all_gather(const Tensor& local, Tensor& out) {
   check_host(local, "all_gather");
   check_host(out, "all_gather");
   if (!out.contiguous()) fail("all_gather: the output must be contiguous");
@@ -100,7 +169,7 @@ void InProcessCommunicator::all_gather(const Tensor& local, Tensor& out) {
   group_->barrier();
 }
 
-void InProcessCommunicator::broadcast(Tensor& t, int root) {
+void InProcessCommunicator::host_broadcast(Tensor& t, int root) {
   check_host(t, "broadcast");
   if (root < 0 || root >= size()) fail("broadcast: root ", root, " is not a rank of a group of ", size());
   group_->slot(rank_) = &t;

@@ -1,8 +1,14 @@
 #pragma once
-// Communicator for N threads of one process (CPU tests of the sharded math): ranks exchange pointers to their
-// tensors through shared state guarded by a barrier. A rank that throws aborts the group: every rank waiting in a
-// collective then throws too, so a failure never leaves the others hanging (the property issue 8 asks of the real
-// launcher).
+// Communicator for N threads of one process: ranks exchange pointers to their tensors through shared state guarded by
+// a barrier. A rank that throws aborts the group: every rank waiting in a collective then throws too, so a failure
+// never leaves the others hanging (the property issue 8 asks of the real launcher).
+//
+// This is the test path: the CPU tests of the sharded math and the models, and `--tp N` on one GPU (N rank threads
+// sharing the device, docs/multi_gpu.md §6). A device tensor is staged through host memory: the rank's stream is
+// synchronised, the tensor copied to a page-locked host buffer, the host algorithm run (the same rank-order sums, so
+// results are deterministic and equal the CPU's), and the result copied back. That costs a host round trip per
+// collective and cannot be captured in a CUDA graph; the fast path across GPUs is NcclCommunicator
+// (dist/nccl_communicator.h), whose collectives are enqueued on the stream.
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -39,11 +45,16 @@ class InProcessCommunicator : public Communicator {
   InProcessCommunicator(std::shared_ptr<InProcessGroup> group, int rank) : group_(std::move(group)), rank_(rank) {}
   int rank() const override { return rank_; }
   int size() const override { return group_->size(); }
-  void all_reduce_sum(Tensor& t) override;
-  void all_gather(const Tensor& local, Tensor& out) override;
-  void broadcast(Tensor& t, int root) override;
+  void all_reduce_sum(ExecCtx& ctx, Tensor& t) override;
+  void all_gather(ExecCtx& ctx, const Tensor& local, Tensor& out) override;
+  void broadcast(ExecCtx& ctx, Tensor& t, int root) override;
+  void all_gather_columns(ExecCtx& ctx, const Tensor& local, Tensor& out) override;
 
  private:
+  // The collectives on host tensors.
+  void host_all_reduce_sum(Tensor& t);
+  void host_all_gather(const Tensor& local, Tensor& out);
+  void host_broadcast(Tensor& t, int root);
   std::shared_ptr<InProcessGroup> group_;
   int rank_;
 };

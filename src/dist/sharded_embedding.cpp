@@ -54,7 +54,7 @@ void sharded_embedding(ExecCtx& ctx, Communicator& comm, const EmbeddingShard& e
     s = buf.rows(ny, ny + ns).reshape({seg.num_rows, 1, R});
     ops::lora_shrink_embedding(ctx, local, seg, {&e.lora}, s);
   }
-  comm.all_reduce_sum(buf);
+  comm.all_reduce_sum(ctx, buf);
   copy_into(y_part, y);
   if (lora) ops::lora_expand(ctx, s, seg, {&e.lora}, y);
 }

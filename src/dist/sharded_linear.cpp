@@ -37,7 +37,7 @@ void sharded_linear(ExecCtx& ctx, Communicator& comm, const LinearShard& w, cons
     s = buf.rows(ny, ny + ns).reshape({seg.num_rows, slices, max_r});
     ops::lora_shrink(ctx, x, seg, w.lora_ptrs(), s);
   }
-  comm.all_reduce_sum(buf);
+  comm.all_reduce_sum(ctx, buf);
   copy_into(y_part, y);
   if (w.bias.defined()) ops::add_bias(ctx, w.bias, y);  // once, after the sum
   if (lora) ops::lora_expand(ctx, s, seg, w.lora_ptrs(), y);

@@ -64,8 +64,9 @@ struct Executor::Impl {
     info.num_layers = model->num_layers();
     info.max_position_embeddings = model->max_position_embeddings();
     graphs_possible = o.device == Device::CUDA && o.cuda_graphs != CudaGraphs::kOff && !has_latent_cache(*model);
-    // A stream of its own: the legacy default stream cannot be captured.
-    if (graphs_possible) ctx.stream = ops::create_stream();
+    // A stream of its own: the legacy default stream cannot be captured, and the ranks of an in-process tensor-parallel
+    // group on one device (threads) would serialise on it and sync each other's work at every collective.
+    if (graphs_possible || (o.device == Device::CUDA && o.communicator)) ctx.stream = ops::create_stream();
     if (o.device == Device::CUDA && o.lora_overlap && o.max_loras_per_batch > 0)
       ctx.side_stream = ops::create_side_stream();
   }

@@ -36,7 +36,8 @@ std::string get_string(const int32_t* w, size_t& at) {
 int failures(dist::Communicator& comm, bool failed) {
   Tensor f = Tensor::zeros({1}, DType::F32);
   f.f32()[0] = failed ? 1.0f : 0.0f;
-  comm.all_reduce_sum(f);
+  ExecCtx host;  // a host message (the in-process communicator; NCCL will stage it through the device, §6.2)
+  comm.all_reduce_sum(host, f);
   return static_cast<int>(f.f32()[0]);
 }
 
@@ -64,11 +65,11 @@ void LeaderChannel::send(int32_t kind, const std::vector<int32_t>& words) {
   Tensor head = Tensor::zeros({2}, DType::I32);  // [kind, words]
   head.i32()[0] = kind;
   head.i32()[1] = static_cast<int32_t>(words.size());
-  comm_.broadcast(head, 0);
+  comm_.broadcast(host_, head, 0);
   if (words.empty()) return;
   Tensor body = Tensor::empty({static_cast<int64_t>(words.size())}, DType::I32);
   std::copy(words.begin(), words.end(), body.i32());
-  comm_.broadcast(body, 0);
+  comm_.broadcast(host_, body, 0);
 }
 
 void LeaderChannel::forget_released() {
@@ -151,12 +152,13 @@ void follow_leader(Executor& ex, dist::Communicator& comm) {
                  ", which this rank does not hold (the ranks' calls diverged)");
     return it->second;
   };
+  ExecCtx host;  // the messages are host tensors
   for (;;) {
     Tensor head = Tensor::zeros({2}, DType::I32);
-    comm.broadcast(head, 0);
+    comm.broadcast(host, head, 0);
     const int32_t kind = head.i32()[0], n = head.i32()[1];
     Tensor body = Tensor::zeros({std::max<int32_t>(n, 1)}, DType::I32);  // [words]
-    if (n > 0) comm.broadcast(body, 0);
+    if (n > 0) comm.broadcast(host, body, 0);
     const int32_t* w = body.i32();
     // Errors of the call itself (a bad request, PoolExhausted) happen on rank 0 too, before anything changed; rank 0
     // reports them. A failed collective inside a step ends the group at the next broadcast.

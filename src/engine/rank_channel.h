@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "core/exec_ctx.h"
 #include "engine/executor.h"
 
 namespace hylora {
@@ -59,6 +60,7 @@ class LeaderChannel {
   void send(int32_t kind, const std::vector<int32_t>& words);
 
   dist::Communicator& comm_;
+  ExecCtx host_;  // the messages are host tensors (a CPU context for the collectives that carry them)
   std::recursive_mutex mu_;
   bool stopped_ = false;
   int32_t next_id_ = 1;

@@ -38,7 +38,7 @@ void moe_experts(const ForwardArgs& a, const Tensor& x, const Tensor& ids, const
   if (up.ep_split) {  // a rank of an ep group: only its experts count (tp_linear_forward.h)
     local_ids = a.tmp(ids.shape(), DType::I32);
     local_w = a.tmp(weights.shape());
-    tp_localize_routing(ids, weights, up.expert_begin, E, local_ids, local_w);
+    tp_localize_routing(a, ids, weights, up.expert_begin, E, local_ids, local_w);
     route_ids = &local_ids;
     route_w = &local_w;
   }

@@ -1,24 +1,14 @@
 #include "models/tp_linear_forward.h"
 
-#include <cstring>
-
 #include "core/communicator.h"
 #include "models/linear_forward.h"
 #include "ops/elementwise.h"
 #include "ops/linear.h"
+#include "ops/tensor_parallel.h"
 
 namespace hylora {
 
 namespace {
-
-// Zeroes rows of a [rows, w] host tensor where mask[row] is set (ids this rank does not hold). Host loop: the
-// in-process communicator is CPU-only; a GPU rank would mask inside its lookup kernel instead.
-void zero_rows(Tensor& t, const std::vector<uint8_t>& mask, const int32_t* perm = nullptr) {
-  HYLORA_CHECK(t.device() == Device::CPU, "internal: tensor-parallel embedding masking runs on the CPU only");
-  const int64_t n = t.dim(0), w = t.numel() / n;
-  for (int64_t i = 0; i < n; ++i)
-    if (mask[perm ? perm[i] : i]) std::memset(t.f32() + i * w, 0, w * sizeof(float));
-}
 
 void row_reduce(const ForwardArgs& a, const Linear& lin, const Tensor& x, Tensor& y, const ops::LoraSegments& seg) {
   const int64_t N = x.dim(0), out = lin.out_features();
@@ -40,7 +30,7 @@ void row_reduce(const ForwardArgs& a, const Linear& lin, const Tensor& x, Tensor
     ops::lora_shrink(a.ctx, x, seg, tw->slice_ptrs(), s);
     if (!tw->dense_delta.empty()) add_dense_deltas(a, lin.slices, *tw, x, seg, part);  // column share, summed below
   }
-  a.comm->all_reduce_sum(buf);
+  a.comm->all_reduce_sum(a.ctx, buf);
   ops::copy(a.ctx, part, y);
   if (lin.bias.defined()) ops::add_bias(a.ctx, lin.bias, y);  // once, after the sum
   if (tw) ops::lora_expand(a.ctx, s, seg, tw->slice_ptrs(), y);
@@ -53,36 +43,25 @@ void tp_linear(const ForwardArgs& a, const Linear& lin, const Tensor& x, Tensor&
   // kGatherColumns: local [N, out_local], then every rank's columns side by side (rank order = vocabulary order).
   Tensor local = a.tmp({x.dim(0), lin.out_features()});
   linear_local(a, lin, x, local, &seg);
-  dist::all_gather_columns(*a.comm, local, y);
+  a.comm->all_gather_columns(a.ctx, local, y);
 }
 
-void tp_localize_routing(const Tensor& ids, const Tensor& weights, int64_t e0, int64_t n, Tensor& local_ids,
-                         Tensor& local_weights) {
-  HYLORA_CHECK(ids.device() == Device::CPU, "internal: expert-parallel routing runs on the CPU only");
-  for (int64_t i = 0; i < ids.numel(); ++i) {
-    const int64_t e = ids.i32()[i] - e0;
-    const bool mine = e >= 0 && e < n;
-    local_ids.i32()[i] = mine ? static_cast<int32_t>(e) : 0;
-    local_weights.f32()[i] = mine ? weights.f32()[i] : 0.0f;
-  }
+void tp_localize_routing(const ForwardArgs& a, const Tensor& ids, const Tensor& weights, int64_t e0, int64_t n,
+                         Tensor& local_ids, Tensor& local_weights) {
+  ops::localize_expert_routing(a.ctx, ids, weights, e0, n, local_ids, local_weights);
 }
 
 void tp_all_reduce(const ForwardArgs& a, Tensor& t) {
   HYLORA_CHECK(t.contiguous(), "internal: all-reduce of a strided tensor");
-  a.comm->all_reduce_sum(t);
+  a.comm->all_reduce_sum(a.ctx, t);
 }
 
 void tp_embed(const ForwardArgs& a, const Embedding& emb, Tensor& y) {
-  const Tensor& ids = a.step.token_ids;  // [T] int32, global ids
-  HYLORA_CHECK(ids.device() == Device::CPU, "internal: tensor-parallel embedding runs on the CPU only");
+  const Tensor& ids = a.step.token_ids;  // [T] int32, global ids, on the step's device
   const int64_t T = ids.numel(), H = emb.table.dim(1), V_local = emb.table.dim(0);
-  Tensor local = a.tmp({T}, DType::I32);  // id − vocab_begin, or 0 (masked) for ids held elsewhere
-  std::vector<uint8_t> elsewhere(T);
-  for (int64_t t = 0; t < T; ++t) {
-    const int64_t l = ids.i32()[t] - emb.vocab_begin;
-    elsewhere[t] = l < 0 || l >= V_local;
-    local.i32()[t] = elsewhere[t] ? 0 : static_cast<int32_t>(l);
-  }
+  Tensor local = a.tmp({T}, DType::I32);      // id − vocab_begin, or 0 (masked) for ids held elsewhere
+  Tensor elsewhere = a.tmp({T}, DType::I32);  // 1 where another rank holds the id
+  ops::localize_vocab_ids(a.ctx, ids, emb.vocab_begin, V_local, local, elsewhere);
   const ops::LoraSegments& seg = a.step.lora;
   const bool lora = a.lora_active() && emb.lora_id >= 0 && a.lora->embedding.active_for(seg.group_host);
   const int64_t R = lora ? a.lora->max_rank : 0, ny = T * H, ns = lora ? seg.num_rows * R : 0;
@@ -94,7 +73,7 @@ void tp_embed(const ForwardArgs& a, const Embedding& emb, Tensor& y) {
     const auto slices = a.lora->embedding.slice_ptrs();
     s = buf.rows(ny, ny + ns).reshape({seg.num_rows, 1, R});
     ops::lora_shrink_embedding(a.ctx, local, seg, slices, s);
-    zero_rows(s, elsewhere, seg.perm.i32());  // logical row i is token perm[i]
+    ops::zero_masked_rows(a.ctx, elsewhere, seg.perm, s);  // logical row i is token perm[i]
     for (int64_t g = 0; g < static_cast<int64_t>(seg.group_host.size()); ++g) {  // replaced tables: this rank's rows
       const int32_t slot = seg.group_host[g];
       if (slot >= static_cast<int32_t>(a.lora->embedding_delta.size())) continue;
@@ -102,8 +81,8 @@ void tp_embed(const ForwardArgs& a, const Embedding& emb, Tensor& y) {
       if (d.defined()) ops::lora_segment_embedding_delta(a.ctx, local, seg, g, d, part);
     }
   }
-  zero_rows(part, elsewhere);
-  a.comm->all_reduce_sum(buf);
+  ops::zero_masked_rows(a.ctx, elsewhere, Tensor(), part);
+  a.comm->all_reduce_sum(a.ctx, buf);
   ops::copy(a.ctx, part, y);
   if (lora) ops::lora_expand(a.ctx, s, seg, a.lora->embedding.slice_ptrs(), y);
 }

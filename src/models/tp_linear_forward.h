@@ -16,11 +16,12 @@ void tp_linear(const ForwardArgs& a, const Linear& lin, const Tensor& x, Tensor&
 // rank's A columns, one all-reduce, then the expand with the replicated B. Ids held elsewhere contribute 0.
 void tp_embed(const ForwardArgs& a, const Embedding& emb, Tensor& y);
 
-// Expert parallelism (CPU reference): ids, weights [T, k] -> local ids e − e0 and the weights of pairs routed to this
-// rank's experts [e0, e0 + n); a pair routed elsewhere becomes local expert 0 with weight 0, so the combine adds
-// only this rank's experts (a GPU permutation would drop those pairs instead).
-void tp_localize_routing(const Tensor& ids, const Tensor& weights, int64_t e0, int64_t n, Tensor& local_ids,
-                         Tensor& local_weights);
+// Expert parallelism: ids, weights [T, k] -> local ids e − e0 and the weights of pairs routed to this rank's experts
+// [e0, e0 + n) (ops::localize_expert_routing, on the step's device); a pair routed elsewhere becomes local expert 0
+// with weight 0, so the combine adds only this rank's experts (the pairs still go through the expert GEMMs: dropping
+// them from the permutation would save that work, a later optimisation).
+void tp_localize_routing(const ForwardArgs& a, const Tensor& ids, const Tensor& weights, int64_t e0, int64_t n,
+                         Tensor& local_ids, Tensor& local_weights);
 
 // The one all-reduce at the end of an MoE block on a rank of a tensor-parallel group: out [T, H] holds this rank's
 // experts' contribution plus its partial shared expert (whose row-parallel down_proj is left unreduced,

@@ -14,6 +14,7 @@
 #include "ops/rope.h"
 #include "ops/rope_interleave.h"
 #include "ops/ssm_scan.h"
+#include "ops/tensor_parallel.h"
 #include "ops/varlen.h"
 
 namespace hylora::ops::cpu {
@@ -55,6 +56,9 @@ void rope_neox(ExecCtx& ctx, Tensor& x, int64_t head_dim, const Tensor& position
 void rope_interleaved(ExecCtx& ctx, Tensor& x, int64_t head_dim, const Tensor& positions, const std::vector<float>& inv_freq, int64_t rot, int64_t offset, float attention_scaling);
 void rope_pairs_to_halves(Tensor& x, int64_t head_dim, int64_t rot, int64_t offset);
 void ssm_scan(ExecCtx& ctx, const Tensor& x, const Tensor& dt, const Tensor& B, const Tensor& C, const Tensor& A, const Tensor& D, const Tensor& dt_bias, float dt_min, const SeqLayout& layout, Tensor& state_pool, Tensor& y);
+void localize_vocab_ids(ExecCtx& ctx, const Tensor& ids, int64_t begin, int64_t size, Tensor& local, Tensor& elsewhere);
+void zero_masked_rows(ExecCtx& ctx, const Tensor& mask, const Tensor& perm, Tensor& t);
+void localize_expert_routing(ExecCtx& ctx, const Tensor& ids, const Tensor& weights, int64_t e0, int64_t n, Tensor& local_ids, Tensor& local_weights);
 }  // namespace hylora::ops::cpu
 
 namespace hylora::ops::cuda_backend {
@@ -94,4 +98,7 @@ void moe_combine(ExecCtx& ctx, const Tensor& ys, const MoePermutation& perm, con
 void rope_neox(ExecCtx& ctx, Tensor& x, int64_t head_dim, const Tensor& positions, const std::vector<float>& inv_freq, int64_t rot, int64_t offset, float attention_scaling);
 void rope_interleaved(ExecCtx& ctx, Tensor& x, int64_t head_dim, const Tensor& positions, const std::vector<float>& inv_freq, int64_t rot, int64_t offset, float attention_scaling);
 void ssm_scan(ExecCtx& ctx, const Tensor& x, const Tensor& dt, const Tensor& B, const Tensor& C, const Tensor& A, const Tensor& D, const Tensor& dt_bias, float dt_min, const SeqLayout& layout, Tensor& state_pool, Tensor& y);
+void localize_vocab_ids(ExecCtx& ctx, const Tensor& ids, int64_t begin, int64_t size, Tensor& local, Tensor& elsewhere);
+void zero_masked_rows(ExecCtx& ctx, const Tensor& mask, const Tensor& perm, Tensor& t);
+void localize_expert_routing(ExecCtx& ctx, const Tensor& ids, const Tensor& weights, int64_t e0, int64_t n, Tensor& local_ids, Tensor& local_weights);
 }  // namespace hylora::ops::cuda_backend

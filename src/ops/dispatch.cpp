@@ -187,4 +187,19 @@ void ssm_scan(ExecCtx& ctx, const Tensor& x, const Tensor& dt, const Tensor& B, 
   return cpu::ssm_scan(ctx, x, dt, B, C, A, D, dt_bias, dt_min, layout, state_pool, y);
 }
 
+void localize_vocab_ids(ExecCtx& ctx, const Tensor& ids, int64_t begin, int64_t size, Tensor& local, Tensor& elsewhere) {
+  if (ctx.device == Device::CUDA) return cuda_backend::localize_vocab_ids(ctx, ids, begin, size, local, elsewhere);
+  return cpu::localize_vocab_ids(ctx, ids, begin, size, local, elsewhere);
+}
+
+void zero_masked_rows(ExecCtx& ctx, const Tensor& mask, const Tensor& perm, Tensor& t) {
+  if (ctx.device == Device::CUDA) return cuda_backend::zero_masked_rows(ctx, mask, perm, t);
+  return cpu::zero_masked_rows(ctx, mask, perm, t);
+}
+
+void localize_expert_routing(ExecCtx& ctx, const Tensor& ids, const Tensor& weights, int64_t e0, int64_t n, Tensor& local_ids, Tensor& local_weights) {
+  if (ctx.device == Device::CUDA) return cuda_backend::localize_expert_routing(ctx, ids, weights, e0, n, local_ids, local_weights);
+  return cpu::localize_expert_routing(ctx, ids, weights, e0, n, local_ids, local_weights);
+}
+
 }  // namespace hylora::ops

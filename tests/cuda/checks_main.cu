@@ -33,6 +33,7 @@ void check_bf16_weights();
 void check_expert_gemm();
 void bench_expert_gemm();
 void check_extra_rope();
+void check_tensor_parallel();
 
 using namespace chk;
 namespace hc = hylora::cuda;
@@ -402,6 +403,7 @@ int main(int argc, char** argv) {
   section("bf16_weights", check_bf16_weights);
   section("expert_gemm", check_expert_gemm);
   section("extra_rope", check_extra_rope);
+  section("tensor_parallel", check_tensor_parallel);
   std::printf("\n%d passed, %d failed (%.1f s)\n", g_pass, g_fail,
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   if (do_bench && only.empty()) bench();

@@ -99,7 +99,7 @@ TEST(ShardedMath, ExpertParallelMlpEqualsUnsharded) {
       localize_routing(ids, weights, sgu.experts, lid, lw);
       Tensor out = Tensor::empty({T, H});
       block(ctx, sgu, sdown, lid, lw, out);
-      comm.all_reduce_sum(out);  // the MoE block's one all-reduce
+      comm.all_reduce_sum(ctx, out);  // the MoE block's one all-reduce
       const double d = rel_diff(out, ref);
       std::lock_guard<std::mutex> lock(mu);
       worst = std::max(worst, d);

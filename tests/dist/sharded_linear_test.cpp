@@ -70,7 +70,7 @@ ToyResult run_toy(int tp, bool break_b_offsets = false, bool skip_shrink_reduce 
     if (skip_shrink_reduce) {
       // The bug class: base output all-reduced, the shrink left partial.
       ops::matmul_nt(ctx, x_local, row.weight, y2);
-      comm.all_reduce_sum(y2);
+      comm.all_reduce_sum(ctx, y2);
       ops::add_bias(ctx, row.bias, y2);
       Tensor s = Tensor::empty({seg.seg.num_rows, 2, kMaxRank});
       ops::lora_shrink(ctx, x_local, seg.seg, row.lora_ptrs(), s);

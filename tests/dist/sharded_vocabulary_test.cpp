@@ -61,7 +61,7 @@ TEST(ShardedMath, VocabularySplitEmbeddingAndLmHeadEqualUnsharded) {
       const LinearShard lm = shard_projection(plan.at("lm_head"), comm.rank(), head, Tensor(), head_lora);
       Tensor local = Tensor::empty({T, V / tp}), logits = Tensor::empty({T, V});
       sharded_linear(ctx, comm, lm, ref, seg.seg, local);
-      all_gather_columns(comm, local, logits);
+      comm.all_gather_columns(ctx, local, logits);
       const double de = rel_diff(y, ref), dl = rel_diff(logits, logits_ref);
       std::lock_guard<std::mutex> lock(mu);
       worst_emb = std::max(worst_emb, de);

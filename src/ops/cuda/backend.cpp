@@ -22,6 +22,7 @@
 #include "ops/cuda/moe_permute.h"
 #include "ops/cuda/norms.h"
 #include "ops/cuda/recurrent.h"
+#include "ops/cuda/tensor_parallel.h"
 #include "ops/device.h"
 
 namespace hylora::ops::cuda_backend {
@@ -58,8 +59,16 @@ const int32_t* ci(const Tensor& t, const char* op) {
 }
 int32_t* mi(const Tensor& t, const char* op) { return const_cast<int32_t*>(ci(t, op)); }
 
-cuda::GemmHandle& gemm_handle() {
-  static cuda::GemmHandle* h = new cuda::GemmHandle();  // one per process, never destroyed (tensors outlive statics)
+// One cuBLASLt handle (and workspace) per stream: GEMMs queued on different streams at once — the rank threads of
+// an in-process tensor-parallel group, each with its executor's stream — must not share a split-K workspace. Streams
+// live for the process (ops/device.h), so the handles do too; a stream's handle is made on its first GEMM (eagerly,
+// before any graph capture of that stream), on the device current then.
+cuda::GemmHandle& gemm_handle(const ExecCtx& ctx) {
+  static std::mutex mu;
+  static auto* handles = new std::map<void*, cuda::GemmHandle*>();  // leaked, like the handles: tensors outlive statics
+  std::lock_guard<std::mutex> lock(mu);
+  cuda::GemmHandle*& h = (*handles)[ctx.stream];
+  if (!h) h = new cuda::GemmHandle();
   return *h;
 }
 
@@ -371,7 +380,7 @@ void matmul_nt(ExecCtx& ctx, const Tensor& x, const Tensor& w, Tensor& y, bool a
     xp = xb.raw();
     ldx = K;
   }
-  ok(cuda::gemm(gemm_handle(), wt, f32, xp, ldx, wp, w.ld(), mf(y, "matmul"), y.ld(), M, N, K, nullptr, accumulate,
+  ok(cuda::gemm(gemm_handle(ctx), wt, f32, xp, ldx, wp, w.ld(), mf(y, "matmul"), y.ld(), M, N, K, nullptr, accumulate,
                 stream(ctx)),
      "matmul_nt (cuBLASLt)");
 }
@@ -535,6 +544,39 @@ void rope_interleaved(ExecCtx& ctx, Tensor& x, int64_t head_dim, const Tensor& p
   ok(cuda::extra::rope(mf(x, "rope"), x.ld(), x.dim(0), x.row_size() / head_dim, head_dim, ci(positions, "rope"),
                        constant_on_device(ctx, inv_freq), rot, offset, attention_scaling, true, stream(ctx)),
      "rope_interleaved");
+}
+
+// --- tensor-parallel index ops (ops/tensor_parallel.h) ----------------------------------------------------------
+
+void localize_vocab_ids(ExecCtx& ctx, const Tensor& ids, int64_t begin, int64_t size, Tensor& local,
+                        Tensor& elsewhere) {
+  HYLORA_CHECK(local.numel() == ids.numel() && elsewhere.numel() == ids.numel(), "internal: localize_vocab_ids of ",
+               ids.numel(), " ids into ", shape_str(local.shape()), " and ", shape_str(elsewhere.shape()));
+  ok(cuda::tp::localize_vocab_ids(ci(ids, "localize_vocab_ids"), ids.numel(), begin, size,
+                                  mi(local, "localize_vocab_ids"), mi(elsewhere, "localize_vocab_ids"), stream(ctx)),
+     "localize_vocab_ids");
+}
+
+void zero_masked_rows(ExecCtx& ctx, const Tensor& mask, const Tensor& perm, Tensor& t) {
+  const int64_t n = t.ndim() == 0 ? 0 : t.dim(0);
+  HYLORA_CHECK(!perm.defined() || perm.numel() >= n, "internal: zero_masked_rows of ", n, " rows with a permutation of ",
+               perm.numel());
+  if (n == 0) return;
+  ok(cuda::tp::zero_masked_rows(ci(mask, "zero_masked_rows"), perm.defined() ? ci(perm, "zero_masked_rows") : nullptr,
+                                mf(t, "zero_masked_rows"), n, t.row_size(), t.ld(), stream(ctx)),
+     "zero_masked_rows");
+}
+
+void localize_expert_routing(ExecCtx& ctx, const Tensor& ids, const Tensor& weights, int64_t e0, int64_t n,
+                             Tensor& local_ids, Tensor& local_weights) {
+  const int64_t P = ids.numel();
+  HYLORA_CHECK(weights.numel() == P && local_ids.numel() == P && local_weights.numel() == P && ids.contiguous() &&
+                   weights.contiguous() && local_ids.contiguous() && local_weights.contiguous(),
+               "internal: localize_expert_routing of ", shape_str(ids.shape()));
+  ok(cuda::tp::localize_expert_routing(ci(ids, "localize_expert_routing"), cf(weights, "localize_expert_routing"), P,
+                                       e0, n, mi(local_ids, "localize_expert_routing"),
+                                       mf(local_weights, "localize_expert_routing"), stream(ctx)),
+     "localize_expert_routing");
 }
 
 }  // namespace hylora::ops::cuda_backend

@@ -47,5 +47,8 @@ void moe_combine(ExecCtx&, const Tensor&, const MoePermutation&, const Tensor&, 
 void rope_neox(ExecCtx&, Tensor&, int64_t, const Tensor&, const std::vector<float>&, int64_t, int64_t, float) { no_cuda(); }
 void rope_interleaved(ExecCtx&, Tensor&, int64_t, const Tensor&, const std::vector<float>&, int64_t, int64_t, float) { no_cuda(); }
 void ssm_scan(ExecCtx&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, float, const SeqLayout&, Tensor&, Tensor&) { no_cuda(); }
+void localize_vocab_ids(ExecCtx&, const Tensor&, int64_t, int64_t, Tensor&, Tensor&) { no_cuda(); }
+void zero_masked_rows(ExecCtx&, const Tensor&, const Tensor&, Tensor&) { no_cuda(); }
+void localize_expert_routing(ExecCtx&, const Tensor&, const Tensor&, int64_t, int64_t, Tensor&, Tensor&) { no_cuda(); }
 
 }  // namespace hylora::ops::cuda_backend
