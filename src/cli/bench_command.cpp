@@ -170,9 +170,10 @@ class Bench {
           if (it >= warmup_) context_sum += static_cast<double>(ex.sequence_length(q));
           auto adapter = w.shape.adapters ? adapters[i % w.shape.adapters] : nullptr;  // mixed: row i → i mod a
           works.push_back({q, tokens_for(w.shape.new_tokens), adapter, RowOutput::kLast});
-          // A decode step draws its tokens as a server's does (temperature 1, whole vocabulary; on a GPU only the
-          // tokens come back); a prefill step returns its last rows' logits.
-          if (w.kind == "decode") works.back().draw = TokenDraw{SamplingParams{}, it, 0};
+          // A decode step draws its tokens as a server's does (temperature 1, whole vocabulary, with each token's
+          // log-probability as a request asking for logprobs; on a GPU only the tokens come back); a prefill step
+          // returns its last rows' logits.
+          if (w.kind == "decode") works.back().draw = TokenDraw{SamplingParams{}, it, 0, true};
         }
         const bool profiled = it >= warmup_ && w.name == profile_workload_;
         if (profiled) ops::profiler_range(base_.device, true);

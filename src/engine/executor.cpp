@@ -462,8 +462,10 @@ std::vector<std::optional<SampledToken>> Executor::Impl::draw_on_device(const st
     of.push_back(i);
   }
   if (rows.empty()) return drawn;
+  bool with_logprobs = false;  // one pass over each drawn row, skipped when no caller reads the log-probability
+  for (size_t i : of) with_logprobs = with_logprobs || works[i].draw->logprob;
   std::vector<float> logprobs;
-  ops::sample_on_device(ctx, logits, rows, params, ids, logprobs);
+  ops::sample_on_device(ctx, logits, rows, params, with_logprobs, ids, logprobs);
   std::vector<float> row;
   for (size_t j = 0; j < of.size(); ++j) {
     const TokenDraw& d = *works[of[j]].draw;

@@ -1,6 +1,7 @@
 #include "ops/device.h"
 
 #include <cstring>
+#include <limits>
 
 #include "core/caching_host_allocator.h"
 
@@ -80,14 +81,15 @@ void graph_capture_abort(ExecCtx& ctx) { cuda_backend::graph_capture_abort(ctx);
 void graph_replay(ExecCtx& ctx, const std::shared_ptr<void>& graph) { cuda_backend::graph_replay(ctx, graph); }
 
 void sample_on_device(ExecCtx& ctx, const Tensor& logits, const std::vector<int32_t>& rows,
-                      const std::vector<DeviceDraw>& params, std::vector<int32_t>& ids, std::vector<float>& logprobs) {
+                      const std::vector<DeviceDraw>& params, bool with_logprobs, std::vector<int32_t>& ids,
+                      std::vector<float>& logprobs) {
   HYLORA_CHECK(ctx.device == Device::CUDA && logits.device() == Device::CUDA, "internal: sample_on_device on the CPU");
   HYLORA_CHECK(rows.size() == params.size(), "internal: sample_on_device with ", rows.size(), " rows and ",
                params.size(), " parameter sets");
   ids.assign(rows.size(), 0);
-  logprobs.assign(rows.size(), 0.0f);
+  logprobs.assign(rows.size(), std::numeric_limits<float>::quiet_NaN());
   if (rows.empty()) return;
-  cuda_backend::sample_on_device(ctx, logits, rows, params, ids, logprobs);
+  cuda_backend::sample_on_device(ctx, logits, rows, params, with_logprobs, ids, logprobs);
 }
 
 }  // namespace hylora::ops

@@ -118,10 +118,12 @@ struct DeviceDraw {
 };
 // Draw i: a token from row rows[i] of logits [N, V] (float32 on ctx's GPU) under params[i] — the contract of
 // ops/cuda/sampling.h (greedy = argmax, lowest id on ties; else an exact Gumbel-max draw from softmax(l / T)
-// restricted to top-k / top-p / min-p) — and its log-softmax under the raw logits (fp32). Only the ids and log-probs
-// come back to the host; returns when they are there. GPU only (the CPU executor samples with engine/sampler.h).
+// restricted to top-k / top-p / min-p) — and, when `with_logprobs`, its log-softmax under the raw logits (fp32; else
+// NaN). Only the ids and log-probs come back to the host; returns when they are there. GPU only (the CPU executor
+// samples with engine/sampler.h).
 void sample_on_device(ExecCtx& ctx, const Tensor& logits, const std::vector<int32_t>& rows,
-                      const std::vector<DeviceDraw>& params, std::vector<int32_t>& ids, std::vector<float>& logprobs);
+                      const std::vector<DeviceDraw>& params, bool with_logprobs, std::vector<int32_t>& ids,
+                      std::vector<float>& logprobs);
 
 // Marks the region an external profiler records (`ncu --profile-from-start off`): cudaProfilerStart/Stop on the
 // GPU; nothing on the CPU. hylora bench's --profile-workload brackets one workload's timed steps with it.
@@ -153,7 +155,8 @@ void collective_all_gather(ExecCtx& ctx, const std::shared_ptr<void>& comm, cons
 void collective_broadcast(ExecCtx& ctx, const std::shared_ptr<void>& comm, Tensor& t, int root);
 void profiler_range(bool start);
 void sample_on_device(ExecCtx& ctx, const Tensor& logits, const std::vector<int32_t>& rows,
-                      const std::vector<DeviceDraw>& params, std::vector<int32_t>& ids, std::vector<float>& logprobs);
+                      const std::vector<DeviceDraw>& params, bool with_logprobs, std::vector<int32_t>& ids,
+                      std::vector<float>& logprobs);
 Allocator& allocator();
 Allocator& pinned_allocator();  // caching, page-locked host blocks
 void memcpy(ExecCtx& ctx, void* dst, const void* src, size_t bytes);  // any direction (unified addressing)

@@ -43,6 +43,7 @@ struct GenerationRequest {
   int64_t max_new_tokens = 16;
   bool ignore_eos = false;
   std::vector<int32_t> stop_token_ids;  // besides the model's EOS ids
+  bool token_logprobs = true;           // each token's log-probability is reported (false: a GPU step skips it)
   int64_t top_logprobs = 0;             // alternatives reported with each token
   int64_t prompt_logprob_start = -1;    // >= 0: report prompt logprobs from this position on (SGLang's
                                         // logprob_start_len)

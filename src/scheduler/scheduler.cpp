@@ -298,7 +298,8 @@ bool Scheduler::step() {
     const bool prompt_rows = s.wants_prompt_logprobs() && s.cached < s.prompt_len;
     sw.output = prompt_rows ? RowOutput::kAll : completes ? RowOutput::kLast : RowOutput::kNone;
     // The next token is drawn inside the step (on the GPU only the token comes back, not the logits row).
-    if (completes && s.req.max_new_tokens > 0) sw.draw = TokenDraw{s.req.sampling, s.generated, s.req.top_logprobs};
+    if (completes && s.req.max_new_tokens > 0)
+      sw.draw = TokenDraw{s.req.sampling, s.generated, s.req.top_logprobs, s.req.token_logprobs};
     step.push_back(std::move(sw));
     rows += w.n;
     if (s.req.adapter) adapters.insert(s.req.adapter.get());

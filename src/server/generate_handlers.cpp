@@ -215,6 +215,7 @@ void HttpServer::handle_generation(const std::string& req_body, httplib::Respons
       g.max_new_tokens = p.max_new_tokens;
       g.ignore_eos = p.ignore_eos;
       g.stop_token_ids = p.stop_token_ids;
+      g.token_logprobs = p.logprobs;
       g.top_logprobs = p.logprobs ? p.top_logprobs : 0;
       g.prompt_logprob_start = p.prompt_logprob_start;
       g.sink = std::make_shared<ChoiceSink>(

@@ -18,7 +18,8 @@ void check(cudaError_t e, const char* what) {
 }  // namespace
 
 void sample_on_device(ExecCtx& ctx, const Tensor& logits, const std::vector<int32_t>& rows,
-                      const std::vector<DeviceDraw>& params, std::vector<int32_t>& ids, std::vector<float>& logprobs) {
+                      const std::vector<DeviceDraw>& params, bool with_logprobs, std::vector<int32_t>& ids,
+                      std::vector<float>& logprobs) {
   HYLORA_CHECK(logits.ndim() == 2 && logits.dtype() == DType::F32, "internal: sample_on_device over ",
                shape_str(logits.shape()), " ", dtype_name(logits.dtype()), " logits (float32 [N, V] expected)");
   const int64_t R = static_cast<int64_t>(rows.size()), V = logits.dim(1);
@@ -47,14 +48,15 @@ void sample_on_device(ExecCtx& ctx, const Tensor& logits, const std::vector<int3
   auto* d_lp = reinterpret_cast<float*>(d_ids + R);
   check(cuda::sample_tokens(cuda::DType::f32, logits.raw(), logits.ld(), V, d_rows, R, d_params, d_ids, st),
         "sample_tokens");
-  check(cuda::logprobs(cuda::DType::f32, logits.raw(), logits.ld(), V, d_rows, R, d_ids, d_lp, nullptr, st),
-        "logprobs of the drawn tokens");
-  std::vector<int32_t> down(2 * R);
+  if (with_logprobs)
+    check(cuda::logprobs(cuda::DType::f32, logits.raw(), logits.ld(), V, d_rows, R, d_ids, d_lp, nullptr, st),
+          "logprobs of the drawn tokens");
+  std::vector<int32_t> down(with_logprobs ? 2 * R : R);
   check(cudaMemcpyAsync(down.data(), d_ids, down.size() * sizeof(int32_t), cudaMemcpyDeviceToHost, st),
         "sampling (download)");
   check(cudaStreamSynchronize(st), "sampling (cudaStreamSynchronize)");
   std::memcpy(ids.data(), down.data(), R * sizeof(int32_t));
-  std::memcpy(logprobs.data(), down.data() + R, R * sizeof(float));
+  if (with_logprobs) std::memcpy(logprobs.data(), down.data() + R, R * sizeof(float));
 }
 
 }  // namespace hylora::ops::cuda_backend

@@ -12,7 +12,7 @@ namespace {
 
 bool available() { return false; }
 void profiler_range(bool) {}
-void sample_on_device(ExecCtx&, const Tensor&, const std::vector<int32_t>&, const std::vector<DeviceDraw>&,
+void sample_on_device(ExecCtx&, const Tensor&, const std::vector<int32_t>&, const std::vector<DeviceDraw>&, bool,
                       std::vector<int32_t>&, std::vector<float>&) {
   no_cuda();
 }
