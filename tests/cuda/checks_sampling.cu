@@ -307,33 +307,6 @@ std::vector<hc::SamplingParams> path_params() {
   return P;
 }
 
-// Every row kind x parameter set x dtype on rows at a misaligned stride (ld = V + 3: the 16-byte loads' head and
-// tail); V above the list's capacity (8192) also in --small so that the fallback runs under the sanitizers.
-void check_paths() {
-  const int64_t V = g_small ? 20000 : 151936, ld = V + 3;
-  const auto P = path_params();
-  const int64_t nrows = static_cast<int64_t>(P.size());
-  for (Rows kind : {Rows::random, Rows::equal, Rows::flat, Rows::ties})
-    for (DType d : {DType::f32, DType::bf16}) {
-      auto lg = shaped_logits(kind, nrows * ld, d);
-      Buf dl = up(lg, d), out(nrows * 4), dp = up_raw(P);
-      CK(hc::sample_tokens(d, dl.p, ld, V, nullptr, nrows, dp.as<hc::SamplingParams>(), out.as<int32_t>(), nullptr));
-      auto got = down_raw<int32_t>(out, nrows);
-      int mism = 0;
-      std::string detail;
-      for (int64_t r = 0; r < nrows; ++r) {
-        const int ref = host_sample(lg.data() + r * ld, V, P[r]);
-        if (ref != got[r]) {
-          ++mism;
-          detail += " set" + std::to_string(r) + ":" + std::to_string(got[r]) + "!=" + std::to_string(ref);
-        }
-      }
-      expect(std::string("sample_tokens paths V=") + std::to_string(V) + " " + rows_name(kind) + " " + dname(d) +
-                 " (12 parameter sets) equal to host",
-             mism == 0, std::to_string(mism) + " mismatches" + detail);
-    }
-}
-
 template <typename F>
 double time_ms(F&& f, int reps) {
   f();
@@ -351,6 +324,117 @@ double time_ms(F&& f, int reps) {
   CK(cudaEventDestroy(b));
   return ms / reps;
 }
+
+// log Σ exp(x) of a row, in double
+double host_lse(const float* x, int64_t V) {
+  double m = -INFINITY, z = 0;
+  for (int64_t v = 0; v < V; ++v) m = std::max(m, static_cast<double>(x[v]));
+  for (int64_t v = 0; v < V; ++v) z += std::exp(x[v] - m);
+  return m + std::log(z);
+}
+
+// Draws of R rows (rows[r] of lg, or r) with and without splitting rows over blocks (sample_tokens' workspace), both
+// against host_sample; the split run also returns each drawn token's log-probability, checked against a double
+// log-sum-exp. `what` names the case.
+void expect_draws(const std::string& what, const std::vector<float>& lg, DType d, int64_t ld, int64_t V,
+                  const std::vector<int32_t>& rows, const std::vector<hc::SamplingParams>& P) {
+  const int64_t R = static_cast<int64_t>(P.size());
+  Buf dl = up(lg, d), dr = up_raw(rows.empty() ? std::vector<int32_t>(1, 0) : rows), out(R * 4), lp(R * 4),
+      dp = up_raw(P);
+  const size_t ws_bytes = hc::sample_tokens_workspace_bytes(R, V);
+  Buf ws(ws_bytes ? ws_bytes : 16);
+  const int32_t* drows = rows.empty() ? nullptr : dr.as<int32_t>();
+  for (int split = 0; split < 2; ++split) {
+    CK(hc::sample_tokens(d, dl.p, ld, V, drows, R, dp.as<hc::SamplingParams>(), out.as<int32_t>(), nullptr,
+                         lp.as<float>(), split ? ws.p : nullptr, split ? ws_bytes : 0));
+    auto got = down_raw<int32_t>(out, R);
+    auto lps = down_raw<float>(lp, R);
+    int mism = 0, lp_bad = 0;
+    std::string detail;
+    for (int64_t r = 0; r < R; ++r) {
+      const float* x = lg.data() + (rows.empty() ? r : rows[r]) * ld;
+      const int ref = host_sample(x, V, P[r]);
+      if (ref != got[r]) {
+        ++mism;
+        detail += " row" + std::to_string(r) + ":" + std::to_string(got[r]) + "!=" + std::to_string(ref);
+      }
+      const double want = x[got[r]] - host_lse(x, V);
+      if (!(std::fabs(lps[r] - want) <= 2e-5 * (1.0 + std::fabs(want)))) {
+        ++lp_bad;
+        detail += " logprob" + std::to_string(r) + ":" + std::to_string(lps[r]) + "!=" + std::to_string(want);
+      }
+    }
+    const std::string how = !split ? "one block a row" : ws_bytes ? "rows split over blocks" : "no split offered";
+    expect(what + " " + dname(d) + ", " + how + ": tokens equal to host, log-probabilities within 2e-5",
+           mism == 0 && lp_bad == 0, std::to_string(mism) + " token / " + std::to_string(lp_bad) +
+                                         " log-probability mismatches" + detail);
+  }
+}
+
+// Every row kind x parameter set x dtype on rows at a misaligned stride (ld = V + 3: the 16-byte loads' head and
+// tail); V above the list's capacity (8192) also in --small so that the fallback runs under the sanitizers. 12 rows:
+// the split path runs too (each row over ~20 blocks).
+void check_paths() {
+  const int64_t V = g_small ? 20000 : 151936, ld = V + 3;
+  const auto P = path_params();
+  const int64_t nrows = static_cast<int64_t>(P.size());
+  for (Rows kind : {Rows::random, Rows::equal, Rows::flat, Rows::ties})
+    for (DType d : {DType::f32, DType::bf16})
+      expect_draws(std::string("sample_tokens paths V=") + std::to_string(V) + " " + rows_name(kind) +
+                       " (12 parameter sets)",
+                   shaped_logits(kind, nrows * ld, d), d, ld, V, {}, P);
+  // one row (decode batch 1: the widest split), every parameter set, the engine's fp32 logits
+  for (size_t k = 0; k < P.size(); ++k)
+    expect_draws("sample_tokens one row V=" + std::to_string(V) + " parameter set " + std::to_string(k),
+                 shaped_logits(k % 2 ? Rows::flat : Rows::random, ld, DType::f32), DType::f32, ld, V, {}, {P[k]});
+}
+
+// Decode-sized draws (fp32 rows of Qwen3.5's 248 320 vocabulary, as the engine hands them over): one block a row vs
+// rows split over blocks, with and without the drawn tokens' log-probabilities.
+void bench_split() {
+  const int64_t V = 248320;
+  struct Mode {
+    const char* name;
+    float t;
+    int k;
+    float p, mp;
+  };
+  const Mode modes[] = {{"greedy", 0.0f, 0, 1.0f, 0.0f},
+                        {"temperature 1", 1.0f, 0, 1.0f, 0.0f},
+                        {"top-k 20 + top-p 0.95 (Qwen3.5's defaults)", 0.6f, 20, 0.95f, 0.0f},
+                        {"min-p 0.05", 1.0f, 0, 1.0f, 0.05f}};
+  for (int64_t R : {1, 8, 64}) {
+    Buf lg = up(randn(R * V, 3.0f, DType::f32), DType::f32), out(R * 4), lp(R * 4);
+    const size_t ws_bytes = hc::sample_tokens_workspace_bytes(R, V);
+    Buf ws(ws_bytes ? ws_bytes : 16);
+    for (const Mode& m : modes) {
+      std::vector<hc::SamplingParams> P(R);
+      for (int64_t r = 0; r < R; ++r) {
+        P[r].temperature = m.t;
+        P[r].top_k = m.k;
+        P[r].top_p = m.p;
+        P[r].min_p = m.mp;
+        P[r].seed = 5 + r;
+      }
+      Buf dp = up_raw(P);
+      double ms[2][2];
+      for (int split = 0; split < 2; ++split)
+        for (int with_lp = 0; with_lp < 2; ++with_lp)
+          ms[split][with_lp] = time_ms(
+              [&] {
+                CK(hc::sample_tokens(DType::f32, lg.p, V, V, nullptr, R, dp.as<hc::SamplingParams>(),
+                                     out.as<int32_t>(), nullptr, with_lp ? lp.as<float>() : nullptr,
+                                     split ? ws.p : nullptr, split ? ws_bytes : 0));
+              },
+              50);
+      std::printf("TIME sample_tokens f32 %lld x %lld, %s: one block a row %.1f us (+logprob %.1f), split %.1f us "
+                  "(+logprob %.1f)%s\n",
+                  static_cast<long long>(R), static_cast<long long>(V), m.name, 1e3 * ms[0][0], 1e3 * ms[0][1],
+                  1e3 * ms[1][0], 1e3 * ms[1][1], ws_bytes ? "" : " [no split at this R]");
+    }
+  }
+}
+
 
 // 64 rows x 151 936 bf16: the all-equal rows of the earlier TIME line (the old kernel's worst case), random rows per
 // mode, flat rows (refined probes / radix fallback); new vs old kernel, and whether they agree.
@@ -439,24 +523,9 @@ void check_sampling() {
         case 7: p.temperature = 1.5f; p.top_p = 0.01f; break;                  // one token
       }
     }
-    Buf dl = up(lg, d), dr = up_raw(rows), out(nrows * 4);
-    Buf dp(nrows * sizeof(hc::SamplingParams));
-    CK(cudaMemcpy(dp.p, P.data(), dp.bytes, cudaMemcpyHostToDevice));
-    CK(hc::sample_tokens(d, dl.p, ld, V, dr.as<int32_t>(), nrows, dp.as<hc::SamplingParams>(), out.as<int32_t>(),
-                         nullptr));
-    auto got = down_raw<int32_t>(out, nrows);
-    int mism = 0;
-    std::string detail;
-    for (int64_t r = 0; r < nrows; ++r) {
-      const int ref = host_sample(lg.data() + rows[r] * ld, V, P[r]);
-      if (ref != got[r]) {
-        ++mism;
-        detail += " row" + std::to_string(r) + ":" + std::to_string(got[r]) + "!=" + std::to_string(ref);
-      }
-    }
-    expect(std::string("sample_tokens V=") + std::to_string(V) + " rows=" + std::to_string(nrows) + " " + dname(d) +
-               " (greedy/temp/top-k/top-p/min-p) equal to host",
-           mism == 0, std::to_string(mism) + " mismatches" + detail);
+    expect_draws(std::string("sample_tokens V=") + std::to_string(V) + " rows=" + std::to_string(nrows) +
+                     " (greedy/temp/top-k/top-p/min-p, rows permuted)",
+                 lg, d, ld, V, rows, P);
   }
   // distribution: one row, many seeded draws
   {
@@ -490,5 +559,8 @@ void check_sampling() {
            tv < (g_small ? 0.08 : 0.015), "total variation " + std::to_string(tv));
   }
   check_paths();
-  if (g_bench) bench_sampling();
+  if (g_bench) {
+    bench_sampling();
+    bench_split();
+  }
 }

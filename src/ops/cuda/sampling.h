@@ -9,14 +9,15 @@
 //   out = argmax over kept i of l_i + G_i with Gumbel noise G_i = −log(−log u_i), u_i = sample_uniform(seed, step, i):
 //   an exact draw from softmax(l) restricted to the kept set, reproducible from (seed, step) and independent of the
 //   launch shape. Callers advance `step` every decode step.
-// Method (sampling.cu): one block of 1024 threads per row; after the max, probe cuts at fixed gaps below it bound the
-// kept set (counts for top-k, fixed-point mass for top-p), the candidates (usually tens to thousands of tokens) are
-// compacted into shared memory and sorted, and the thresholds and the Gumbel-max come from that list; rows whose
+// Method (sampling.cu): one block of 1024 threads per row (few rows: split over blocks first, sampling_split.h);
+// after the max, probe cuts at fixed gaps below it bound the kept set (counts for top-k, fixed-point mass for
+// top-p), the candidates (usually tens to thousands of tokens) are compacted into shared memory and sorted, and the thresholds and the Gumbel-max come from that list; rows whose
 // candidates do not fit (flat rows, top-k > 8192) take an exact radix selection with per-warp histograms. Same
 // kept set as the definition in every case (proofs in sampling.cu). V ≤ 2^20 (cudaErrorInvalidValue above).
 #pragma once
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
 
 #include "ops/cuda/dtype.h"
@@ -44,8 +45,18 @@ __host__ __device__ inline float sample_uniform(uint64_t seed, uint64_t step, ui
   return (static_cast<float>(h >> 40) + 0.5f) * (1.0f / 16777216.0f);
 }
 
+// Device workspace (bytes) that lets sample_tokens split each of R rows of V logits over several blocks; 0 when it
+// would not (R rows fill the GPU with one block each, or rows are short). A few rows at decode batch 1-64 take
+// ~0.1 ms in one block each; split, a few µs (sampling_split.h). About 80 KB a row.
+size_t sample_tokens_workspace_bytes(int64_t R, int64_t V);
+
 // logits [*, V] (ld) of type dt; rows int32 [R] or nullptr; params [R] (device); out int32 [R].
+// logprob: fp32 [R] or nullptr: logprob[r] = the drawn token's log-probability under the raw row,
+//   logits[row, out[r]] − log Σ_v exp(logits[row, v]) (not the temperature-scaled or truncated distribution).
+// workspace: ≥ sample_tokens_workspace_bytes(R, V) bytes of device memory (16-byte aligned), or nullptr for one block
+//   per row; the tokens are the same either way.
 cudaError_t sample_tokens(DType dt, const void* logits, int64_t ld, int64_t V, const int32_t* rows, int64_t R,
-                          const SamplingParams* params, int32_t* out, cudaStream_t stream);
+                          const SamplingParams* params, int32_t* out, cudaStream_t stream, float* logprob = nullptr,
+                          void* workspace = nullptr, size_t workspace_bytes = 0);
 
 }  // namespace hylora::cuda

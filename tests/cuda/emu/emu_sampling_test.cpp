@@ -1,12 +1,33 @@
-// CPU emulation of sampling.cu (README.md): sample_tokens against the host definition (the same function as
-// checks_sampling.cu's host_sample) on random, all-equal, flat and tied rows at a misaligned stride, over parameter
-// sets that reach each path of the kernel (candidate list, resolved shortcut, refined probes, radix fallback).
+// CPU emulation of sampling.cu + sampling_split.cu (README.md): sample_tokens against the host definition (the same
+// function as checks_sampling.cu's host_sample) on random, all-equal, flat and tied rows at a misaligned stride, over
+// parameter sets that reach each path of the kernel (candidate list, resolved shortcut, refined probes, radix
+// fallback), once with one block per row and once split over blocks (workspace given: rows of V ≥ 4096), the split
+// run also returning log-probabilities (checked against a double log-sum-exp).
 #include <algorithm>
 #include <cstdio>
 #include <random>
 #include <string>
 #include <vector>
 namespace hc = hylora::cuda;
+// The one-block path leaves log-probabilities to cuda::logprobs (misc.cu, not emulated): a host stand-in.
+namespace hylora::cuda {
+cudaError_t logprobs(DType dt, const void* logits, int64_t ld, int64_t V, const int32_t* rows, int64_t R,
+                     const int32_t* target, float* logprob, float* lse, cudaStream_t) {
+  for (int64_t r = 0; r < R; ++r) {
+    const int64_t row = rows ? rows[r] : r;
+    auto at = [&](int64_t v) {
+      return dt == DType::f32 ? static_cast<const float*>(logits)[row * ld + v]
+                              : __bfloat162float(static_cast<const __nv_bfloat16*>(logits)[row * ld + v]);
+    };
+    double m = -INFINITY, z = 0;
+    for (int64_t v = 0; v < V; ++v) m = std::max(m, (double)at(v));
+    for (int64_t v = 0; v < V; ++v) z += std::exp(at(v) - m);
+    logprob[r] = (float)(at(target[r]) - (m + std::log(z)));
+    if (lse) lse[r] = (float)(m + std::log(z));
+  }
+  return cudaSuccess;
+}
+}  // namespace hylora::cuda
 using hylora::cuda::DType;
 static uint32_t hkey(float f) { uint32_t b; std::memcpy(&b, &f, 4); return (b & 0x80000000u) ? ~b : (b | 0x80000000u); }
 int host_sample(const float* x, int64_t V, const hc::SamplingParams& P) {
@@ -62,17 +83,36 @@ int main() {
           case 11: p.temperature = 0.8f; p.top_k = 3; p.top_p = 0.5f; break;
         }
       }
-      std::vector<int32_t> out(R, -1);
       std::vector<__nv_bfloat16> xb(x.size());
       for (size_t i = 0; i < x.size(); ++i) xb[i] = __float2bfloat16_rn(x[i]);
       const void* base = dt ? (const void*)xb.data() : (const void*)x.data();
-      hc::sample_tokens(dt ? DType::bf16 : DType::f32, base, ld, V, nullptr, R, P.data(), out.data(), nullptr);
-      for (int r = 0; r < R; ++r) {
-        const int ref = host_sample(x.data() + r * ld, V, P[r]);
-        ++total;
-        if (ref != out[r]) { ++fails; std::printf("FAIL %s dt=%d row %d: got %d ref %d\n", c.name, dt, r, out[r], ref); }
+      const size_t ws_bytes = hc::sample_tokens_workspace_bytes(R, V);
+      for (int split = 0; split < (ws_bytes ? 2 : 1); ++split) {
+        std::vector<int32_t> out(R, -1);
+        std::vector<float> lp(R, NAN);
+        std::vector<unsigned char> ws(split ? ws_bytes + 16 : 0);
+        void* wsp = split ? (void*)((reinterpret_cast<uintptr_t>(ws.data()) + 15) / 16 * 16) : nullptr;
+        if (hc::sample_tokens(dt ? DType::bf16 : DType::f32, base, ld, V, nullptr, R, P.data(), out.data(), nullptr,
+                              split ? lp.data() : nullptr, wsp, ws_bytes) != cudaSuccess) {
+          ++fails;
+          std::printf("FAIL %s dt=%d split=%d: error\n", c.name, dt, split);
+        }
+        for (int r = 0; r < R; ++r) {
+          const int ref = host_sample(x.data() + r * ld, V, P[r]);
+          ++total;
+          if (ref != out[r]) { ++fails; std::printf("FAIL %s dt=%d split=%d row %d: got %d ref %d\n", c.name, dt, split, r, out[r], ref); }
+          if (split) {  // log-probability of the drawn token under the raw row
+            const float* xr = x.data() + r * ld;
+            double m = -INFINITY, z = 0;
+            for (int v = 0; v < V; ++v) m = std::max(m, (double)xr[v]);
+            for (int v = 0; v < V; ++v) z += std::exp(xr[v] - m);
+            const double want = xr[out[r]] - (m + std::log(z));
+            ++total;
+            if (!(std::fabs(lp[r] - want) <= 1e-4 * (1 + std::fabs(want)))) { ++fails; std::printf("FAIL %s dt=%d row %d: logprob %g want %g\n", c.name, dt, r, lp[r], want); }
+          }
+        }
+        std::printf("%s dt=%d %s done\n", c.name, dt, split ? "split" : "one block"); std::fflush(stdout);
       }
-      std::printf("%s dt=%d done\n", c.name, dt); std::fflush(stdout);
     }
   }
   std::printf("%d/%d mismatches\n", fails, total);

@@ -1,4 +1,4 @@
-// CPU emulation shim (testing only): just enough of the CUDA runtime for attention_decode.cu and sampling.cu.
+// CPU emulation shim (testing only): just enough of the CUDA runtime for attention_decode.cu and sampling*.cu.
 #pragma once
 #include <barrier>
 #include <cmath>
@@ -57,6 +57,9 @@ using std::min;
 using std::max;
 template <typename K> inline cudaError_t cudaFuncSetAttribute(K, cudaFuncAttribute, int) { return cudaSuccess; }
 inline cudaError_t cudaGetLastError() { return cudaSuccess; }
+enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16 };
+inline cudaError_t cudaGetDevice(int* d) { *d = 0; return cudaSuccess; }
+inline cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr, int) { *v = 132; return cudaSuccess; }  // an H200
 template <typename K, typename... A>
 inline void emu_launch(K kernel, dim3 grid, dim3 block, size_t, cudaStream_t, A... args) {
   for (unsigned bz = 0; bz < grid.z; ++bz)
