@@ -466,6 +466,15 @@ TEST(TensorParallelVocabulary, AVocabularyThatDoesNotDivideGivesTheSameLogprobs)
     EXPECT_NE(head.ranks.front().out_local(), head.ranks.back().out_local()) << "the shards should be unequal";
     expect_sharded_equals_unsharded(f, {std::string(k.fixture) + "_V" + std::to_string(k.V), k.tp, k.ep});
   }
+  // The test can fail: ranks that place their vocabulary as an even split of ⌈V/N⌉ ids would (rank r from r · 128;
+  // ranks 2 and 3 really start at 255 and 382) look up the wrong rows for the ids of ranks 2 and 3.
+  const Fixture f = truncate_vocabulary(read_fixture("qwen3_5_causal_lora"), 509, root / "broken");
+  const Whole w = run_whole(f);
+  const auto even = run_sharded(f, 4, 1, Drive::kEveryRank, [](int r) { return r; }, [](Model& m, int r) {
+    m.lora_targets().embedding->vocab_begin = r * 128;
+  });
+  const std::string base;
+  EXPECT_GT(max_diff(f.requests, even[0], logprobs_of(w.results), &base), 1e-2);
   fs::remove_all(root);
 }
 
