@@ -3,7 +3,7 @@
 scored with `hylora score --device cuda --tp 2` (the rank threads share the one GPU, collectives staged through the
 host) against `--tp 1` on the same GPU and against the float64 references, base model and every adapter apart.
   float32, every fixture (all shard at tp 2), ep 1, and ep 2 for the MoE fixtures the CPU tests also run with whole
-  experts per rank (Qwen3.5-MoE / Qwen3-MoE / Nemotron-H; DeepSeek-V3 refuses ep > 1, multi_gpu.md §6.2 item 4):
+  experts per rank (Qwen3.5-MoE / Qwen3-MoE / Nemotron-H / DeepSeek-V3):
     max |Δ logprob| vs --tp 1 ≤ 1e-4 (or the fixture's own measured float32 error vs float64 when larger, as the
     CPU tests' tp_tolerance: limits.json chunked_37_in_64), and vs the references ≤ 1e-3.
   bfloat16, one fixture per architecture family: kl_v2 vs the references ≤ 2.5e-4 or ≤ HF's own bf16 kl_v2 on the
@@ -15,7 +15,7 @@ import json, os, subprocess, sys, time
 
 binary, fixtures = sys.argv[1], sys.argv[2]
 way = ['--prefill-chunk', '37', '--max-batch-tokens', '64']
-moe_ep = ('qwen3_5_moe', 'qwen3_moe', 'nemotron_h')  # fixture name prefixes also run with --ep 2
+moe_ep = ('qwen3_5_moe', 'qwen3_moe', 'nemotron_h', 'deepseek_v3')  # fixture name prefixes also run with --ep 2
 bf16_cases = ['qwen3_5_causal_lora', 'qwen3_moe_lora', 'nemotron_h_lora', 'deepseek_v3_lora']  # one per family
 hf_path = os.path.join(fixtures, 'hf_bf16_kl.json')
 hf_kl = {k: v.get('kl_v2') for k, v in json.load(open(hf_path))['fixtures'].items()} if os.path.exists(hf_path) else {}

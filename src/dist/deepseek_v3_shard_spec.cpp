@@ -57,7 +57,12 @@ ModelShardSpec deepseek_v3_shard_spec(const json& config, const std::string& whe
       e->experts_dimension = "n_routed_experts";
       s.projections.push_back(*e);
     }
-    gated_mlp(s, mp + ".shared_experts", Ie * c.n_shared_experts, H, "moe_intermediate_size × n_shared_experts");
+    // The shared experts are one dense MLP, split over all tp ranks whatever --ep is (multi_gpu.md §2.3): with
+    // ep > 1 their per-rank width is not the routed experts' (whole per rank), so it has its own per-rank field.
+    const bool derived = !config.contains("shared_experts_intermediate_size");
+    gated_mlp(s, mp + ".shared_experts", c.shared_experts_intermediate_size, H,
+              derived ? "moe_intermediate_size × n_shared_experts" : "shared_experts_intermediate_size",
+              "shared_experts_intermediate_size");
   }
   s.projections.push_back(lm_head(V, H, c.tie_word_embeddings ? "model.embed_tokens" : ""));
   return s;

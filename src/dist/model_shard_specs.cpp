@@ -39,12 +39,12 @@ ProjectionSpec embedding(const std::string& module, int64_t V, int64_t H) {
   p.name = module;
   p.kind = TargetKind::kEmbedding;
   p.slices = {{module, {whole("hidden", H)}}};
-  p.in_parts = {split("vocab", "vocab", "vocab_size", V, 1)};
+  p.in_parts = {split_uneven("vocab", "vocab", "vocab_size", V, 1)};
   return p;
 }
 
 ProjectionSpec lm_head(int64_t V, int64_t H, const std::string& tied_to) {
-  ProjectionSpec p = column("lm_head", split("vocab", "vocab", "vocab_size", V, 1), H);
+  ProjectionSpec p = column("lm_head", split_uneven("vocab", "vocab", "vocab_size", V, 1), H);
   p.tied_to = tied_to;
   return p;
 }
@@ -69,15 +69,20 @@ ProjectionSpec replicated(const std::string& module, int64_t out, int64_t in) {
   return column(module, whole("out", out), in);
 }
 
-void gated_mlp(ModelShardSpec& s, const std::string& prefix, int64_t I, int64_t H, const std::string& dimension) {
+void gated_mlp(ModelShardSpec& s, const std::string& prefix, int64_t I, int64_t H, const std::string& dimension,
+               const std::string& local_field) {
   const std::string fam = prefix + "/intermediate";
+  auto width = [&](const char* name) {
+    PartSpec p = split(name, fam, dimension, I, 1);
+    p.local_field = local_field;
+    return p;
+  };
   ProjectionSpec gu;
   gu.name = prefix + ".gate_up";
-  gu.slices = {{prefix + ".gate_proj", {split("gate", fam, dimension, I, 1)}},
-               {prefix + ".up_proj", {split("up", fam, dimension, I, 1)}}};
+  gu.slices = {{prefix + ".gate_proj", {width("gate")}}, {prefix + ".up_proj", {width("up")}}};
   gu.in_parts = {whole("in", H)};
   s.projections.push_back(gu);
-  s.projections.push_back(row(prefix + ".down_proj", H, split("intermediate", fam, dimension, I, 1)));
+  s.projections.push_back(row(prefix + ".down_proj", H, width("intermediate")));
 }
 
 ProjectionSpec param(const std::string& name, std::vector<PartSpec> parts, int64_t inner) {

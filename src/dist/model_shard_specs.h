@@ -32,8 +32,10 @@ ProjectionSpec lm_head(int64_t V, int64_t H, const std::string& tied_to = "");
 ProjectionSpec column(const std::string& module, PartSpec out, int64_t in);
 ProjectionSpec row(const std::string& module, int64_t out, PartSpec in);
 ProjectionSpec replicated(const std::string& module, int64_t out, int64_t in);
-// A gated MLP `prefix`.gate_up [gate_proj | up_proj] (column) + `prefix`.down_proj (row), width I.
-void gated_mlp(ModelShardSpec& s, const std::string& prefix, int64_t I, int64_t H, const std::string& dimension);
+// A gated MLP `prefix`.gate_up [gate_proj | up_proj] (column) + `prefix`.down_proj (row), width I counted by
+// `dimension`; `local_field` as PartSpec::local_field (a derived dimension's per-rank field).
+void gated_mlp(ModelShardSpec& s, const std::string& prefix, int64_t I, int64_t H, const std::string& dimension,
+               const std::string& local_field = "");
 // A per-channel parameter [rows, inner] (inner 1: a vector) whose dim 0 is `parts`.
 ProjectionSpec param(const std::string& name, std::vector<PartSpec> parts, int64_t inner = 1);
 }  // namespace spec_parts

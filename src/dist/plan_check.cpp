@@ -39,17 +39,20 @@ void check_part(const ProjectionPlan& p, const PartSpec& spec, int64_t offset, c
   int64_t expect = 1;  // how many ranks of the group hold each unit
   if (spec.policy == UnitPolicy::kWhole || d == 1)
     expect = d;
-  else if (spec.units % d != 0)
+  else if (spec.policy == UnitPolicy::kSplitOrReplicate && spec.units % d != 0)
     expect = d / spec.units;  // replicated units (split_or_replicate with fewer units than ranks)
   for (int64_t u = 0; u < spec.units; ++u)
     if (held[u] != expect)
       fail(p.spec.name, " ", what, ": unit ", u, " of ", spec.units, " is held by ", held[u], " ranks, expected ",
            expect);
   if (expect == 1)
-    for (int r : ranks)
-      if (shard_of(r).units.size != spec.units / d)
-        fail(p.spec.name, " ", what, ": rank ", r, " holds ", shard_of(r).units.size, " units, expected ",
-             spec.units / d);
+    for (int64_t j = 0; j < d; ++j) {  // j: the rank's index among the ranks that split the part
+      const int r = ranks[static_cast<size_t>(j)];
+      const int64_t want = spec.policy == UnitPolicy::kSplitUneven ? uneven_units(spec.units, d, j).size
+                                                                   : spec.units / d;
+      if (shard_of(r).units.size != want)
+        fail(p.spec.name, " ", what, ": rank ", r, " holds ", shard_of(r).units.size, " units, expected ", want);
+    }
 }
 
 }  // namespace

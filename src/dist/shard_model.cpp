@@ -1,5 +1,6 @@
 #include "dist/shard_model.h"
 
+#include <algorithm>
 #include <set>
 
 #include "core/error.h"
@@ -40,9 +41,15 @@ json local_config(const json& config, const ShardPlan& plan, int rank) {
     const RankShard& rs = p.ranks.at(rank);
     auto set = [&](const PartSpec& part, const PartShard& shard) {
       if (part.policy == UnitPolicy::kWhole || part.dimension == "vocab_size") return;
-      // A derived width (DeepSeek's shared experts: "moe_intermediate_size × n_shared_experts") follows from its
-      // fields; bind_shard checks the resulting shapes against the plan.
-      if (part.dimension.find(' ') != std::string::npos) return;
+      // A derived width (DeepSeek's shared experts: "moe_intermediate_size × n_shared_experts") has a field of its
+      // own in the per-rank config (PartSpec::local_field), which the model reads in place of the product: under
+      // --ep the routed experts are whole per rank while the shared experts are split over every rank, so the
+      // product of the per-rank fields would be wrong. bind_shard checks the resulting shapes against the plan.
+      if (!part.local_field.empty()) {
+        fields[part.local_field] = shard.units.size;
+        split_fields.insert(part.local_field);
+        return;
+      }
       if (!fields.contains(part.dimension) || !fields[part.dimension].is_number_integer())
         fail(plan.spec.where, ": the shard plan splits ", part.dimension, " (", p.spec.name,
              ") but the config has no integer field of that name");
@@ -90,6 +97,13 @@ void bind_shard(Model& m, const ShardPlan& plan, int rank) {
     l->tp = p.parallel == Parallel::kRow                           ? TpRole::kRowReduce
             : p.parallel == Parallel::kColumn && is_vocab(p.spec) ? TpRole::kGatherColumns
                                                                    : TpRole::kLocal;
+    l->gather_widths.clear();
+    if (l->tp == TpRole::kGatherColumns) {  // a vocabulary that does not divide: shards of unequal widths
+      for (const RankShard& other : p.ranks) l->gather_widths.push_back(other.out_local());
+      if (std::all_of(l->gather_widths.begin(), l->gather_widths.end(),
+                      [&](int64_t w) { return w == l->gather_widths[0]; }))
+        l->gather_widths.clear();
+    }
   }
   if (Embedding* e = t.embedding) {
     const ProjectionPlan& p = plan.at(e->module);

@@ -1,6 +1,8 @@
 // make_shard_plan: the per-rank ranges of every part, from the policies of shard_spec.h.
 #include "dist/shard_plan.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace hylora::dist {
@@ -19,6 +21,11 @@ Range units_of(const PartSpec& p, int64_t d, int64_t i, const std::string& where
   if (p.policy == UnitPolicy::kWhole || d == 1) return {0, p.units};
   if (p.units % d == 0) return {i * (p.units / d), p.units / d};
   const std::string tail = " (" + what + ")" + (p.why.empty() ? "" : "; " + p.why);
+  if (p.policy == UnitPolicy::kSplitUneven) {
+    if (p.units < d) fail(where, ": ", size_flag, " ", d, ": ", p.dimension, " = ", p.units, " is smaller than ", d,
+                          ", so some rank would hold none of it", tail);
+    return uneven_units(p.units, d, i);
+  }
   if (p.policy == UnitPolicy::kSplitOrReplicate) {
     if (d % p.units == 0) return {i / (d / p.units), 1};
     fail(where, ": ", size_flag, " ", d, ": ", p.dimension, " = ", p.units, " is neither divisible by ", d,
@@ -42,6 +49,11 @@ std::vector<PartShard> place(const std::vector<PartSpec>& parts, int64_t offset,
 }
 
 }  // namespace
+
+Range uneven_units(int64_t units, int64_t d, int64_t i) {
+  const int64_t base = units / d, extra = units % d;
+  return {i * base + std::min(i, extra), base + (i < extra ? 1 : 0)};
+}
 
 const char* parallel_name(Parallel p) {
   switch (p) {

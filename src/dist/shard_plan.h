@@ -77,6 +77,10 @@ struct ShardPlan {
 // counts nothing of its own.
 int64_t rank_parameters(const ShardPlan& plan, int rank);
 
+// The units rank index `i` of `d` holds under UnitPolicy::kSplitUneven: units / d each, the first units % d ranks
+// one more, contiguous in rank order (so the ranks' ranges, concatenated, are [0, units)).
+Range uneven_units(int64_t units, int64_t d, int64_t i);
+
 // Computes the plan; refuses (hylora::Error) a size that does not divide, naming the config field, its value, the
 // size it must divide by and the projection: e.g. "…/config.json: --tp 3: num_attention_heads = 16 is not
 // divisible by 3 (model.layers.3.self_attn.qkv, slice model.layers.3.self_attn.q_proj, part q)".

@@ -49,4 +49,10 @@ PartSpec split_or_replicate(std::string name, std::string family, std::string di
   return p;
 }
 
+PartSpec split_uneven(std::string name, std::string family, std::string dimension, int64_t units, int64_t unit_size) {
+  PartSpec p = split(std::move(name), std::move(family), std::move(dimension), units, unit_size);
+  p.policy = UnitPolicy::kSplitUneven;
+  return p;
+}
+
 }  // namespace hylora::dist

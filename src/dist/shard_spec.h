@@ -16,6 +16,9 @@ enum class UnitPolicy {
   kSplit,             // units / ranks contiguous units per rank; refused when it does not divide
   kSplitOrReplicate,  // as kSplit, or, with fewer units than ranks and ranks % units == 0, rank r holds unit
                       // r / (ranks / units) (GQA KV heads, GDN key heads: the unit its split partners need)
+  kSplitUneven,       // contiguous, as even as it goes: units / ranks per rank and one more on the first
+                      // units % ranks ranks (the vocabulary, multi_gpu.md §2.1: the lookup is summed and the logits
+                      // gathered by range, so shards need not be equal); refused only with fewer units than ranks
 };
 
 // A contiguous block of a fused projection's rows (or input columns): `units` units of `unit_size` rows each.
@@ -28,6 +31,10 @@ struct PartSpec {
   int64_t unit_size = 1;
   UnitPolicy policy = UnitPolicy::kWhole;
   std::string why;        // an extra reason appended to a divisibility error, or empty
+  // The per-rank config field that carries this part's local unit count (dist::local_config) when `dimension` is
+  // derived rather than a config field (DeepSeek's shared experts: "moe_intermediate_size × n_shared_experts",
+  // carried by "shared_experts_intermediate_size"). Empty: `dimension` itself, when it is a plain field.
+  std::string local_field;
   int64_t rows() const { return units * unit_size; }
 };
 
@@ -79,5 +86,6 @@ PartSpec whole(std::string name, int64_t rows);
 PartSpec split(std::string name, std::string family, std::string dimension, int64_t units, int64_t unit_size);
 PartSpec split_or_replicate(std::string name, std::string family, std::string dimension, int64_t units,
                             int64_t unit_size);
+PartSpec split_uneven(std::string name, std::string family, std::string dimension, int64_t units, int64_t unit_size);
 
 }  // namespace hylora::dist

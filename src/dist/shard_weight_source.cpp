@@ -66,6 +66,12 @@ std::map<std::string, Cut> cuts_of(const ShardPlan& plan, int rank) {
   return cuts;
 }
 
+std::vector<Span> spans(const std::vector<Range>& ranges) {
+  std::vector<Span> out;
+  for (const Range& r : ranges) out.push_back({r.begin, r.size});
+  return out;
+}
+
 int64_t numel_of(const Shape& s) {
   int64_t n = 1;
   for (int64_t d : s) n *= d;
@@ -86,10 +92,10 @@ class ShardWeightSource : public WeightSource {
     auto it = cuts_.find(name);
     if (it == cuts_.end()) return inner_->get(name, expected);  // replicated
     const Cut& c = it->second;
-    // The stored tensor at its full shape, in the rank (1-D / 2-D) the model asked for.
+    // The stored tensor at its full shape, in the rank (1-D / 2-D) the model asked for; only the rank's rows and
+    // columns are read from it (§6.1: a rank reads ~1/N of a sharded tensor).
     const Shape full = expected.size() == 1 ? Shape{c.rows * c.cols} : Shape{c.rows, c.cols};
-    Tensor whole = inner_->get(name, full).reshape({c.rows, c.cols});
-    Tensor local = gather_blocks(whole, {}, c.keep_rows, c.keep_cols);
+    Tensor local = inner_->get_block(name, full, c.rows, c.cols, spans(c.keep_rows), spans(c.keep_cols));
     if (numel_of(expected) == local.numel()) return local.reshape(expected);
     if (c.vocab && expected == full) return local;  // [V_local, H]
     fail(inner_->where(), ": ", name, ": rank ", rank_, " of --tp ", tp_, " holds ", shape_str(local.shape()),
@@ -106,13 +112,15 @@ class ShardWeightSource : public WeightSource {
     auto it = expert_cuts_.find(prefix + "." + fused);
     if (it == expert_cuts_.end()) return inner_->experts(prefix, fused, parts, expected);
     const ExpertCut& c = it->second;
-    Tensor whole = inner_->experts(prefix, fused, parts, {c.experts, c.out, c.in});
-    Tensor local = gather_blocks(whole, {c.keep_experts}, c.keep_rows, c.keep_cols);
+    Tensor local = inner_->experts_block(prefix, fused, parts, {c.experts, c.out, c.in},
+                                         Span{c.keep_experts.begin, c.keep_experts.size}, spans(c.keep_rows),
+                                         spans(c.keep_cols));
     if (expected.size() != 3 || expected[1] != local.dim(1) || expected[2] != local.dim(2))
       fail(inner_->where(), ": ", prefix, ".", fused, ": rank ", rank_, " of --tp ", tp_, " holds ",
            shape_str(local.shape()), " but the model's per-rank config asks for ", shape_str(expected));
     return local;
   }
+  int64_t bytes_read() const override { return inner_->bytes_read(); }
   void require_all_used(const std::string& arch) const override { inner_->require_all_used(arch); }
   std::string where() const override { return inner_->where(); }
 

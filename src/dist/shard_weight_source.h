@@ -1,8 +1,9 @@
 #pragma once
-// Per-rank weight loading (docs/multi_gpu.md §3, §6 item 3): a WeightSource that answers a rank's model with only
-// that rank's rows / columns of each sharded tensor, cut by the plan. The model asks for its *local* shapes (its
-// config's head counts and widths are per rank, models/model_shards.h), so the mixers' code is the same on one rank
-// and on N. What is cut, by name:
+// Per-rank weight loading (docs/multi_gpu.md §3, §6.1): a WeightSource that answers a rank's model with only
+// that rank's rows / columns of each sharded tensor, cut by the plan and read as such from the checkpoint
+// (WeightSource::get_block / experts_block: the rest of the tensor is never converted). The model asks for its
+// *local* shapes (its config's head counts and widths are per rank, dist/shard_model.h), so the mixers' code is the
+// same on one rank and on N. What is cut, by name:
 // * `<slice module>.weight` [slice rows, in] of a Linear: column-parallel -> the slice's own rows on this rank (each
 //   part at its own offset); row-parallel -> this rank's input columns; `.bias` follows the rows (row: whole).
 // * a per-channel parameter (conv weights, A_log, dt_bias, D, norm weights) -> the rows of its parts.

@@ -179,18 +179,16 @@ const TensorInfo& Checkpoint::info(const std::string& name) const {
   return it->second;
 }
 
-Tensor tensor_to_f32(const TensorInfo& t) {
-  Tensor out = Tensor::empty(t.shape);
-  float* dst = out.f32();
-  int64_t n = out.numel();
+void elements_to_f32(const TensorInfo& t, int64_t first, int64_t n, float* dst) {
+  const auto* base = static_cast<const uint8_t*>(t.data);
   switch (t.dtype) {
     case DType::F32:
-      std::memcpy(dst, t.data, n * 4);
+      std::memcpy(dst, base + first * 4, n * 4);
       break;
     // Offsets need not be 2-byte aligned (safetensors does not require it): read through memcpy, not uint16_t*.
     case DType::BF16:
     case DType::F16: {
-      const auto* src = static_cast<const uint8_t*>(t.data);
+      const uint8_t* src = base + first * 2;
       const bool bf16 = t.dtype == DType::BF16;
       for (int64_t i = 0; i < n; ++i) {
         uint16_t v;
@@ -202,7 +200,7 @@ Tensor tensor_to_f32(const TensorInfo& t) {
     case DType::F64: {
       double v;
       for (int64_t i = 0; i < n; ++i) {
-        std::memcpy(&v, static_cast<const char*>(t.data) + i * 8, 8);  // file offsets need not be 8-aligned
+        std::memcpy(&v, base + (first + i) * 8, 8);  // file offsets need not be 8-aligned
         dst[i] = static_cast<float>(v);
       }
       break;
@@ -210,6 +208,22 @@ Tensor tensor_to_f32(const TensorInfo& t) {
     case DType::I32:
       fail("internal: int32 tensors are not checkpoint weights");
   }
+}
+
+int64_t stored_element_bytes(DType d) {
+  switch (d) {
+    case DType::F32:
+    case DType::I32: return 4;
+    case DType::BF16:
+    case DType::F16: return 2;
+    case DType::F64: return 8;
+  }
+  return 4;
+}
+
+Tensor tensor_to_f32(const TensorInfo& t) {
+  Tensor out = Tensor::empty(t.shape);
+  elements_to_f32(t, 0, out.numel(), out.f32());
   return out;
 }
 

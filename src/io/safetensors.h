@@ -65,5 +65,10 @@ class Checkpoint {
 
 // float32 copy of any stored tensor.
 Tensor tensor_to_f32(const TensorInfo& t);
+// Elements [first, first + n) of a stored tensor (flat, row-major) converted to float32 into dst: a block of it read
+// without converting the rest (a tensor-parallel rank's rows or columns).
+void elements_to_f32(const TensorInfo& t, int64_t first, int64_t n, float* dst);
+// Bytes one stored element of `d` takes in the file.
+int64_t stored_element_bytes(DType d);
 
 }  // namespace hylora

@@ -31,6 +31,16 @@ class WeightLoader : public WeightSource {
   Tensor experts(const std::string& prefix, const std::string& fused, const std::vector<std::string>& parts,
                  const Shape& expected) override;
 
+  // A rank's rows × columns converted straight from the file (WeightSource::get_block); the rest is not read.
+  Tensor get_block(const std::string& name, const Shape& as, int64_t rows, int64_t cols,
+                   const std::vector<Span>& keep_rows, const std::vector<Span>& keep_cols) override;
+  // A rank's experts and rows × columns inside each, from the fused tensor or only the kept experts' per-expert
+  // tensors (every expert's tensors must exist and count as used).
+  Tensor experts_block(const std::string& prefix, const std::string& fused, const std::vector<std::string>& parts,
+                       const Shape& full, Span keep_experts, const std::vector<Span>& keep_rows,
+                       const std::vector<Span>& keep_cols) override;
+  int64_t bytes_read() const override { return bytes_read_; }
+
   // Stored names (canonical) that no get() asked for.
   std::vector<std::string> unused() const;
   // Fails when some stored tensor was never asked for: a checkpoint with weights the config does not describe is
@@ -44,6 +54,11 @@ class WeightLoader : public WeightSource {
   std::map<std::string, std::string> by_name_;  // canonical -> stored name
   std::set<std::string> used_;
   size_t skipped_ = 0;
+  int64_t bytes_read_ = 0;
+  // The stored tensor of canonical `name`, its shape checked against `expected` as get() does; marks it used.
+  const TensorInfo& checked(const std::string& name, const Shape& expected);
+  // The per-expert tensor name of expert e, part p (the unfused layout), failing when absent.
+  std::string expert_part(const std::string& prefix, const std::string& fused, int64_t e, const std::string& part) const;
 };
 
 }  // namespace hylora

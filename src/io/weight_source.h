@@ -14,6 +14,11 @@
 
 namespace hylora {
 
+// A contiguous block [begin, begin + size) of one dimension of a stored tensor.
+struct Span {
+  int64_t begin = 0, size = 0;
+};
+
 class WeightSource {
  public:
   virtual ~WeightSource() = default;
@@ -30,6 +35,20 @@ class WeightSource {
   // stacks the per-expert `<prefix>.{e}.<part>.weight` tensors (parts concatenated along rows).
   virtual Tensor experts(const std::string& prefix, const std::string& fused, const std::vector<std::string>& parts,
                          const Shape& expected) = 0;
+  // A tensor-parallel rank's shard (dist/shard_weight_source.h, docs/multi_gpu.md §6.1): the rows `keep_rows` ×
+  // columns `keep_cols` (empty = all) of `name` viewed as [rows, cols], where `as` is the shape get() would check
+  // (rows · cols elements), as one contiguous float32 [Σ kept rows, Σ kept cols]. The default reads the whole tensor
+  // with get() and cuts it; a checkpoint converts only the kept elements from the file, so a rank reads ~1/N.
+  virtual Tensor get_block(const std::string& name, const Shape& as, int64_t rows, int64_t cols,
+                           const std::vector<Span>& keep_rows, const std::vector<Span>& keep_cols);
+  // The same for experts() ([E, out, in] = `full`): experts `keep_experts`, inside each the kept rows and columns,
+  // as [E_kept, Σ rows, Σ cols]. Every expert's tensors still count as used (require_all_used).
+  virtual Tensor experts_block(const std::string& prefix, const std::string& fused,
+                               const std::vector<std::string>& parts, const Shape& full, Span keep_experts,
+                               const std::vector<Span>& keep_rows, const std::vector<Span>& keep_cols);
+  // Bytes of stored tensor data read so far (a checkpoint: the elements converted, at their stored size; random
+  // weights: 0). What a rank's load cost in reads; the test of per-rank reading counts it.
+  virtual int64_t bytes_read() const { return 0; }
   // Fails when the source holds tensors nobody asked for (a checkpoint for another config); `arch` names the
   // architecture in the message. Random weights hold nothing extra.
   virtual void require_all_used(const std::string& arch) const = 0;
@@ -58,6 +77,11 @@ struct WeightNaming {
   // is 1). Null = every norm is plain.
   std::function<bool(const std::string&)> one_plus_norm;
 };
+
+// Copies the blocks of t ([G, R, C]; a 2-D t is G = 1) — groups × rows × cols, empty = all — into a new contiguous
+// float32 tensor [Σ groups, Σ rows, Σ cols] (2-D when t is): the host cut behind get_block's default.
+Tensor cut_blocks(const Tensor& t, const std::vector<Span>& groups, const std::vector<Span>& rows,
+                  const std::vector<Span>& cols);
 
 // The checkpoint of origin.checkpoint_dir (its safetensors read through `naming.rename`) or random weights.
 std::unique_ptr<WeightSource> open_weights(const WeightOrigin& origin, const WeightNaming& naming);

@@ -163,7 +163,7 @@ class DeepseekV3Model : public Model {
     m.down.name = ex + ".down_proj";
     m.down.weight = w.experts(ex, "down_proj", {"down_proj"}, {E, H, Ie});
     m.down.slices = {{ex + ".down_proj", 0, H}};
-    m.shared = load_gated_mlp(w, mp + ".shared_experts", Ie * c_.n_shared_experts, H);
+    m.shared = load_gated_mlp(w, mp + ".shared_experts", c_.shared_experts_intermediate_size, H);
   }
 
   // Called once the layers are final (the table keeps pointers into them).

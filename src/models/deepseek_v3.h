@@ -30,7 +30,7 @@ struct Moe {
   Tensor score_bias;    // [E] e_score_correction_bias (expert selection only)
   ExpertLinear gate_up; // [E, 2Ie, H]: per expert rows [gate | up]
   ExpertLinear down;    // [E, H, Ie]
-  GatedMlp shared;      // gate_up [2Is, H], down [H, Is], Is = Ie · n_shared_experts
+  GatedMlp shared;      // gate_up [2Is, H], down [H, Is], Is = Config::shared_experts_intermediate_size
 };
 
 struct Layer {

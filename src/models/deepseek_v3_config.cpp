@@ -93,6 +93,8 @@ Config parse_config(const json& j, const std::string& where) {
   k.moe_intermediate_size = c.get<int64_t>("moe_intermediate_size", 2048);
   k.n_routed_experts = c.get<int64_t>("n_routed_experts", 256);
   k.n_shared_experts = c.get<int64_t>("n_shared_experts", 1);
+  k.shared_experts_intermediate_size =
+      c.get<int64_t>("shared_experts_intermediate_size", k.moe_intermediate_size * k.n_shared_experts);
   k.num_experts_per_tok = c.get<int64_t>("num_experts_per_tok", 8);
   k.n_group = c.get<int64_t>("n_group", 8);
   k.topk_group = c.get<int64_t>("topk_group", 4);
@@ -134,6 +136,7 @@ Config parse_config(const json& j, const std::string& where) {
     positive(k.moe_intermediate_size, "moe_intermediate_size");
     positive(k.n_routed_experts, "n_routed_experts");
     positive(k.n_shared_experts, "n_shared_experts");
+    positive(k.shared_experts_intermediate_size, "shared_experts_intermediate_size");
     positive(k.n_group, "n_group");
     positive(k.num_experts_per_tok, "num_experts_per_tok");
     config_require(k.n_routed_experts % k.n_group == 0, where,

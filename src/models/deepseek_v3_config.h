@@ -40,6 +40,11 @@ struct Config {
   int64_t intermediate_size = 18432;     // dense layers
   int64_t moe_intermediate_size = 2048;  // I per routed expert; shared experts are I · n_shared_experts wide
   int64_t n_routed_experts = 256, n_shared_experts = 1, num_experts_per_tok = 8;
+  // Is, the shared experts' width: moe_intermediate_size · n_shared_experts in every published config. Not an HF
+  // field: a rank's per-rank config (dist::local_config, docs/multi_gpu.md §6.1) sets
+  // "shared_experts_intermediate_size" to its share, because under --ep the routed experts stay whole (so
+  // moe_intermediate_size does) while the shared experts are split over every rank.
+  int64_t shared_experts_intermediate_size = 2048;
   int64_t n_group = 8, topk_group = 4;
   int64_t first_k_dense_replace = 3;  // layers [0, k) dense, the rest MoE
   bool norm_topk_prob = true;

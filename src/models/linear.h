@@ -38,6 +38,10 @@ struct Linear {
   // GEMM reads (MLA's kv_b_proj, absorbed into the attention).
   bool full_precision = false;
   TpRole tp = TpRole::kLocal;  // only a rank's shard model sets it (dist::bind_shard, dist/shard_model.h)
+  // kGatherColumns when the ranks' shards differ in width (a vocabulary that does not divide by the ranks): every
+  // rank's local width, in rank order. Each rank pads its columns to the widest for the gather (a collective of
+  // equal shapes) and the padding is dropped after it, so padded columns never reach the logits. Empty: all equal.
+  std::vector<int64_t> gather_widths{};
   // Host copy of `weight` when `weight` lives on a GPU: adapter loading computes modules_to_save deltas W' − W on the
   // host. Undefined on the CPU (`weight` is the host tensor); read it through host_weight().
   Tensor host_master;

@@ -1,5 +1,7 @@
 #include "models/tp_linear_forward.h"
 
+#include <algorithm>
+
 #include "core/communicator.h"
 #include "models/linear_forward.h"
 #include "ops/elementwise.h"
@@ -41,9 +43,35 @@ void row_reduce(const ForwardArgs& a, const Linear& lin, const Tensor& x, Tensor
 void tp_linear(const ForwardArgs& a, const Linear& lin, const Tensor& x, Tensor& y, const ops::LoraSegments& seg) {
   if (lin.tp == TpRole::kRowReduce) return row_reduce(a, lin, x, y, seg);
   // kGatherColumns: local [N, out_local], then every rank's columns side by side (rank order = vocabulary order).
-  Tensor local = a.tmp({x.dim(0), lin.out_features()});
+  const int64_t N = x.dim(0);
+  Tensor local = a.tmp({N, lin.out_features()});
   linear_local(a, lin, x, local, &seg);
-  a.comm->all_gather_columns(a.ctx, local, y);
+  if (lin.gather_widths.empty()) return a.comm->all_gather_columns(a.ctx, local, y);
+  // Unequal shards: pad each to the widest W, gather [N, ranks · W], keep every rank's real columns. The padding
+  // columns [out_local, W) are never written and never read back: they are dropped, not masked.
+  const int64_t ranks = static_cast<int64_t>(lin.gather_widths.size());
+  HYLORA_CHECK(ranks == a.comm->size(), "internal: ", lin.name, " has ", ranks, " gather widths for ",
+               a.comm->size(), " ranks");
+  int64_t W = 0, V = 0;
+  for (int64_t w : lin.gather_widths) {
+    W = std::max(W, w);
+    V += w;
+  }
+  HYLORA_CHECK(y.ndim() == 2 && y.dim(0) == N && y.dim(1) == V && lin.out_features() == lin.gather_widths.at(a.comm->rank()),
+               "internal: ", lin.name, " gathers ", V, " columns (this rank ", lin.out_features(), ") into ",
+               shape_str(y.shape()));
+  Tensor padded = a.tmp({N, W});   // [N, W]: this rank's columns, then padding
+  Tensor gathered = a.tmp({N, ranks * W});
+  Tensor head = padded.cols(0, lin.out_features());
+  ops::copy(a.ctx, local, head);
+  a.comm->all_gather_columns(a.ctx, padded, gathered);
+  int64_t at = 0;
+  for (int64_t r = 0; r < ranks; ++r) {
+    const int64_t w = lin.gather_widths[static_cast<size_t>(r)];
+    Tensor dst = y.cols(at, w);
+    ops::copy(a.ctx, gathered.cols(r * W, w), dst);
+    at += w;
+  }
 }
 
 void tp_localize_routing(const ForwardArgs& a, const Tensor& ids, const Tensor& weights, int64_t e0, int64_t n,

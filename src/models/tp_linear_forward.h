@@ -9,7 +9,9 @@ namespace hylora {
 // kRowReduce: x [N, in_local] (this rank's input columns) -> y [N, out], the same on every rank: the partial GEMM
 // (plus the rank's column share of any modules_to_save delta) and the partial LoRA shrink s [rows, slices, max_r]
 // (A cut by the same columns) go through ONE all-reduce; then the bias and the expand with the replicated B, once.
-// kGatherColumns: x [N, in] -> local [N, out_local] as on one rank, all-gathered into y [N, ranks · out_local].
+// kGatherColumns: x [N, in] -> local [N, out_local] as on one rank, all-gathered into y [N, ranks · out_local]; with
+// shards of unequal widths (Linear::gather_widths: a vocabulary that does not divide) each is padded to the widest
+// for the gather and the padding dropped after it, so y is [N, Σ widths] = [N, V] with no padded column.
 void tp_linear(const ForwardArgs& a, const Linear& lin, const Tensor& x, Tensor& y, const ops::LoraSegments& seg);
 
 // Vocabulary-split embedding: y [T, H] = Σ over ranks of (table rows this rank holds)[ids] + the LoRA shrink of the

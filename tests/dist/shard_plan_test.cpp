@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "dist/model_shard_specs.h"
 #include "dist/plan_check.h"
+#include "dist/shard_model.h"
 #include "dist/shard_plan.h"
 
 namespace hylora::dist {
@@ -44,18 +45,54 @@ std::vector<Range> rows_of(const RankShard& r, size_t slice) {
   return out;
 }
 
+// Every split part's count in rank r's per-rank config (dist::local_config) is the units the plan gives rank r: the
+// field the part names (`dimension`, or `local_field` for a derived width such as DeepSeek's shared experts), so
+// two parts that share a field but not a split (DeepSeek's routed experts under --ep vs its shared experts) fail.
+void expect_local_config_matches_plan(const json& config, const ShardPlan& plan) {
+  for (int r = 0; r < plan.tp; ++r) {
+    const json local = local_config(config, plan, r);
+    const json& fields = local.contains("text_config") ? local["text_config"] : local;
+    for (const ProjectionPlan& p : plan.projections) {
+      auto check = [&](const PartSpec& part, const PartShard& shard) {
+        if (part.policy == UnitPolicy::kWhole || part.dimension == "vocab_size") return;
+        const std::string field = part.local_field.empty() ? part.dimension : part.local_field;
+        ASSERT_TRUE(fields.contains(field)) << p.spec.name << ": rank " << r << " config lacks " << field;
+        EXPECT_EQ(fields[field].get<int64_t>(), shard.units.size)
+            << p.spec.name << " part " << part.name << ": rank " << r << "'s " << field;
+      };
+      for (size_t k = 0; k < p.spec.slices.size(); ++k)
+        for (size_t q = 0; q < p.spec.slices[k].parts.size(); ++q) check(p.spec.slices[k].parts[q], p.ranks[r].slices[k][q]);
+      for (size_t q = 0; q < p.spec.in_parts.size(); ++q) check(p.spec.in_parts[q], p.ranks[r].in_parts[q]);
+    }
+  }
+}
+
+// The config with its vocabulary one token smaller: no real config's vocabulary is odd, every tp > 1 then splits it
+// unevenly (multi_gpu.md §2.1).
+json with_odd_vocabulary(json j) {
+  json& fields = j.contains("text_config") ? j["text_config"] : j;
+  fields["vocab_size"] = fields["vocab_size"].get<int64_t>() - 1;
+  return j;
+}
+
 TEST(ShardPlan, EveryBenchConfigPartitionsExactlyForTp1248) {
   int configs = 0;
   for (const auto& entry : fs::directory_iterator(HYLORA_BENCH_CONFIGS_DIR)) {
     if (entry.path().extension() != ".json") continue;
     ++configs;
-    const ModelShardSpec spec = model_shard_spec_from_file(entry.path().string());
+    std::ifstream in(entry.path());
+    const json config = json::parse(in);
+    for (const json& variant : {config, with_odd_vocabulary(config)})
     for (int tp : {1, 2, 4, 8})
       for (int ep : {1, 2, tp}) {
         if (tp % ep) continue;
-        SCOPED_TRACE(entry.path().filename().string() + " tp " + std::to_string(tp) + " ep " + std::to_string(ep));
+        const bool odd = variant != config;
+        SCOPED_TRACE(entry.path().filename().string() + (odd ? " (vocab − 1)" : "") + " tp " + std::to_string(tp) +
+                     " ep " + std::to_string(ep));
+        const ModelShardSpec spec = model_shard_spec(variant, entry.path().string());
         const ShardPlan plan = make_shard_plan(spec, tp, ep);
         ASSERT_NO_THROW(check_partition(plan));
+        expect_local_config_matches_plan(variant, plan);
         for (const ProjectionPlan& p : plan.projections) {
           // Every rank's local shape is the sum of its parts, and the ranks together hold the whole projection
           // (column: out_local · d = out unless units are replicated; row: in_local · d = in).
@@ -160,8 +197,10 @@ TEST(ShardPlan, LoraRulesFollowTheParallelKind) {
 }
 
 TEST(ShardPlan, SizesThatDoNotDivideAreRefusedNamingTheDimension) {
+  // The vocabulary (248320 = 3 · 82773 + 1) is split unevenly; the heads are what refuse --tp 3.
   std::string e = error_of([] { make_shard_plan(bench("qwen3_5_4b"), 3); });
-  EXPECT_NE(e.find("--tp 3: vocab_size = 248320 is not divisible by 3"), std::string::npos) << e;
+  EXPECT_NE(e.find("--tp 3: linear_num_key_heads = 16 is neither divisible by 3"), std::string::npos) << e;
+  EXPECT_EQ(e.find("vocab_size"), std::string::npos) << e;
   EXPECT_NE(e.find("qwen3_5_4b.json"), std::string::npos) << e;
   e = error_of([] { make_shard_plan(bench("qwen3_5_27b"), 16); });
   EXPECT_NE(e.find("num_attention_heads = 24 is not divisible by 16"), std::string::npos) << e;
@@ -182,6 +221,50 @@ TEST(ShardPlan, SizesThatDoNotDivideAreRefusedNamingTheDimension) {
   j["text_config"]["num_key_value_heads"] = 2;
   e = error_of([&] { make_shard_plan(model_shard_spec(j, "cfg"), 16, 16); });
   EXPECT_NE(e.find("--ep 16: num_experts = 24 is not divisible by 16"), std::string::npos) << e;
+}
+
+// A vocabulary that does not divide by the ranks: contiguous ranges in rank order, as even as it goes (sizes differ
+// by at most one, the larger first), the embedding's and lm_head's ranges equal (a tied head shares the table's
+// shard), every id held once; fewer ids than ranks is refused; a wrong uneven cut is caught by the checker.
+TEST(ShardPlan, VocabularyThatDoesNotDivideIsSplitUnevenly) {
+  for (int64_t V : {7, 253, 509, 129281, 248319}) {
+    ModelShardSpec spec;
+    spec.where = "toy vocabulary";
+    spec.projections = {spec_parts::embedding("emb", V, 16), spec_parts::lm_head(V, 16)};
+    for (int tp = 1; tp <= 8; ++tp) {
+      if (V < tp) continue;
+      SCOPED_TRACE("V " + std::to_string(V) + " tp " + std::to_string(tp));
+      const ShardPlan plan = make_shard_plan(spec, tp);
+      ASSERT_NO_THROW(check_partition(plan));
+      int64_t next = 0;
+      for (int r = 0; r < tp; ++r) {
+        const Range ids = plan.at("emb").ranks[r].in_parts[0].rows;
+        EXPECT_EQ(ids, plan.at("lm_head").ranks[r].slices[0][0].rows);
+        EXPECT_EQ(ids.begin, next);
+        EXPECT_EQ(ids.size, V / tp + (r < V % tp ? 1 : 0));
+        next = ids.end();
+      }
+      EXPECT_EQ(next, V);
+    }
+  }
+  ModelShardSpec tiny;
+  tiny.where = "toy vocabulary";
+  tiny.projections = {spec_parts::embedding("emb", 3, 16)};
+  const std::string e = error_of([&] { make_shard_plan(tiny, 4); });
+  EXPECT_NE(e.find("--tp 4: vocab_size = 3 is smaller than 4"), std::string::npos) << e;
+  // 253 over 4: 64, 63, 63, 63. An even-split-style cut (63 on rank 0, 64 on rank 3) partitions the ids but is not
+  // the uneven rule the forward's gather widths follow.
+  ModelShardSpec spec;
+  spec.where = "toy vocabulary";
+  spec.projections = {spec_parts::lm_head(253, 16)};
+  ShardPlan bad = make_shard_plan(spec, 4);
+  EXPECT_NO_THROW(check_partition(bad));
+  for (int r = 0; r < 4; ++r) {
+    PartShard& s = bad.projections[0].ranks[r].slices[0][0];
+    s.units = {r * 63, r == 3 ? 64 : 63};
+    s.rows = s.units;
+  }
+  EXPECT_NE(error_of([&] { check_partition(bad); }).find("units, expected 64"), std::string::npos);
 }
 
 // The checker itself catches the mistakes it exists for (a test of the test).

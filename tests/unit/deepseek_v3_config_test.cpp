@@ -90,6 +90,24 @@ TEST(DeepseekV3Config, QLoraRankNullMeansPlainQProj) {
   EXPECT_EQ(parse_config(j, "cfg.json").q_lora_rank, 1536);  // HF default when absent
 }
 
+// The shared experts' width: moe_intermediate_size × n_shared_experts, unless the config states it
+// (shared_experts_intermediate_size: what a tensor-parallel rank's per-rank config carries under --ep,
+// docs/multi_gpu.md §2.3); stated, it must be positive.
+TEST(DeepseekV3Config, SharedExpertsWidth) {
+  json j = tiny();
+  EXPECT_EQ(parse_config(j, "cfg.json").shared_experts_intermediate_size, 32);
+  j["n_shared_experts"] = 2;
+  EXPECT_EQ(parse_config(j, "cfg.json").shared_experts_intermediate_size, 64);
+  EXPECT_EQ(parse_config(deepseek_hub(), "cfg.json").shared_experts_intermediate_size, 2048);
+  j["shared_experts_intermediate_size"] = 8;  // rank 1 of --tp 4 --ep 2: experts 16 wide, shared experts 8
+  j["moe_intermediate_size"] = 16;
+  const Config c = parse_config(j, "cfg.json");
+  EXPECT_EQ(c.shared_experts_intermediate_size, 8);
+  EXPECT_EQ(c.moe_intermediate_size, 16);
+  j["shared_experts_intermediate_size"] = 0;
+  expect_error(j, "shared_experts_intermediate_size must be > 0");
+}
+
 TEST(DeepseekV3Config, Errors) {
   json j = tiny();
   j["num_key_value_heads"] = 2;

@@ -9,17 +9,23 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <map>
 #include <mutex>
+
+#include <unistd.h>
 
 #include "../fixture_support.h"
 #include "dist/in_process_communicator.h"
 #include "dist/model_shard_specs.h"
 #include "dist/shard_model.h"
+#include "dist/shard_weight_source.h"
 #include "engine/executor.h"
 #include "engine/rank_channel.h"
 #include "lora/adapter_loader.h"
 #include "engine/scorer.h"
+#include "io/safetensors.h"
+#include "io/safetensors_writer.h"
 #include "lora/shard_adapter.h"
 #include "models/model.h"
 
@@ -173,11 +179,13 @@ void PrintTo(const Param& p, std::ostream* os) { *os << name_of(p); }
 
 class TensorParallelGolden : public ::testing::TestWithParam<Param> {};
 
-TEST_P(TensorParallelGolden, EqualsUnshardedBaseAndEveryAdapter) {
-  const Param p = GetParam();
-  const Fixture f = read_fixture(p.fixture);
+// Rank 0 of `tp` ranks (ep groups) against the unsharded run, base and every adapter; against the float64
+// references too when the fixture has them (a derived fixture, below, has none).
+void expect_sharded_equals_unsharded(const Fixture& f, const Param& p) {
   const Whole w = run_whole(f);
-  ASSERT_LE(max_diff(f.requests, w.results, f.expected, nullptr), f.limit) << "the unsharded run itself";
+  if (!f.expected.empty()) {
+    ASSERT_LE(max_diff(f.requests, w.results, f.expected, nullptr), f.limit) << "the unsharded run itself";
+  }
   // Sharding changes the order of float32 sums (partial GEMMs, then the all-reduce). With the default BLAS kernels
   // the difference stays within tp_tolerance (1e-4, or the fixture's measured float32 error); other OpenBLAS kernel
   // sets (scripts/test.sh reruns the suite under Haswell and Prescott) round differently, and Haswell reaches 2.8e-4 on
@@ -199,7 +207,14 @@ TEST_P(TensorParallelGolden, EqualsUnshardedBaseAndEveryAdapter) {
     std::printf("[tp] %-30s %-22s max|dlogprob| vs unsharded = %.3g\n", name_of(p).c_str(),
                 g.empty() ? "base" : g.c_str(), d);
   }
-  EXPECT_LE(max_diff(f.requests, ranks[0], f.expected, nullptr), f.limit) << "vs the float64 references";
+  if (!f.expected.empty()) {
+    EXPECT_LE(max_diff(f.requests, ranks[0], f.expected, nullptr), f.limit) << "vs the float64 references";
+  }
+}
+
+TEST_P(TensorParallelGolden, EqualsUnshardedBaseAndEveryAdapter) {
+  const Param p = GetParam();
+  expect_sharded_equals_unsharded(read_fixture(p.fixture), p);
 }
 
 // Dense fixtures at tp 2 and 4; MoE fixtures also with whole experts per rank (ep = tp) besides experts split by
@@ -219,9 +234,13 @@ std::vector<Param> params() {
   for (const char* f : {"nemotron_h", "nemotron_h_lora", "nemotron_h_embed_lora", "nemotron_h_latent",
                         "nemotron_h_latent_lora"})
     for (int ep : {1, 2}) out.push_back({f, 2, ep});
+  // DeepSeek-V3 (8 routed experts): experts split by intermediate size (ep 1), whole per rank (ep = tp), and two ep
+  // groups of two ranks each (tp 4, ep 2); the shared experts split over every rank in each case (§2.3).
   for (const char* f : {"deepseek_v3_lora", "deepseek_v3_qlora", "deepseek_v3_no_qlora", "deepseek_v3_noq_lora",
                         "deepseek_v3_embed_lora"})
-    for (int tp : {2, 4}) out.push_back({f, tp, 1});
+    for (int tp : {2, 4})
+      for (int ep : {1, 2, 4})
+        if (ep <= tp) out.push_back({f, tp, ep});
   return out;
 }
 std::string param_name(const ::testing::TestParamInfo<Param>& i) { return name_of(i.param); }
@@ -321,14 +340,31 @@ TEST(TensorParallelBroken, UnreducedRowProjectionOrShiftedVocabularyIsCaught) {
   EXPECT_GT(max_diff(f.requests, shifted[0], ref, &base), 1e-2);
 }
 
-// DeepSeek-V3 with ep > 1 is not wired (its shared experts' width is moe_intermediate_size × n_shared_experts,
-// which a per-rank config cannot express when the experts are whole and the shared experts split): refused when
-// the shard model is built, naming the projection, never a wrong answer.
-TEST(TensorParallelRefusal, DeepSeekWithExpertParallelismIsRefusedAtLoad) {
+// DeepSeek-V3 under --ep: the routed experts are whole per rank (moe_intermediate_size stays 32 at ep = tp) while
+// the shared experts (moe_intermediate_size × n_shared_experts wide in config.json) are split over every rank, so
+// the per-rank config carries their width in a field of its own. Without it the rank's model would size its shared
+// experts from the product of the per-rank fields, and loading is refused naming them (what happened before the
+// field existed), never a wrong answer.
+TEST(TensorParallelShardConfig, DeepSeekSharedExpertsHaveTheirOwnPerRankWidthUnderEp) {
   const std::string dir = (fixtures::kRoot / "deepseek_v3_lora" / "model").string();
+  const json whole = fixtures::read_json(dir + "/config.json");
+  for (const auto& [tp, ep] : std::vector<std::pair<int, int>>{{2, 2}, {4, 2}, {4, 4}, {4, 1}}) {
+    const dist::ShardPlan plan = dist::make_shard_plan(dist::model_shard_spec_from_file(dir + "/config.json"), tp, ep);
+    for (int r = 0; r < tp; ++r) {
+      const json local = dist::local_config(whole, plan, r);
+      EXPECT_EQ(local.at("moe_intermediate_size").get<int64_t>(), 32 * ep / tp) << tp << "/" << ep;
+      EXPECT_EQ(local.at("shared_experts_intermediate_size").get<int64_t>(), 32 / tp) << tp << "/" << ep;
+      EXPECT_EQ(local.at("intermediate_size").get<int64_t>(), 96 / tp);
+      EXPECT_EQ(local.at("num_attention_heads").get<int64_t>(), 4 / tp);
+    }
+  }
   const dist::ShardPlan plan = dist::make_shard_plan(dist::model_shard_spec_from_file(dir + "/config.json"), 2, 2);
+  json local = dist::local_config(whole, plan, 1);
+  local.erase("shared_experts_intermediate_size");
+  WeightOrigin origin = WeightOrigin::checkpoint(dir);
+  origin.wrap = [&plan](std::unique_ptr<WeightSource> w) { return dist::shard_weights(std::move(w), plan, 1); };
   try {
-    dist::load_model_shard(dir, plan, 0);
+    make_model(local, dir + "/config.json", origin);
     FAIL() << "expected a refusal";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("shared_experts"), std::string::npos) << e.what();
@@ -346,11 +382,179 @@ TEST(TensorParallelRefusal, CountsThatDoNotDivideAreRefused) {
     }
     return std::string("no error");
   };
+  // The vocabulary (512) is split unevenly over 3 ranks; the GDN key heads (2) can be neither split nor replicated.
   const std::string q = message("qwen3_5_causal_lora", 3);
-  EXPECT_NE(q.find("--tp 3"), std::string::npos) << q;
-  EXPECT_NE(q.find("is not divisible by 3"), std::string::npos) << q;
+  EXPECT_NE(q.find("--tp 3: linear_num_key_heads = 2 is neither divisible by 3"), std::string::npos) << q;
   const std::string n = message("nemotron_h_lora", 4);  // n_groups = 2: Mamba2 groups are never replicated
   EXPECT_NE(n.find("n_groups = 2 is not divisible by 4"), std::string::npos) << n;
+}
+
+// A vocabulary that does not divide by the ranks (multi_gpu.md §2.1): a golden fixture cut to `V` tokens — the
+// embedding table, lm_head, and every adapter tensor of the embedding or the head (embedding LoRA A, lm_head LoRA
+// B, modules_to_save lm_head, PEFT's saved base copies) truncated to their first V rows or columns, request ids
+// taken mod V — written to `out`. A model of its own (no float64 references): sharded vs unsharded is the check.
+Fixture truncate_vocabulary(const Fixture& f, int64_t V, const fs::path& out) {
+  const json cfg = fixtures::read_json(f.dir / "model" / "config.json");
+  const bool nested = cfg.contains("text_config");
+  const int64_t V0 = (nested ? cfg["text_config"] : cfg).at("vocab_size").get<int64_t>();
+  EXPECT_LT(V, V0);
+  auto rewrite_dir = [&](const fs::path& from, const fs::path& to) {
+    fs::create_directories(to);
+    for (const auto& e : fs::directory_iterator(from)) {
+      const fs::path dst = to / e.path().filename();
+      if (e.path().extension() != ".safetensors") {
+        fs::copy_file(e.path(), dst, fs::copy_options::overwrite_existing);
+        continue;
+      }
+      const Checkpoint ck = Checkpoint::open_file(e.path().string());
+      std::map<std::string, Tensor> tensors;
+      for (const auto& [name, info] : ck.tensors()) {
+        Tensor t = tensor_to_f32(info);
+        const bool vocab = name.find("embed") != std::string::npos || name.find("lm_head") != std::string::npos;
+        if (vocab && t.ndim() == 2 && (t.dim(0) == V0 || t.dim(1) == V0)) {
+          const int64_t rows = t.dim(0) == V0 ? V : t.dim(0), cols = t.dim(1) == V0 ? V : t.dim(1);
+          Tensor c = Tensor::empty({rows, cols});
+          for (int64_t i = 0; i < rows; ++i)
+            for (int64_t j = 0; j < cols; ++j) c.f32()[i * cols + j] = t.f32()[i * t.dim(1) + j];
+          t = c;
+        }
+        tensors[name] = t;
+      }
+      write_safetensors(dst.string(), tensors);
+    }
+  };
+  Fixture g = f;
+  g.dir = out;
+  rewrite_dir(f.dir / "model", out / "model");
+  json c = cfg;
+  (nested ? c["text_config"] : c)["vocab_size"] = V;
+  std::ofstream(out / "model" / "config.json") << c.dump(2);
+  for (auto& [n, d] : g.adapters) {
+    rewrite_dir(d, out / "adapters" / n);
+    d = out / "adapters" / n;
+  }
+  for (ScoreRequest& q : g.requests)
+    for (int32_t& id : q.input_ids) id = static_cast<int32_t>(id % V);
+  g.expected.clear();
+  return g;
+}
+
+// Vocabulary shards of unequal widths (V = 509 over 2 and 4 ranks: 255 + 254, 128 + 3 × 127; V = 253 over 2 and 4
+// ranks): the embedding sums its lookups by range and lm_head's gathered logits drop each rank's padding, so rank 0
+// gives the unsharded logprobs (any padded column scored or drawn would change every logprob of its row through the
+// softmax), base and every adapter (embedding LoRA, lm_head LoRA, modules_to_save lm_head), tied and untied heads.
+TEST(TensorParallelVocabulary, AVocabularyThatDoesNotDivideGivesTheSameLogprobs) {
+  struct Case {
+    const char* fixture;
+    int64_t V;
+    int tp, ep;
+  };
+  const fs::path root = fs::temp_directory_path() / ("hylora_tp_vocab_" + std::to_string(::getpid()));
+  for (const Case& k : std::vector<Case>{{"qwen3_5_causal_lora", 509, 2, 1},
+                                         {"qwen3_5_causal_lora", 509, 4, 1},
+                                         {"deepseek_v3_embed_lora", 253, 4, 4},
+                                         {"nemotron_h_embed_lora", 253, 2, 2}}) {
+    SCOPED_TRACE(std::string(k.fixture) + " V " + std::to_string(k.V) + " tp " + std::to_string(k.tp));
+    const fs::path out = root / (std::string(k.fixture) + "_" + std::to_string(k.tp));
+    const Fixture f = truncate_vocabulary(read_fixture(k.fixture), k.V, out);
+    const dist::ShardPlan plan =
+        dist::make_shard_plan(dist::model_shard_spec_from_file(model_dir(f) + "/config.json"), k.tp, k.ep);
+    const dist::ProjectionPlan& head = plan.at("lm_head");
+    int64_t total = 0;
+    for (const dist::RankShard& r : head.ranks) total += r.out_local();
+    EXPECT_EQ(total, k.V);
+    EXPECT_NE(head.ranks.front().out_local(), head.ranks.back().out_local()) << "the shards should be unequal";
+    expect_sharded_equals_unsharded(f, {std::string(k.fixture) + "_V" + std::to_string(k.V), k.tp, k.ep});
+  }
+  // The test can fail: ranks that place their vocabulary as an even split of ⌈V/N⌉ ids would (rank r from r · 128;
+  // ranks 2 and 3 really start at 255 and 382) look up the wrong rows for the ids of ranks 2 and 3.
+  const Fixture f = truncate_vocabulary(read_fixture("qwen3_5_causal_lora"), 509, root / "broken");
+  const Whole w = run_whole(f);
+  const auto even = run_sharded(f, 4, 1, Drive::kEveryRank, [](int r) { return r; }, [](Model& m, int r) {
+    m.lora_targets().embedding->vocab_begin = r * 128;
+  });
+  const std::string base;
+  EXPECT_GT(max_diff(f.requests, even[0], logprobs_of(w.results), &base), 1e-2);
+  fs::remove_all(root);
+}
+
+// Sits in front of a model's weight source and, when the model is built and drops its source, records how many
+// stored bytes the checkpoint converted (WeightSource::bytes_read).
+class ReadCounter : public WeightSource {
+ public:
+  ReadCounter(std::unique_ptr<WeightSource> inner, int64_t* out) : inner_(std::move(inner)), out_(out) {}
+  ~ReadCounter() override { *out_ = inner_->bytes_read(); }
+  bool has(const std::string& n) const override { return inner_->has(n); }
+  Tensor get(const std::string& n, const Shape& s) override { return inner_->get(n, s); }
+  Tensor get_optional(const std::string& n, const Shape& s) override { return inner_->get_optional(n, s); }
+  Tensor experts(const std::string& p, const std::string& f, const std::vector<std::string>& parts,
+                 const Shape& s) override {
+    return inner_->experts(p, f, parts, s);
+  }
+  Tensor get_block(const std::string& n, const Shape& as, int64_t rows, int64_t cols, const std::vector<Span>& kr,
+                   const std::vector<Span>& kc) override {
+    return inner_->get_block(n, as, rows, cols, kr, kc);
+  }
+  Tensor experts_block(const std::string& p, const std::string& f, const std::vector<std::string>& parts,
+                       const Shape& full, Span ke, const std::vector<Span>& kr, const std::vector<Span>& kc) override {
+    return inner_->experts_block(p, f, parts, full, ke, kr, kc);
+  }
+  int64_t bytes_read() const override { return inner_->bytes_read(); }
+  void require_all_used(const std::string& a) const override { inner_->require_all_used(a); }
+  std::string where() const override { return inner_->where(); }
+
+ private:
+  std::unique_ptr<WeightSource> inner_;
+  int64_t* out_;
+};
+
+// Bytes of the checkpoint read to build the whole model (plan null) or rank `rank`'s shard model.
+int64_t bytes_read_loading(const std::string& dir, const dist::ShardPlan* plan, int rank) {
+  int64_t bytes = -1;
+  WeightOrigin origin = WeightOrigin::checkpoint(dir);
+  origin.wrap = [&](std::unique_ptr<WeightSource> w) -> std::unique_ptr<WeightSource> {
+    if (plan) w = dist::shard_weights(std::move(w), *plan, rank);
+    return std::make_unique<ReadCounter>(std::move(w), &bytes);
+  };
+  const json config = fixtures::read_json(dir + "/config.json");
+  make_model(plan ? dist::local_config(config, *plan, rank) : config, dir + "/config.json", origin);
+  return bytes;
+}
+
+// A rank reads only its shard of the checkpoint (multi_gpu.md §6.1): its rows of column-parallel tensors, its
+// columns of row-parallel ones, its experts (fused [E, out, in] tensors and per-expert tensors alike), its
+// vocabulary rows. Exactly: the bytes a rank reads are the whole model's less the weights the plan gives to other
+// ranks (rank_parameters counts every planned weight a rank holds; what the plan does not name — norms, router
+// bias — is read whole by every rank), and so about 1/N of the sharded weights. Reading whole tensors and cutting
+// them (the old path) reads every byte on every rank and fails this.
+TEST(TensorParallelLoading, ARankReadsOnlyItsShardOfTheCheckpoint) {
+  struct Case {
+    const char* fixture;
+    int tp, ep;
+  };
+  for (const Case& k : std::vector<Case>{{"qwen3_5_moe_causal_fused", 2, 1},
+                                         {"qwen3_5_moe_causal_fused", 4, 4},
+                                         {"deepseek_v3_lora", 2, 2},
+                                         {"deepseek_v3_lora", 4, 1},
+                                         {"nemotron_h", 2, 2}}) {
+    const std::string dir = (fixtures::kRoot / k.fixture / "model").string();
+    const dist::ModelShardSpec spec = dist::model_shard_spec_from_file(dir + "/config.json");
+    const dist::ShardPlan plan = dist::make_shard_plan(spec, k.tp, k.ep);
+    const int64_t whole_params = dist::rank_parameters(dist::make_shard_plan(spec, 1), 0);
+    const int64_t whole = bytes_read_loading(dir, nullptr, 0);
+    const int64_t elem = 2;  // every tensor of these checkpoints is bf16
+    const int64_t unplanned = whole - whole_params * elem;  // norms, router biases: read by every rank
+    ASSERT_GE(unplanned, 0);
+    for (int r = 0; r < k.tp; ++r) {
+      const int64_t got = bytes_read_loading(dir, &plan, r);
+      const int64_t want = unplanned + dist::rank_parameters(plan, r) * elem;
+      EXPECT_EQ(got, want) << k.fixture << " tp " << k.tp << " ep " << k.ep << " rank " << r;
+      std::printf("[tp] %-26s tp %d ep %d rank %d read %lld of %lld bytes (%.3f; 1/N = %.3f)\n", k.fixture, k.tp,
+                  k.ep, r, static_cast<long long>(got), static_cast<long long>(whole),
+                  static_cast<double>(got) / static_cast<double>(whole), 1.0 / k.tp);
+      EXPECT_LT(got, whole / k.tp + unplanned + whole / 8) << "far more than 1/N";
+    }
+  }
 }
 
 }  // namespace
