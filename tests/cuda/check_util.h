@@ -163,6 +163,26 @@ inline bool expect(const std::string& name, bool ok, const std::string& detail =
   return ok;
 }
 
+// Milliseconds per call of f on the default stream: one warm-up call (first-launch costs, lazy module loading, L2
+// state), then `reps` calls back to back between two events, so the launch gaps count as the engine would see them.
+template <typename F>
+double time_ms(F&& f, int reps = 20) {
+  f();
+  CK(cudaDeviceSynchronize());
+  cudaEvent_t a, b;
+  CK(cudaEventCreate(&a));
+  CK(cudaEventCreate(&b));
+  CK(cudaEventRecord(a));
+  for (int i = 0; i < reps; ++i) f();
+  CK(cudaEventRecord(b));
+  CK(cudaEventSynchronize(b));
+  float ms = 0;
+  CK(cudaEventElapsedTime(&ms, a, b));
+  CK(cudaEventDestroy(a));
+  CK(cudaEventDestroy(b));
+  return ms / reps;
+}
+
 inline double silu(double x) { return x / (1.0 + std::exp(-x)); }
 
 // Double-precision causal attention over a paged KV cache for one query row: token t (q row t, ld ldq) at position pos

@@ -169,20 +169,7 @@ void bench_attn_prefill() {
     p.scale = 1.0f / std::sqrt(static_cast<float>(b.D));
     const double flop = 4.0 * b.nH * b.D * b.S * (double)b.n * (b.n + 1) / 2;
     auto time = [&](cudaError_t (*f)(const hc::PagedAttention&, cudaStream_t)) {
-      CK(f(p, nullptr));
-      CK(cudaDeviceSynchronize());
-      cudaEvent_t e0, e1;
-      cudaEventCreate(&e0);
-      cudaEventCreate(&e1);
-      cudaEventRecord(e0);
-      for (int i = 0; i < 5; ++i) CK(f(p, nullptr));
-      cudaEventRecord(e1);
-      CK(cudaEventSynchronize(e1));
-      float ms = 0;
-      cudaEventElapsedTime(&ms, e0, e1);
-      cudaEventDestroy(e0);
-      cudaEventDestroy(e1);
-      return ms / 5.0;
+      return time_ms([&] { CK(f(p, nullptr)); }, 5);
     };
     const double ms_old = time(hc::attention_prefill_wmma),
                  ms_new = time([](const hc::PagedAttention& pp, cudaStream_t st) { return hc::attention_prefill_mma(pp, st); });

@@ -185,25 +185,6 @@ void check(DType d, int64_t Hk, int64_t Hv, int64_t Dk, int64_t Dv, const std::v
   compare(std::string(name) + " state", d, sg2, sr2, 5e-5, 1e-3);
   expect(std::string(name) + " padding untouched", untouched);
 }
-// ms per call of f (one warm-up call, then `reps` timed back to back)
-template <typename F>
-double time_calls(F&& f, int reps) {
-  f();
-  CK(cudaDeviceSynchronize());
-  cudaEvent_t a, b;
-  CK(cudaEventCreate(&a));
-  CK(cudaEventCreate(&b));
-  CK(cudaEventRecord(a));
-  for (int i = 0; i < reps; ++i) f();
-  CK(cudaEventRecord(b));
-  CK(cudaEventSynchronize(b));
-  float ms = 0;
-  CK(cudaEventElapsedTime(&ms, a, b));
-  CK(cudaEventDestroy(a));
-  CK(cudaEventDestroy(b));
-  return ms / reps;
-}
-
 // Qwen3.5-4B heads (Hk 16, Hv 32, Dk = Dv = 128), random inputs: the sequential kernel (gated_delta_rule without a
 // workspace) vs the chunked form. The previous one-kernel chunked form (removed; commit 7dcb895 has it) took, on the
 // H200 of this session: bf16 6.13 ms (1 × 8192) / 4.04 ms (16 × 512), f32 6.14 / 4.06 ms.
@@ -220,12 +201,12 @@ void bench_gdn_chunked() {
           b = up(randu(T * Hv, 0.05f, 0.95f, d), d), o(T * Hv * Dv * hc::dtype_size(d)),
           st = up(std::vector<float>(S * Hv * Dk * Dv, 0.0f), DType::f32), dcu = up_raw(cu), dsl = up_raw(sl);
       Buf ws(hc::gated_delta_rule_chunked_workspace_floats(S, T, Hk, Hv, Dk, Dv) * sizeof(float));
-      const double ms_seq = time_calls([&] {
+      const double ms_seq = time_ms([&] {
         CK(hc::gated_delta_rule(d, q.p, Hk * Dk, k.p, Hk * Dk, v.p, Hv * Dv, g.p, Hv, b.p, Hv, o.p, Hv * Dv,
                                 st.as<float>(), dsl.as<int32_t>(), dcu.as<int32_t>(), S, T, Hk, Hv, Dk, Dv, nullptr,
                                 nullptr));
       }, 2);
-      const double ms_new = time_calls([&] {
+      const double ms_new = time_ms([&] {
         CK(hc::gated_delta_rule_chunked(d, q.p, Hk * Dk, k.p, Hk * Dk, v.p, Hv * Dv, g.p, Hv, b.p, Hv, o.p, Hv * Dv,
                                         st.as<float>(), dsl.as<int32_t>(), dcu.as<int32_t>(), S, T, Hk, Hv, Dk, Dv,
                                         ws.as<float>(), nullptr));

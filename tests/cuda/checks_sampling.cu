@@ -334,24 +334,6 @@ void check_paths() {
     }
 }
 
-template <typename F>
-double time_ms(F&& f, int reps) {
-  f();
-  CK(cudaDeviceSynchronize());
-  cudaEvent_t a, b;
-  CK(cudaEventCreate(&a));
-  CK(cudaEventCreate(&b));
-  CK(cudaEventRecord(a));
-  for (int i = 0; i < reps; ++i) f();
-  CK(cudaEventRecord(b));
-  CK(cudaEventSynchronize(b));
-  float ms = 0;
-  CK(cudaEventElapsedTime(&ms, a, b));
-  CK(cudaEventDestroy(a));
-  CK(cudaEventDestroy(b));
-  return ms / reps;
-}
-
 // 64 rows x 151 936 bf16: the all-equal rows of the earlier TIME line (the old kernel's worst case), random rows per
 // mode, flat rows (refined probes / radix fallback); new vs old kernel, and whether they agree.
 void bench_sampling() {
