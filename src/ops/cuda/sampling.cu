@@ -1,9 +1,9 @@
 // Sampling (math and contract in sampling.h). One block of kST = 1024 threads per row; the row stays in global memory
 // (L2 after the first read) and every pass streams it with 16-byte loads where the row's alignment allows.
 //
-// Method. Everything is decided in the space of order-preserving 32-bit keys of the fp32 scaled logits (fkey), and
-// every reduction is a max, an integer sum or an argmax with a fixed tie rule, so the result does not depend on the
-// launch shape or on thread timing.
+// Method. Everything is decided in the space of order-preserving 32-bit keys of the fp32 scaled logits (sample_key,
+// sampling.h), and every reduction is a max, an integer sum or an argmax with a fixed tie rule, so the result does not
+// depend on the launch shape or on thread timing.
 //  1. greedy: one argmax pass. Otherwise pass 1: the row max mx (and the max key kmx).
 //  2. no top-k / top-p: the kept set is {key ≥ min-p cut} (or all): one Gumbel-max pass.
 //  3. pass 2, probe cuts: for the keys K_j of mx − gap_j (gap 0, 1, 2, 4, 8, 13, 20, 32 nats) the number of tokens
@@ -66,10 +66,6 @@ __device__ __forceinline__ float probe_gap(int round, int j, float glo, float gh
   return round == 0 ? kCutGap[j] : j == 0 ? glo : glo + (ghi - glo) * exp2f(static_cast<float>(j - kCuts));
 }
 
-__device__ __forceinline__ uint32_t fkey(float f) {
-  const uint32_t b = __float_as_uint(f);
-  return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
-}
 __device__ __forceinline__ float unkey(uint32_t k) {
   return __uint_as_float((k & 0x80000000u) ? (k & 0x7fffffffu) : ~k);
 }
@@ -172,7 +168,7 @@ __device__ void draw_from_row(const T* l, int V, float temp, uint32_t thr, const
   int bi = 0x7fffffff;
   for_each_logit(l, V, [&](int i, float x) {
     const float v = x / temp;
-    if (fkey(v) >= thr) arg_update(gumbel_score(v, P, i), i, bv, bi);
+    if (sample_key(v) >= thr) arg_update(gumbel_score(v, P, i), i, bv, bi);
   });
   const int oi = block_argmax(bv, bi, sh.sv, sh.si);
   if (threadIdx.x == 0) *out_r = oi == 0x7fffffff ? 0 : oi;
@@ -192,7 +188,7 @@ __device__ __forceinline__ void cut_stats(const T* l, int V, float temp, float m
   }
   for_each_logit(l, V, [&](int, float x) {
     const float v = x / temp;
-    const uint32_t k = fkey(v);
+    const uint32_t k = sample_key(v);
     if (kMass) {
       const u64 m = fmass(v, mx);
       z += m;
@@ -245,7 +241,7 @@ __device__ uint32_t radix_select(const T* l, int V, float temp, float mx, uint32
       bool in = false;
       if (i < V) {
         v = ld(l + i) / temp;
-        k = fkey(v);
+        k = sample_key(v);
         in = k >= lo && (k & mask) == prefix;
       }
       if (!__any_sync(0xffffffffu, in)) continue;
@@ -401,9 +397,9 @@ __global__ void __launch_bounds__(kST, 1) sample_kernel(const T* __restrict__ lo
     for_each_logit(l, V, [&](int, float x) {
       const float v = x / temp;
       m = fmaxf(m, v);
-      km = max(km, fkey(v));
+      km = max(km, sample_key(v));
     });
-    const uint32_t a = __reduce_max_sync(0xffffffffu, fkey(m)), b = __reduce_max_sync(0xffffffffu, km);
+    const uint32_t a = __reduce_max_sync(0xffffffffu, sample_key(m)), b = __reduce_max_sync(0xffffffffu, km);
     if (lane == 0) {
       atomicMax(&sh.fmaxkey, a);
       atomicMax(&sh.kmax, b);
@@ -413,7 +409,7 @@ __global__ void __launch_bounds__(kST, 1) sample_kernel(const T* __restrict__ lo
   const float mx = unkey(sh.fmaxkey);
   const uint32_t kmx = sh.kmax;
   const bool use_k = P.top_k > 0 && P.top_k < V, use_p = P.top_p > 0.0f && P.top_p < 1.0f;
-  const uint32_t thr_min = P.min_p > 0.0f ? fkey(mx + logf(P.min_p)) : 0u;
+  const uint32_t thr_min = P.min_p > 0.0f ? sample_key(mx + logf(P.min_p)) : 0u;
   if (!use_k && !use_p) {
     draw_from_row(l, V, temp, thr_min, P, sh, out + r);
     return;
@@ -434,7 +430,7 @@ __global__ void __launch_bounds__(kST, 1) sample_kernel(const T* __restrict__ lo
     __syncthreads();
     uint32_t K[kCuts];
 #pragma unroll
-    for (int j = 0; j < kCuts; ++j) K[j] = fkey(mx - probe_gap(round, j, glo, ghi));
+    for (int j = 0; j < kCuts; ++j) K[j] = sample_key(mx - probe_gap(round, j, glo, ghi));
     if (use_k)
       cut_stats<false>(l, V, temp, mx, K, sh);
     else
@@ -451,7 +447,7 @@ __global__ void __launch_bounds__(kST, 1) sample_kernel(const T* __restrict__ lo
       for (int j = 0; j < kCuts && jsel < 0; ++j)
         if (sh.mass[j] >= target) jsel = j;
     }
-    const uint32_t kj = jsel >= 0 ? fkey(mx - probe_gap(round, jsel, glo, ghi)) : 0u;  // = K[jsel], not indexed
+    const uint32_t kj = jsel >= 0 ? sample_key(mx - probe_gap(round, jsel, glo, ghi)) : 0u;  // = K[jsel], not indexed
     cut = kj;
     if (!(use_k && use_p)) cut = max(cut, thr_min);
     if (cut >= kmx) {  // thresholds resolved (see the file comment)
@@ -468,7 +464,7 @@ __global__ void __launch_bounds__(kST, 1) sample_kernel(const T* __restrict__ lo
       uint32_t k = 0;
       bool take = false;
       if (i < V) {
-        k = fkey(ld(l + i) / temp);
+        k = sample_key(ld(l + i) / temp);
         take = k >= cut;
       }
       const unsigned bal = __ballot_sync(0xffffffffu, take);
@@ -511,7 +507,7 @@ __global__ void __launch_bounds__(kST, 1) sample_kernel(const T* __restrict__ lo
       u64 part = 0;
       for_each_logit(l, V, [&](int, float x) {
         const float v = x / temp;
-        if (fkey(v) >= thr_k) part += fmass(v, mx);
+        if (sample_key(v) >= thr_k) part += fmass(v, mx);
       });
       part = warp_sum_u64(part);
       if (lane == 0) atomicAdd(&sh.total, part);
