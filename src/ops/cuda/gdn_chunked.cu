@@ -74,12 +74,6 @@ __device__ __forceinline__ void cp_async4(float* dst, const float* src, bool val
   const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(d), "l"(src), "r"(valid ? 4 : 0) : "memory");
 }
-__device__ __forceinline__ void cp_async16(float* dst, const float* src, bool valid) {
-  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(valid ? 16 : 0) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-__device__ __forceinline__ void cp_async_wait1() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
 
 // dst[r·ld + c] = get(r, c) for r < rows, c < cols: 16 loads in flight per thread before any is stored (a plain
 // load-then-store loop waits one memory latency per element)
@@ -330,7 +324,7 @@ __global__ void __launch_bounds__(kThreads, 1) gdn_state_kernel(Workspace ws, fl
   for (int c = 0; c < nch; ++c) {
     if (c + 1 < nch) load(c + 1);  // into the other buffer, free since the barrier that ended chunk c − 1
     cp_async_commit();             // (possibly empty: wait_group 1 then means "chunk c has landed")
-    cp_async_wait1();
+    cp_async_wait<1>();
     __syncthreads();
     const float* Wb = sm + (c & 1) * buf_floats;
     const float* Kb = Wb + kC * ldK;
