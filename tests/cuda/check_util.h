@@ -185,6 +185,75 @@ double time_ms(F&& f, int reps = 20) {
 
 inline double silu(double x) { return x / (1.0 + std::exp(-x)); }
 
+// A varlen batch over a state-slot pool: cu [S+1] row offsets of sequences of lens[s] rows; slot [S] distinct pool
+// slots out of `slots` in shuffled order, the middle sequence (S > 1) a padding one (slot −1: its outputs and its
+// state must stay untouched).
+inline void make_varlen_batch(const std::vector<int>& lens, int64_t slots, std::vector<int32_t>& cu,
+                              std::vector<int32_t>& slot) {
+  const int64_t S = static_cast<int64_t>(lens.size());
+  cu.assign(S + 1, 0);
+  for (int64_t s = 0; s < S; ++s) cu[s + 1] = cu[s] + lens[s];
+  std::vector<int32_t> perm(slots);
+  for (int64_t i = 0; i < slots; ++i) perm[i] = static_cast<int32_t>(i);
+  std::shuffle(perm.begin(), perm.end(), g_rng);
+  slot.assign(perm.begin(), perm.begin() + S);
+  if (S > 1) slot[S / 2] = -1;
+}
+
+// After a varlen call: output rows [T, ld] (out; before = their values before the call) and the state pool (sg, st0:
+// `per_slot` floats a slot). The live sequences' rows (columns < width) and slots go to got / ref for compare();
+// everything else (padding rows, columns past width, the padding and unused slots) must have kept its old value
+// exactly. Returns whether it did.
+inline bool split_varlen_results(const std::vector<float>& out, const std::vector<float>& before,
+                                 const std::vector<double>& out_ref, int64_t ld, int64_t width, std::vector<float> sg,
+                                 const std::vector<float>& st0, const std::vector<double>& st_ref, int64_t per_slot,
+                                 const std::vector<int32_t>& cu, const std::vector<int32_t>& slot,
+                                 std::vector<float>& out_got, std::vector<double>& out_want,
+                                 std::vector<float>& st_got, std::vector<double>& st_want) {
+  bool untouched = true;
+  const int64_t S = static_cast<int64_t>(slot.size());
+  for (int64_t s = 0; s < S; ++s)
+    for (int64_t t = cu[s]; t < cu[s + 1]; ++t)
+      for (int64_t c = 0; c < ld; ++c) {
+        const int64_t e = t * ld + c;
+        if (slot[s] < 0 || c >= width) {
+          untouched &= out[e] == before[e];
+        } else {
+          out_got.push_back(out[e]);
+          out_want.push_back(out_ref[e]);
+        }
+      }
+  for (int64_t s = 0; s < S; ++s) {
+    if (slot[s] < 0) continue;
+    const int64_t b = slot[s] * per_slot;
+    for (int64_t e = b; e < b + per_slot; ++e) {
+      st_got.push_back(sg[e]);
+      st_want.push_back(st_ref[e]);
+      sg[e] = st0[e];  // then compare the other slots exactly
+    }
+  }
+  return untouched && std::equal(sg.begin(), sg.end(), st0.begin());
+}
+
+// Double-precision RoPE of one head row v[0, hd) at position pos, as the kernels define it (angle pos·inv[i] in fp32,
+// its cos and sin rounded to fp32, times scaling): the rot dims from off rotate as pairs (off + i, off + i + rot/2),
+// or (off + 2i, off + 2i + 1) when interleaved; the output puts pair i at (off + i, off + i + rot/2) either way.
+inline std::vector<double> rope_ref_head(const float* v, int64_t hd, float pos, const std::vector<float>& inv,
+                                         int64_t rot, int64_t off, bool interleaved, float scaling) {
+  std::vector<double> o(v, v + hd);
+  const int64_t half = rot / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    const float ang = pos * inv[i];
+    const double c = static_cast<float>(std::cos(static_cast<double>(ang))) * scaling;
+    const double sn = static_cast<float>(std::sin(static_cast<double>(ang))) * scaling;
+    const double a = interleaved ? v[off + 2 * i] : v[off + i];
+    const double b = interleaved ? v[off + 2 * i + 1] : v[off + i + half];
+    o[off + i] = a * c - b * sn;
+    o[off + i + half] = b * c + a * sn;
+  }
+  return o;
+}
+
 // Double-precision causal attention over a paged KV cache for one query row: token t (q row t, ld ldq) at position pos
 // sees cache positions 0..pos, found through its sequence's page-table row pt_row (page size ps). K rows are
 // [slot, kw] with KV head h at h·D; V rows [slot, vw] with KV head h at h·v_head (Dv, or D when V is read from the

@@ -76,23 +76,11 @@ void run(const Scenario& sc, DType d) {
                               vw, sc.shared_kv ? sc.D : sc.Dv, sc.nH, sc.nKV, sc.D, sc.Dv, scale,
                               &ref[(cu[s] + i) * sc.nH * sc.Dv]);
   hc::PagedAttention p;
-  p.q = dq.p;
-  p.ldq = ldq;
-  p.k_pool = dkp.p;
-  p.v_pool = sc.shared_kv ? dkp.p : dvp.p;
-  p.v_token_stride = sc.shared_kv ? kw : 0;
-  p.ldo = ldo;
-  p.cu_seqlens = dcu.as<int32_t>();
-  p.context_lens = dctx.as<int32_t>();
-  p.page_table = dpt.as<int32_t>();
-  p.S = S;
-  p.T = T;
-  p.nH = sc.nH;
-  p.nKV = sc.nKV;
-  p.D = sc.D;
-  p.Dv = sc.Dv;
-  p.page_size = sc.page_size;
-  p.max_pages = max_pages;
+  p.q = dq.p; p.ldq = ldq; p.k_pool = dkp.p; p.v_pool = sc.shared_kv ? dkp.p : dvp.p;
+  p.v_token_stride = sc.shared_kv ? kw : 0; p.ldo = ldo;
+  p.cu_seqlens = dcu.as<int32_t>(); p.context_lens = dctx.as<int32_t>(); p.page_table = dpt.as<int32_t>();
+  p.S = S; p.T = T; p.nH = sc.nH; p.nKV = sc.nKV; p.D = sc.D;
+  p.Dv = sc.Dv; p.page_size = sc.page_size; p.max_pages = max_pages;
   p.scale = scale;
   for (int mode = 0; mode < 2; ++mode) {
     const auto o0 = randn(T * ldo, 1.0f, d);

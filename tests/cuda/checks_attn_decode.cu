@@ -57,22 +57,9 @@ void run_case(const DecCase& c, DType d) {
                               c.nH, c.nKV, c.D, c.Dv, scale, &ref[(cu[s] + i) * c.nH * c.Dv]);
   Buf dk = up(kpool, d), dv = up(vpool, d), dq = up(q, d), dcu = up_raw(cu), dctx = up_raw(ctx), dpt = up_raw(pt);
   hc::PagedAttention p;
-  p.q = dq.p;
-  p.ldq = ldq;
-  p.k_pool = dk.p;
-  p.v_pool = dv.p;
-  p.ldo = ldo;
-  p.cu_seqlens = dcu.as<int32_t>();
-  p.context_lens = dctx.as<int32_t>();
-  p.page_table = dpt.as<int32_t>();
-  p.S = S;
-  p.T = T;
-  p.nH = c.nH;
-  p.nKV = c.nKV;
-  p.D = c.D;
-  p.Dv = c.Dv;
-  p.page_size = ps;
-  p.max_pages = max_pages;
+  p.q = dq.p; p.ldq = ldq; p.k_pool = dk.p; p.v_pool = dv.p; p.ldo = ldo;
+  p.cu_seqlens = dcu.as<int32_t>(); p.context_lens = dctx.as<int32_t>(); p.page_table = dpt.as<int32_t>();
+  p.S = S; p.T = T; p.nH = c.nH; p.nKV = c.nKV; p.D = c.D; p.Dv = c.Dv; p.page_size = ps; p.max_pages = max_pages;
   p.scale = scale;
   const int64_t mctx = max_ctx + c.extra_ctx;
   for (int64_t chunk : c.chunks) {

@@ -64,23 +64,10 @@ void run_case(const Case& c) {
   const auto o0 = randn(T * ldo, 1.0f, d);
   Buf dout = up(o0, d);
   hc::PagedAttention p;
-  p.q = dq.p;
-  p.ldq = ldq;
-  p.k_pool = dkp.p;
-  p.v_pool = dvp.p;
-  p.o = dout.p;
-  p.ldo = ldo;
-  p.cu_seqlens = dcu.as<int32_t>();
-  p.context_lens = dctx.as<int32_t>();
-  p.page_table = dpt.as<int32_t>();
-  p.S = S;
-  p.T = T;
-  p.nH = c.nH;
-  p.nKV = c.nKV;
-  p.D = c.D;
-  p.Dv = c.Dv;
-  p.page_size = c.page_size;
-  p.max_pages = max_pages;
+  p.q = dq.p; p.ldq = ldq; p.k_pool = dkp.p; p.v_pool = dvp.p; p.o = dout.p; p.ldo = ldo;
+  p.cu_seqlens = dcu.as<int32_t>(); p.context_lens = dctx.as<int32_t>(); p.page_table = dpt.as<int32_t>();
+  p.S = S; p.T = T; p.nH = c.nH; p.nKV = c.nKV; p.D = c.D;
+  p.Dv = c.Dv; p.page_size = c.page_size; p.max_pages = max_pages;
   p.scale = scale;
   char name[200];
   std::snprintf(name, sizeof name, "attn_prefill_mma %s S=%ld T=%ld nH=%ld nKV=%ld D=%ld Dv=%ld ps=%ld", c.name,

@@ -8,21 +8,10 @@ using namespace chk;
 namespace hc = hylora::cuda;
 
 namespace {
-void make_batch(const std::vector<int>& lens, int64_t slots, std::vector<int32_t>& cu, std::vector<int32_t>& slot) {
-  const int64_t S = lens.size();
-  cu.assign(S + 1, 0);
-  for (int64_t s = 0; s < S; ++s) cu[s + 1] = cu[s] + lens[s];
-  std::vector<int32_t> perm(slots);
-  for (int64_t i = 0; i < slots; ++i) perm[i] = static_cast<int32_t>(i);
-  std::shuffle(perm.begin(), perm.end(), g_rng);
-  slot.assign(perm.begin(), perm.begin() + S);
-  slot[S / 2] = -1;  // padding sequence
-}
-
 void check_gdn(DType d, int64_t Hk, int64_t Hv, int64_t Dk, int64_t Dv, const std::vector<int>& lens) {
   const int64_t S = lens.size(), slots = S + 2;
   std::vector<int32_t> cu, slot;
-  make_batch(lens, slots, cu, slot);
+  make_varlen_batch(lens, slots, cu, slot);
   const int64_t T = cu[S];
   const int64_t ldq = Hk * Dk + 3, ldk = Hk * Dk + 1, ldv = Hv * Dv + 2, ldg = Hv + 1, ldb = Hv + 3, ldo = Hv * Dv + 5;
   auto q = randn(T * ldq, 1.0f, d), k = randn(T * ldk, 1.0f, d), v = randn(T * ldv, 1.0f, d);
@@ -91,7 +80,7 @@ double softplus20(double x) { return x > 20.0 ? x : std::log1p(std::exp(x)); }
 void check_ssm(DType d, int64_t nh, int64_t hd, int64_t G, int64_t N, const std::vector<int>& lens) {
   const int64_t S = lens.size(), slots = S + 1;
   std::vector<int32_t> cu, slot;
-  make_batch(lens, slots, cu, slot);
+  make_varlen_batch(lens, slots, cu, slot);
   const int64_t T = cu[S];
   const int64_t ldx = nh * hd + 3, lddt = nh + 1, ldB = 2 * G * N + 5, ldC = ldB, ldy = nh * hd + 1;
   auto x = randn(T * ldx, 1.0f, d), dt = randn(T * lddt, 1.0f, d), BC = randn(T * ldB, 1.0f, d),
@@ -148,7 +137,7 @@ void check_ssm(DType d, int64_t nh, int64_t hd, int64_t G, int64_t N, const std:
 void check_conv(DType d, int64_t C, int64_t K, bool bias, bool silu_on, const std::vector<int>& lens) {
   const int64_t S = lens.size(), slots = S + 3;
   std::vector<int32_t> cu, slot;
-  make_batch(lens, slots, cu, slot);
+  make_varlen_batch(lens, slots, cu, slot);
   const int64_t T = cu[S];
   const int64_t ldx = C + 7, ldy = C + 2;
   auto x = randn(T * ldx, 1.0f, d), w = randn(C * K, 0.5f, d), b = randn(C, 0.5f, d), y0 = randn(T * ldy, 1.0f, d);

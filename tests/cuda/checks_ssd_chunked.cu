@@ -91,14 +91,8 @@ void check(DType d, int64_t nh, int64_t hd, int64_t G, int64_t N, const std::vec
   Problem P{nh, hd, G, N};
   P.lens = lens;
   const int64_t S = lens.size(), slots = S + 1;
-  P.cu.assign(S + 1, 0);
-  for (int64_t s = 0; s < S; ++s) P.cu[s + 1] = P.cu[s] + lens[s];
+  make_varlen_batch(lens, slots, P.cu, P.slot);
   P.T = P.cu[S];
-  std::vector<int32_t> perm(slots);
-  for (int64_t i = 0; i < slots; ++i) perm[i] = static_cast<int32_t>(i);
-  std::shuffle(perm.begin(), perm.end(), g_rng);
-  P.slot.assign(perm.begin(), perm.begin() + S);
-  if (S > 1) P.slot[S / 2] = -1;  // padding sequence
   P.ldx = nh * hd + 3, P.lddt = nh + 1, P.ldB = 2 * G * N + 5, P.ldy = nh * hd + 1;
   const int64_t T = P.T;
   P.x = randn(T * P.ldx, 1.0f, d), P.dt = randn(T * P.lddt, 1.0f, d), P.BC = randn(T * P.ldB, 1.0f, d);
@@ -118,32 +112,10 @@ void check(DType d, int64_t nh, int64_t hd, int64_t G, int64_t N, const std::vec
   auto sg = down(dst, P.st0.size(), DType::f32);
   std::vector<double> yref, sref;
   reference(P, yref, sref);
-  std::vector<float> yg2;
-  std::vector<double> yr2;
-  bool untouched = true;
-  for (int64_t s = 0; s < S; ++s)
-    for (int64_t t = P.cu[s]; t < P.cu[s + 1]; ++t)
-      for (int64_t c = 0; c < P.ldy; ++c) {
-        const int64_t e = t * P.ldy + c;
-        if (P.slot[s] < 0 || c >= nh * hd) {
-          untouched &= out[e] == y0[e];
-        } else {
-          yg2.push_back(out[e]);
-          yr2.push_back(yref[e]);
-        }
-      }
-  std::vector<float> sg2;
-  std::vector<double> sr2;
-  for (int64_t s = 0; s < S; ++s) {
-    if (P.slot[s] < 0) continue;
-    const int64_t b = P.slot[s] * nh * hd * N;
-    for (int64_t e = b; e < b + nh * hd * N; ++e) {
-      sg2.push_back(sg[e]);
-      sr2.push_back(sref[e]);
-      sg[e] = P.st0[e];  // then compare the other slots exactly
-    }
-  }
-  untouched &= std::equal(sg.begin(), sg.end(), P.st0.begin());
+  std::vector<float> yg2, sg2;
+  std::vector<double> yr2, sr2;
+  const bool untouched = split_varlen_results(out, y0, yref, P.ldy, nh * hd, sg, P.st0, sref, nh * hd * N, P.cu,
+                                              P.slot, yg2, yr2, sg2, sr2);
   std::string ls;
   for (size_t i = 0; i < lens.size(); ++i) ls += (i ? "," : "") + std::to_string(lens[i]);
   char name[200];
