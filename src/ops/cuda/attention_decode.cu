@@ -253,8 +253,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1) decode_kernel(PagedAttentio
   for (int e = threadIdx.x; e < NQ * Dv; e += blockDim.x) {
     const int i = e / Dv, c = e - i * Dv;
     if (live(i))
-      merge_warps_store<T, NQ>(p, nw, s_m, s_l, Os, Dv, i, c, Dv, row0 + tok0 + i / HG, h0 + i % HG, nsplit, split,
-                               ws);
+      merge_warps_store<T, NQ>(p, nw, s_m, s_l, Os, Dv, i, c, Dv, row0 + tok0, h0, HG, nsplit, split, ws);
   }
 }
 

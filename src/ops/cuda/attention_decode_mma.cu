@@ -336,8 +336,7 @@ __global__ void __launch_bounds__(kWarps * 32) decode_mma_kernel(PagedAttention 
   for (int e = threadIdx.x; e < NQ * DV; e += blockDim.x) {
     const int i = e / DV, c = e - i * DV;
     if (live(i))
-      merge_warps_store<bf16, NQ>(p, kWarps, s_m, s_l, Os, ro, i, c, DV, row0 + tok0 + i / HG, h0 + i % HG, nsplit,
-                                  split, ws);
+      merge_warps_store<bf16, NQ>(p, kWarps, s_m, s_l, Os, ro, i, c, DV, row0 + tok0, h0, HG, nsplit, split, ws);
   }
 }
 
