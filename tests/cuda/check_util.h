@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <numeric>
 #include <random>
 #include <string>
 #include <vector>
@@ -185,6 +186,41 @@ double time_ms(F&& f, int reps = 20) {
 
 inline double silu(double x) { return x / (1.0 + std::exp(-x)); }
 
+// The paged KV layout of an attention check: sequence s has n_new[s] new rows after prior[s] cached tokens.
+// cu [S+1] new-row offsets, ctx [S] = prior + new, pt [S, max_pages] the page table (−1 past a sequence's pages),
+// pages handed out in shuffled order from num_pages. max_pages = max(the most pages a sequence needs + extra_cols,
+// min_cols) (extra columns stay −1); num_pages = the pages needed + spare_pages (never referenced).
+struct PagedLayout {
+  std::vector<int32_t> cu, ctx, pt;
+  int64_t max_pages = 0, num_pages = 0, max_ctx = 0;
+};
+inline PagedLayout make_paged_layout(const std::vector<int>& n_new, const std::vector<int>& prior, int64_t page_size,
+                                     int64_t extra_cols, int64_t min_cols, int64_t spare_pages) {
+  const int64_t S = static_cast<int64_t>(n_new.size());
+  PagedLayout L;
+  L.cu.assign(S + 1, 0);
+  L.ctx.assign(S, 0);
+  int64_t most = 0, total = 0;
+  for (int64_t s = 0; s < S; ++s) {
+    L.cu[s + 1] = L.cu[s] + n_new[s];
+    L.ctx[s] = n_new[s] + prior[s];
+    L.max_ctx = std::max<int64_t>(L.max_ctx, L.ctx[s]);
+    const int64_t np = (L.ctx[s] + page_size - 1) / page_size;
+    most = std::max(most, np);
+    total += np;
+  }
+  L.max_pages = std::max(most + extra_cols, min_cols);
+  L.num_pages = total + spare_pages;
+  std::vector<int32_t> pages(L.num_pages);
+  std::iota(pages.begin(), pages.end(), 0);
+  std::shuffle(pages.begin(), pages.end(), g_rng);
+  L.pt.assign(S * L.max_pages, -1);
+  int64_t next = 0;
+  for (int64_t s = 0; s < S; ++s)
+    for (int64_t i = 0; i < (L.ctx[s] + page_size - 1) / page_size; ++i) L.pt[s * L.max_pages + i] = pages[next++];
+  return L;
+}
+
 // A varlen batch over a state-slot pool: cu [S+1] row offsets of sequences of lens[s] rows; slot [S] distinct pool
 // slots out of `slots` in shuffled order, the middle sequence (S > 1) a padding one (slot −1: its outputs and its
 // state must stay untouched).
@@ -199,6 +235,32 @@ inline void make_varlen_batch(const std::vector<int>& lens, int64_t slots, std::
   slot.assign(perm.begin(), perm.begin() + S);
   if (S > 1) slot[S / 2] = -1;
 }
+
+// A call over part of every sequence of a varlen batch (full layout: rows [full_cu[s], full_cu[s+1]) of sequence s):
+// rows [full_cu[s] + from[s], full_cu[s] + to[s]) of each, in order, as a compact batch. cu [S+1]: the part's row
+// offsets; rows: their full-layout indices. gather packs a full-layout buffer's rows [*, ld] (at least one row,
+// zeros); scatter writes the part's output rows back into the full layout.
+struct VarlenPart {
+  std::vector<int32_t> cu;
+  std::vector<int64_t> rows;
+  VarlenPart(const std::vector<int32_t>& full_cu, const std::vector<int>& from, const std::vector<int>& to) {
+    const int64_t S = static_cast<int64_t>(from.size());
+    cu.assign(S + 1, 0);
+    for (int64_t s = 0; s < S; ++s) {
+      for (int r = from[s]; r < to[s]; ++r) rows.push_back(full_cu[s] + r);
+      cu[s + 1] = static_cast<int32_t>(rows.size());
+    }
+  }
+  int64_t T() const { return static_cast<int64_t>(rows.size()); }
+  std::vector<float> gather(const std::vector<float>& src, int64_t ld) const {
+    std::vector<float> r(std::max<int64_t>(T(), 1) * ld, 0.0f);
+    for (int64_t t = 0; t < T(); ++t) std::copy_n(src.begin() + rows[t] * ld, ld, r.begin() + t * ld);
+    return r;
+  }
+  void scatter(const std::vector<float>& part, int64_t ld, std::vector<float>& full) const {
+    for (int64_t t = 0; t < T(); ++t) std::copy_n(part.begin() + t * ld, ld, full.begin() + rows[t] * ld);
+  }
+};
 
 // After a varlen call: output rows [T, ld] (out; before = their values before the call) and the state pool (sg, st0:
 // `per_slot` floats a slot). The live sequences' rows (columns < width) and slots go to got / ref for compare();

@@ -24,24 +24,10 @@ struct Case {
 void run_case(const Case& c) {
   const DType d = DType::bf16;
   const int64_t S = c.n_new.size();
-  std::vector<int32_t> cu(S + 1, 0), ctx(S);
-  int64_t max_pages = 0, total_pages = 0;
-  for (int64_t s = 0; s < S; ++s) {
-    cu[s + 1] = cu[s] + c.n_new[s];
-    ctx[s] = c.n_new[s] + c.prior[s];
-    const int64_t np = (ctx[s] + c.page_size - 1) / c.page_size;
-    max_pages = std::max(max_pages, np);
-    total_pages += np;
-  }
-  max_pages += 2;  // unused entries stay −1
-  const int64_t T = cu[S], num_pages = total_pages + 7;
-  std::vector<int32_t> pages(num_pages);
-  std::iota(pages.begin(), pages.end(), 0);
-  std::shuffle(pages.begin(), pages.end(), g_rng);
-  std::vector<int32_t> pt(S * max_pages, -1);
-  int64_t next = 0;
-  for (int64_t s = 0; s < S; ++s)
-    for (int64_t i = 0; i < (ctx[s] + c.page_size - 1) / c.page_size; ++i) pt[s * max_pages + i] = pages[next++];
+  const PagedLayout L = make_paged_layout(c.n_new, c.prior, c.page_size, /*extra_cols=*/2, /*min_cols=*/0,
+                                          /*spare_pages=*/7);
+  const std::vector<int32_t>& cu = L.cu, &ctx = L.ctx, &pt = L.pt;
+  const int64_t max_pages = L.max_pages, num_pages = L.num_pages, T = cu[S];
   const int64_t kw = c.nKV * c.D, vw = c.nKV * c.Dv;
   const auto kpool = randn(num_pages * c.page_size * kw, 1.0f, d), vpool = randn(num_pages * c.page_size * vw, 1.0f, d);
   const int64_t ldq = c.nH * c.D + 8, ldo = c.nH * c.Dv + 6;

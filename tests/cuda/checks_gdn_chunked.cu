@@ -36,21 +36,11 @@ Buf nan_workspace(size_t floats) {
 void run_call(DType d, const Problem& P, const std::vector<int>& from, const std::vector<int>& to, Buf& dst,
               std::vector<float>& out, bool via_dispatch, bool null_ws = false) {
   const int64_t S = P.lens.size();
-  std::vector<int32_t> cu(S + 1, 0);
-  std::vector<int64_t> rows;
-  for (int64_t s = 0; s < S; ++s) {
-    for (int r = from[s]; r < to[s]; ++r) rows.push_back(P.cu[s] + r);
-    cu[s + 1] = static_cast<int32_t>(rows.size());
-  }
-  const int64_t T = rows.size();
-  auto gather = [&](const std::vector<float>& src, int64_t ld) {
-    std::vector<float> r(std::max<int64_t>(T, 1) * ld, 0.0f);
-    for (int64_t t = 0; t < T; ++t) std::copy_n(src.begin() + rows[t] * ld, ld, r.begin() + t * ld);
-    return r;
-  };
-  Buf dq = up(gather(P.q, P.ldq), d), dk = up(gather(P.k, P.ldk), d), dv = up(gather(P.v, P.ldv), d),
-      dg = up(gather(P.g, P.ldg), d), db = up(gather(P.beta, P.ldb), d), dout = up(gather(out, P.ldo), d),
-      dcu = up_raw(cu), dslot = up_raw(P.slot);
+  const VarlenPart part(P.cu, from, to);
+  const int64_t T = part.T();
+  Buf dq = up(part.gather(P.q, P.ldq), d), dk = up(part.gather(P.k, P.ldk), d),
+      dv = up(part.gather(P.v, P.ldv), d), dg = up(part.gather(P.g, P.ldg), d), db = up(part.gather(P.beta, P.ldb), d),
+      dout = up(part.gather(out, P.ldo), d), dcu = up_raw(part.cu), dslot = up_raw(P.slot);
   if (via_dispatch) {
     const size_t wf = null_ws ? 0 : hc::gated_delta_rule_workspace_floats(S, T, P.Hk, P.Hv, P.Dk, P.Dv);
     Buf ws = nan_workspace(wf);
@@ -64,7 +54,7 @@ void run_call(DType d, const Problem& P, const std::vector<int>& from, const std
                                     P.Dk, P.Dv, T ? ws.as<float>() : nullptr, nullptr));
   }
   auto og = down(dout, T * P.ldo, d);
-  for (int64_t t = 0; t < T; ++t) std::copy_n(og.begin() + t * P.ldo, P.ldo, out.begin() + rows[t] * P.ldo);
+  part.scatter(og, P.ldo, out);
 }
 
 // Sequential reference (as checks_recurrent.cu): per token q̂, k̂, d = β (v − α Sᵀk̂), S = α S + k̂ dᵀ, o = Sᵀq̂.

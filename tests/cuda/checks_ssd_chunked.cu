@@ -24,21 +24,11 @@ struct Problem {
 void run_call(DType d, const Problem& P, const std::vector<int>& from, const std::vector<int>& to, Buf& dst,
               std::vector<float>& out, bool via_dispatch) {
   const int64_t S = P.lens.size();
-  std::vector<int32_t> cu(S + 1, 0);
-  std::vector<int64_t> rows;
-  for (int64_t s = 0; s < S; ++s) {
-    for (int r = from[s]; r < to[s]; ++r) rows.push_back(P.cu[s] + r);
-    cu[s + 1] = static_cast<int32_t>(rows.size());
-  }
-  const int64_t T = rows.size();
-  auto gather = [&](const std::vector<float>& src, int64_t ld) {
-    std::vector<float> r(std::max<int64_t>(T, 1) * ld, 0.0f);
-    for (int64_t t = 0; t < T; ++t) std::copy_n(src.begin() + rows[t] * ld, ld, r.begin() + t * ld);
-    return r;
-  };
-  Buf dx = up(gather(P.x, P.ldx), d), ddt = up(gather(P.dt, P.lddt), d), dBC = up(gather(P.BC, P.ldB), d),
-      dy = up(gather(out, P.ldy), d), dA = up(P.A, DType::f32), dD = up(P.D, DType::f32),
-      ddtb = up(P.dtb, DType::f32), dcu = up_raw(cu), dslot = up_raw(P.slot);
+  const VarlenPart part(P.cu, from, to);
+  const int64_t T = part.T();
+  Buf dx = up(part.gather(P.x, P.ldx), d), ddt = up(part.gather(P.dt, P.lddt), d),
+      dBC = up(part.gather(P.BC, P.ldB), d), dy = up(part.gather(out, P.ldy), d), dA = up(P.A, DType::f32),
+      dD = up(P.D, DType::f32), ddtb = up(P.dtb, DType::f32), dcu = up_raw(part.cu), dslot = up_raw(P.slot);
   const void* Cp = static_cast<const char*>(dBC.p) + P.G * P.N * hc::dtype_size(d);
   const bool was_on = hc::ssd_chunked_enabled();
   hc::set_ssd_chunked_enabled(true);  // off by default (ssd_chunked.cu); the dispatch check turns it on
@@ -52,7 +42,7 @@ void run_call(DType d, const Problem& P, const std::vector<int>& from, const std
                             dcu.as<int32_t>(), S, T, P.nh, P.hd, P.G, P.N, nullptr));
   hc::set_ssd_chunked_enabled(was_on);
   auto yg = down(dy, T * P.ldy, d);
-  for (int64_t t = 0; t < T; ++t) std::copy_n(yg.begin() + t * P.ldy, P.ldy, out.begin() + rows[t] * P.ldy);
+  part.scatter(yg, P.ldy, out);
 }
 
 double softplus20(double x) { return x > 20.0 ? x : std::log1p(std::exp(x)); }
