@@ -297,6 +297,35 @@ inline bool split_varlen_results(const std::vector<float>& out, const std::vecto
   return untouched && std::equal(sg.begin(), sg.end(), st0.begin());
 }
 
+// One token of the gated delta rule in double precision, one value head: q̂ = q / √(‖q‖² + 1e-6) / √Dk,
+// k̂ = k / √(‖k‖² + 1e-6), α = e^g, u = β (v − α Sᵀk̂), S ← α S + k̂ uᵀ, o = Sᵀq̂. q, k [Dk], v [Dv] as stored;
+// S [Dk, Dv] row-major, updated in place; o [Dv].
+inline void gated_delta_ref_token(const float* q, const float* k, const float* v, float g, float beta, int64_t Dk,
+                                  int64_t Dv, double* S, double* o) {
+  std::vector<double> qn(Dk), kn(Dk), u(Dv, 0.0);
+  double sq = 0, sk = 0;
+  for (int64_t i = 0; i < Dk; ++i) {
+    sq += (double)q[i] * q[i];
+    sk += (double)k[i] * k[i];
+  }
+  for (int64_t i = 0; i < Dk; ++i) {
+    qn[i] = q[i] / std::sqrt(sq + 1e-6) / std::sqrt((double)Dk);
+    kn[i] = k[i] / std::sqrt(sk + 1e-6);
+  }
+  const double dec = std::exp((double)g), b = beta;
+  for (int64_t i = 0; i < Dk; ++i)
+    for (int64_t j = 0; j < Dv; ++j) u[j] += S[i * Dv + j] * kn[i];
+  for (int64_t j = 0; j < Dv; ++j) u[j] = b * (v[j] - dec * u[j]);
+  for (int64_t j = 0; j < Dv; ++j) {
+    double acc = 0;
+    for (int64_t i = 0; i < Dk; ++i) {
+      S[i * Dv + j] = dec * S[i * Dv + j] + kn[i] * u[j];
+      acc += qn[i] * S[i * Dv + j];
+    }
+    o[j] = acc;
+  }
+}
+
 // Double-precision RoPE of one head row v[0, hd) at position pos, as the kernels define it (angle pos·inv[i] in fp32,
 // its cos and sin rounded to fp32, times scaling): the rot dims from off rotate as pairs (off + i, off + i + rot/2),
 // or (off + 2i, off + 2i + 1) when interleaved; the output puts pair i at (off + i, off + i + rot/2) either way.

@@ -57,41 +57,19 @@ void run_call(DType d, const Problem& P, const std::vector<int>& from, const std
   part.scatter(og, P.ldo, out);
 }
 
-// Sequential reference (as checks_recurrent.cu): per token q̂, k̂, d = β (v − α Sᵀk̂), S = α S + k̂ dᵀ, o = Sᵀq̂.
+// Sequential reference: gated_delta_ref_token (check_util.h) over every token of every live sequence.
 void reference(const Problem& P, std::vector<double>& oref, std::vector<double>& sref) {
   const int64_t S = P.lens.size(), Dk = P.Dk, Dv = P.Dv;
   oref.assign(P.T * P.ldo, 0.0);
   sref.assign(P.st0.begin(), P.st0.end());
-  std::vector<double> qn(Dk), kn(Dk), u(Dv);
   for (int64_t s = 0; s < S; ++s) {
     if (P.slot[s] < 0) continue;
     for (int64_t h = 0; h < P.Hv; ++h) {
       const int64_t kh = h / (P.Hv / P.Hk);
       double* Sm = sref.data() + (P.slot[s] * P.Hv + h) * Dk * Dv;
-      for (int64_t t = P.cu[s]; t < P.cu[s + 1]; ++t) {
-        double sq = 0, sk = 0;
-        for (int64_t i = 0; i < Dk; ++i) {
-          sq += (double)P.q[t * P.ldq + kh * Dk + i] * P.q[t * P.ldq + kh * Dk + i];
-          sk += (double)P.k[t * P.ldk + kh * Dk + i] * P.k[t * P.ldk + kh * Dk + i];
-        }
-        for (int64_t i = 0; i < Dk; ++i) {
-          qn[i] = P.q[t * P.ldq + kh * Dk + i] / std::sqrt(sq + 1e-6) / std::sqrt((double)Dk);
-          kn[i] = P.k[t * P.ldk + kh * Dk + i] / std::sqrt(sk + 1e-6);
-        }
-        const double dec = std::exp((double)P.g[t * P.ldg + h]), b = P.beta[t * P.ldb + h];
-        std::fill(u.begin(), u.end(), 0.0);
-        for (int64_t i = 0; i < Dk; ++i)
-          for (int64_t j = 0; j < Dv; ++j) u[j] += Sm[i * Dv + j] * kn[i];
-        for (int64_t j = 0; j < Dv; ++j) u[j] = b * (P.v[t * P.ldv + h * Dv + j] - dec * u[j]);
-        for (int64_t j = 0; j < Dv; ++j) {
-          double acc = 0;
-          for (int64_t i = 0; i < Dk; ++i) {
-            Sm[i * Dv + j] = dec * Sm[i * Dv + j] + kn[i] * u[j];
-            acc += qn[i] * Sm[i * Dv + j];
-          }
-          oref[t * P.ldo + h * Dv + j] = acc;
-        }
-      }
+      for (int64_t t = P.cu[s]; t < P.cu[s + 1]; ++t)
+        gated_delta_ref_token(&P.q[t * P.ldq + kh * Dk], &P.k[t * P.ldk + kh * Dk], &P.v[t * P.ldv + h * Dv],
+                              P.g[t * P.ldg + h], P.beta[t * P.ldb + h], Dk, Dv, Sm, &oref[t * P.ldo + h * Dv]);
     }
   }
 }

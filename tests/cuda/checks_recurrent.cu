@@ -36,28 +36,12 @@ void check_gdn(DType d, int64_t Hk, int64_t Hv, int64_t Dk, int64_t Dv, const st
     for (int64_t h = 0; h < Hv; ++h) {
       const int64_t kh = h / (Hv / Hk);
       double* Sm = sref.data() + (slot[s] * Hv + h) * Dk * Dv;
+      std::vector<double> o(Dv);
       for (int64_t t = cu[s]; t < cu[s + 1]; ++t) {
-        std::vector<double> qn(Dk), kn(Dk), u(Dv, 0.0);
-        double sq = 0, sk = 0;
-        for (int64_t i = 0; i < Dk; ++i) {
-          sq += (double)q[t * ldq + kh * Dk + i] * q[t * ldq + kh * Dk + i];
-          sk += (double)k[t * ldk + kh * Dk + i] * k[t * ldk + kh * Dk + i];
-        }
-        for (int64_t i = 0; i < Dk; ++i) {
-          qn[i] = q[t * ldq + kh * Dk + i] / std::sqrt(sq + 1e-6) / std::sqrt((double)Dk);
-          kn[i] = k[t * ldk + kh * Dk + i] / std::sqrt(sk + 1e-6);
-        }
-        const double dec = std::exp((double)g[t * ldg + h]), b = beta[t * ldb + h];
-        for (int64_t i = 0; i < Dk; ++i)
-          for (int64_t j = 0; j < Dv; ++j) u[j] += Sm[i * Dv + j] * kn[i];
-        for (int64_t j = 0; j < Dv; ++j) u[j] = b * (v[t * ldv + h * Dv + j] - dec * u[j]);
+        gated_delta_ref_token(&q[t * ldq + kh * Dk], &k[t * ldk + kh * Dk], &v[t * ldv + h * Dv], g[t * ldg + h],
+                              beta[t * ldb + h], Dk, Dv, Sm, o.data());
         for (int64_t j = 0; j < Dv; ++j) {
-          double acc = 0;
-          for (int64_t i = 0; i < Dk; ++i) {
-            Sm[i * Dv + j] = dec * Sm[i * Dv + j] + kn[i] * u[j];
-            acc += qn[i] * Sm[i * Dv + j];
-          }
-          oref.push_back(acc);
+          oref.push_back(o[j]);
           og2.push_back(og[t * ldo + h * Dv + j]);
         }
       }
