@@ -262,6 +262,16 @@ struct VarlenPart {
   }
 };
 
+// Whether the output rows [T, ld] of the padding sequences (slot < 0) kept their values from before the call.
+inline bool padding_rows_untouched(const std::vector<float>& got, const std::vector<float>& before,
+                                   const std::vector<int32_t>& cu, const std::vector<int32_t>& slot, int64_t ld) {
+  bool same = true;
+  for (size_t s = 0; s < slot.size(); ++s)
+    if (slot[s] < 0)
+      for (int64_t e = cu[s] * ld; e < cu[s + 1] * ld; ++e) same &= got[e] == before[e];
+  return same;
+}
+
 // After a varlen call: output rows [T, ld] (out; before = their values before the call) and the state pool (sg, st0:
 // `per_slot` floats a slot). The live sequences' rows (columns < width) and slots go to got / ref for compare();
 // everything else (padding rows, columns past width, the padding and unused slots) must have kept its old value

@@ -26,13 +26,9 @@ void check_gdn(DType d, int64_t Hk, int64_t Hv, int64_t Dk, int64_t Dv, const st
   std::vector<double> sref(st0.begin(), st0.end());
   std::vector<float> og2, sg2;
   std::vector<double> oref, sref2;
-  bool untouched = true;
+  const bool untouched = padding_rows_untouched(og, o0, cu, slot, ldo);
   for (int64_t s = 0; s < S; ++s) {
-    if (slot[s] < 0) {
-      for (int64_t t = cu[s]; t < cu[s + 1]; ++t)
-        for (int64_t c = 0; c < ldo; ++c) untouched &= og[t * ldo + c] == o0[t * ldo + c];
-      continue;
-    }
+    if (slot[s] < 0) continue;
     for (int64_t h = 0; h < Hv; ++h) {
       const int64_t kh = h / (Hv / Hk);
       double* Sm = sref.data() + (slot[s] * Hv + h) * Dk * Dv;
@@ -84,13 +80,9 @@ void check_ssm(DType d, int64_t nh, int64_t hd, int64_t G, int64_t N, const std:
   std::vector<double> sref(st0.begin(), st0.end());
   std::vector<float> yg2;
   std::vector<double> yref;
-  bool untouched = true;
+  const bool untouched = padding_rows_untouched(yg, y0, cu, slot, ldy);
   for (int64_t s = 0; s < S; ++s) {
-    if (slot[s] < 0) {
-      for (int64_t t = cu[s]; t < cu[s + 1]; ++t)
-        for (int64_t c = 0; c < ldy; ++c) untouched &= yg[t * ldy + c] == y0[t * ldy + c];
-      continue;
-    }
+    if (slot[s] < 0) continue;
     for (int64_t h = 0; h < nh; ++h) {
       const int64_t gi = h / (nh / G);
       double* Sm = sref.data() + (slot[s] * nh + h) * hd * N;
@@ -135,14 +127,10 @@ void check_conv(DType d, int64_t C, int64_t K, bool bias, bool silu_on, const st
   std::vector<double> sref(st0.begin(), st0.end());
   std::vector<float> yg2;
   std::vector<double> yref;
-  bool untouched = true;
+  const bool untouched = padding_rows_untouched(yg, y0, cu, slot, ldy);
   for (int64_t s = 0; s < S; ++s) {
     const int64_t n = lens[s];
-    if (slot[s] < 0) {
-      for (int64_t t = cu[s]; t < cu[s + 1]; ++t)
-        for (int64_t c = 0; c < ldy; ++c) untouched &= yg[t * ldy + c] == y0[t * ldy + c];
-      continue;
-    }
+    if (slot[s] < 0) continue;
     for (int64_t c = 0; c < C; ++c) {
       double* st = sref.data() + (slot[s] * C + c) * (K - 1);
       std::vector<double> u(K - 1 + n);
