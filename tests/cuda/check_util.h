@@ -355,6 +355,31 @@ inline std::vector<double> rope_ref_head(const float* v, int64_t hd, float pos, 
   return o;
 }
 
+// Every head of rows [T, ldx] (heads × hd from column 0) after RoPE: the GPU's values (got) and rope_ref_head of the
+// inputs x, appended to got_out / ref_out in (row, head, dim) order for compare(). pos [T] of any integer type.
+template <typename Pos>
+inline void rope_ref_rows(const std::vector<float>& x, const std::vector<float>& got, int64_t ldx, int64_t T,
+                          int64_t heads, int64_t hd, const std::vector<Pos>& pos, const std::vector<float>& inv,
+                          int64_t rot, int64_t off, bool interleaved, float scaling, std::vector<float>& got_out,
+                          std::vector<double>& ref_out) {
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t h = 0; h < heads; ++h) {
+      const auto o = rope_ref_head(x.data() + t * ldx + h * hd, hd, static_cast<float>(pos[t]), inv, rot, off,
+                                   interleaved, scaling);
+      for (int64_t i = 0; i < hd; ++i) {
+        ref_out.push_back(o[i]);
+        got_out.push_back(got[t * ldx + h * hd + i]);
+      }
+    }
+}
+
+// "1,20,3": a varlen batch's sequence lengths, for check names.
+inline std::string lens_str(const std::vector<int>& lens) {
+  std::string s;
+  for (size_t i = 0; i < lens.size(); ++i) s += (i ? "," : "") + std::to_string(lens[i]);
+  return s;
+}
+
 // Double-precision causal attention over a paged KV cache for one query row: token t (q row t, ld ldq) at position pos
 // sees cache positions 0..pos, found through its sequence's page-table row pt_row (page size ps). K rows are
 // [slot, kw] with KV head h at h·D; V rows [slot, vw] with KV head h at h·v_head (Dv, or D when V is read from the

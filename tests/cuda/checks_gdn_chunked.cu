@@ -114,8 +114,7 @@ void check(DType d, int64_t Hk, int64_t Hv, int64_t Dk, int64_t Dv, const std::v
   std::vector<double> or2, sr2;
   const bool untouched = split_varlen_results(out, o0, oref, P.ldo, Hv * Dv, sg, P.st0, sref, Hv * Dk * Dv, P.cu,
                                               P.slot, og2, or2, sg2, sr2);
-  std::string ls;
-  for (size_t i = 0; i < lens.size(); ++i) ls += (i ? "," : "") + std::to_string(lens[i]);
+  const std::string ls = lens_str(lens);
   char name[200];
   std::snprintf(name, sizeof name, "gdn_chunked %s Hk=%ld Hv=%ld Dk=%ld Dv=%ld gmin=%g%s lens=%s",
                 mode == 1 ? "2calls" : mode == 2 ? "dispatch" : mode == 3 ? "dispatch-no-ws" : "1call", (long)Hk,

@@ -106,8 +106,7 @@ void check(DType d, int64_t nh, int64_t hd, int64_t G, int64_t N, const std::vec
   std::vector<double> yr2, sr2;
   const bool untouched = split_varlen_results(out, y0, yref, P.ldy, nh * hd, sg, P.st0, sref, nh * hd * N, P.cu,
                                               P.slot, yg2, yr2, sg2, sr2);
-  std::string ls;
-  for (size_t i = 0; i < lens.size(); ++i) ls += (i ? "," : "") + std::to_string(lens[i]);
+  const std::string ls = lens_str(lens);
   char name[200];
   std::snprintf(name, sizeof name, "ssd_chunked %s nh=%ld hd=%ld G=%ld N=%ld amin=%g lens=%s",
                 mode == 1 ? "2calls" : mode == 2 ? "dispatch" : "1call", (long)nh, (long)hd, (long)G, (long)N, amin,
