@@ -15,8 +15,7 @@ int run_chat_template_command(int argc, char** argv) {
   std::string model_dir;
   int64_t max_line_bytes = kDefaultMaxLineBytes;
   app.add_option("--model", model_dir, "directory holding tokenizer_config.json (or chat_template.jinja)")->required();
-  app.add_option("--max-line-bytes", max_line_bytes, "longest input line; longer lines get an error line")
-      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  add_max_line_bytes_option(app, max_line_bytes);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

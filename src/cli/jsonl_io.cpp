@@ -1,5 +1,7 @@
 #include "cli/jsonl_io.h"
 
+#include <CLI/CLI.hpp>
+
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -56,6 +58,11 @@ bool LineReader::next(std::string& line, bool& too_long, int64_t& length) {
 std::string LineReader::too_long_error(int64_t length) const {
   return std::to_string(length) + " bytes is over the line limit of " + std::to_string(max_bytes_) +
          " bytes (--max-line-bytes)";
+}
+
+void add_max_line_bytes_option(CLI::App& app, int64_t& max_line_bytes, const std::string& line) {
+  app.add_option("--max-line-bytes", max_line_bytes, "longest " + line + " line; longer lines get an error line")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
 }
 
 void require_directory(const std::string& flag, const std::string& dir) {

@@ -10,6 +10,10 @@
 
 #include <nlohmann/json.hpp>
 
+namespace CLI {
+class App;
+}
+
 namespace hylora::cli {
 
 // Default longest input line (bytes): a request of ~1M token ids, or a long chat.
@@ -34,6 +38,10 @@ class LineReader {
   bool eof_ = false;
   int64_t line_no_ = 0;
 };
+
+// --max-line-bytes of the JSONL commands, into max_line_bytes (1 B .. 1 GiB): the longest input line (`line`: what a
+// line holds, e.g. "input", "request"); a longer one gets an error line of its own.
+void add_max_line_bytes_option(CLI::App& app, int64_t& max_line_bytes, const std::string& line = "input");
 
 // Fails with a clear message when `dir` (given as `flag`) is not a directory: a file given as --model is not
 // "missing".

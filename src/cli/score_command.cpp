@@ -119,8 +119,7 @@ int run_score_command(int argc, char** argv) {
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
   app.add_option("--prefill-chunk", opts.prefill_chunk, "max new tokens of one sequence per step (1 = decode)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
-  app.add_option("--max-line-bytes", max_line_bytes, "longest request line; longer lines get an error line")
-      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  add_max_line_bytes_option(app, max_line_bytes, "request");
   app.add_option("--window-requests", window_requests,
                  "requests read ahead and scored together; memory is bounded by the window, not the input")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));

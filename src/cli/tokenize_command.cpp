@@ -19,8 +19,7 @@ int run_tokenize_command(int argc, char** argv) {
   app.add_option("--model", model_dir, "directory holding tokenizer.json (and tokenizer_config.json)")->required();
   app.add_flag("--decode", decode, "read {\"ids\": [...]} lines and write {\"text\": ...}");
   app.add_flag("--skip-special-tokens", skip_special, "with --decode: leave special tokens out of the text");
-  app.add_option("--max-line-bytes", max_line_bytes, "longest input line; longer lines get an error line")
-      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  add_max_line_bytes_option(app, max_line_bytes);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -99,13 +99,8 @@ class DeepseekV3Model : public Model {
   }
 
   void forward(const ForwardArgs& a, Tensor& logits) override {
-    const int64_t T = a.step.num_tokens(), H = c_.hidden_size;
-    Tensor x = a.tmp({T, H});  // residual stream
-    embed(a, emb_, x);
-    Tensor h = a.tmp({T, H}), y = a.tmp({T, H});
-    const ScratchArena::Mark layer_start = a.ctx.scratch.mark();
-    for (int64_t i = 0; i < c_.num_layers; ++i) {
-      a.ctx.scratch.rewind(layer_start);  // the previous layer's temporaries are dead
+    const int64_t H = c_.hidden_size;
+    const auto decoder_layer = [&](int64_t i, Tensor& x, Tensor& h, Tensor& y) {
       const Layer& l = layers_[i];
       ops::rms_norm(a.ctx, x, l.input_norm, H, c_.eps, ops::NormKind::kPlain, h);
       mla_forward(a, c_, consts_, l.attn, i, h, y);
@@ -116,7 +111,8 @@ class DeepseekV3Model : public Model {
       else
         gated_mlp_forward(a, l.mlp, h, y);
       ops::add(a.ctx, y, x);
-    }
+    };
+    const Tensor x = residual_stream(a, emb_, H, c_.num_layers, decoder_layer);
     logits_head(a, x, norm_, c_.eps, ops::NormKind::kPlain, lm_head_, logits);
   }
 

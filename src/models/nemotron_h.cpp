@@ -81,15 +81,9 @@ class NemotronHModel : public Model {
   }
 
   void forward(const ForwardArgs& a, Tensor& logits) override {
-    const int64_t T = a.step.num_tokens(), H = c_.hidden_size;
-    Tensor x = a.tmp({T, H});  // residual stream
-    embed(a, emb_, x);
-    Tensor h = a.tmp({T, H}), y = a.tmp({T, H});
-    const ScratchArena::Mark layer_start = a.ctx.scratch.mark();
-    for (size_t i = 0; i < blocks_.size(); ++i) {
-      a.ctx.scratch.rewind(layer_start);  // the previous layer's temporaries are dead
-      const Block& b = blocks_[i];
-      const int64_t layer = static_cast<int64_t>(i);
+    const int64_t H = c_.hidden_size;
+    const auto block = [&](int64_t layer, Tensor& x, Tensor& h, Tensor& y) {
+      const Block& b = blocks_[static_cast<size_t>(layer)];
       ops::rms_norm(a.ctx, x, b.norm_w, H, c_.eps, ops::NormKind::kPlain, h);
       switch (b.type) {
         case BlockType::kMamba: mamba_forward(a, c_, b.mamba, layer, h, y); break;
@@ -98,7 +92,8 @@ class NemotronHModel : public Model {
         case BlockType::kMoe: moe_forward(a, c_, b.moe, h, y); break;
       }
       ops::add(a.ctx, y, x);
-    }
+    };
+    const Tensor x = residual_stream(a, emb_, H, static_cast<int64_t>(blocks_.size()), block);
     logits_head(a, x, norm_f_, c_.eps, ops::NormKind::kPlain, lm_head_, logits);
   }
 

@@ -109,15 +109,10 @@ class Qwen35Model : public Model {
   }
 
   void forward(const ForwardArgs& a, Tensor& logits) override {
-    const int64_t T = a.step.num_tokens(), H = c_.hidden_size;
-    Tensor x = a.tmp({T, H});  // residual stream
-    embed(a, emb_, x);
-    Tensor h = a.tmp({T, H}), y = a.tmp({T, H});
-    const ScratchArena::Mark layer_start = a.ctx.scratch.mark();
-    for (size_t i = 0; i < layers_.size(); ++i) {
-      a.ctx.scratch.rewind(layer_start);  // the previous layer's temporaries are dead
+    const int64_t H = c_.hidden_size;
+    const auto decoder_layer = [&](int64_t layer, Tensor& x, Tensor& h, Tensor& y) {
+      const size_t i = static_cast<size_t>(layer);
       const Layer& l = layers_[i];
-      const int64_t layer = static_cast<int64_t>(i);
       ops::rms_norm(a.ctx, x, l.input_norm, H, c_.eps, c_.norm, h);
       if (l.type == LayerType::kLinearAttention)
         gdn_forward(a, c_, l.gdn, layer, h, y);
@@ -130,7 +125,8 @@ class Qwen35Model : public Model {
       else
         mlp_forward(a, l.mlp, h, y);
       ops::add(a.ctx, y, x);
-    }
+    };
+    const Tensor x = residual_stream(a, emb_, H, static_cast<int64_t>(layers_.size()), decoder_layer);
     logits_head(a, x, norm_, c_.eps, c_.norm, lm_head_, logits);
   }
 

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <numeric>
 #include <random>
 #include <string>
 #include <vector>
@@ -163,7 +164,221 @@ inline bool expect(const std::string& name, bool ok, const std::string& detail =
   return ok;
 }
 
+// Milliseconds per call of f on the default stream: one warm-up call (first-launch costs, lazy module loading, L2
+// state), then `reps` calls back to back between two events, so the launch gaps count as the engine would see them.
+template <typename F>
+double time_ms(F&& f, int reps = 20) {
+  f();
+  CK(cudaDeviceSynchronize());
+  cudaEvent_t a, b;
+  CK(cudaEventCreate(&a));
+  CK(cudaEventCreate(&b));
+  CK(cudaEventRecord(a));
+  for (int i = 0; i < reps; ++i) f();
+  CK(cudaEventRecord(b));
+  CK(cudaEventSynchronize(b));
+  float ms = 0;
+  CK(cudaEventElapsedTime(&ms, a, b));
+  CK(cudaEventDestroy(a));
+  CK(cudaEventDestroy(b));
+  return ms / reps;
+}
+
 inline double silu(double x) { return x / (1.0 + std::exp(-x)); }
+
+// The paged KV layout of an attention check: sequence s has n_new[s] new rows after prior[s] cached tokens.
+// cu [S+1] new-row offsets, ctx [S] = prior + new, pt [S, max_pages] the page table (−1 past a sequence's pages),
+// pages handed out in shuffled order from num_pages. max_pages = max(the most pages a sequence needs + extra_cols,
+// min_cols) (extra columns stay −1); num_pages = the pages needed + spare_pages (never referenced).
+struct PagedLayout {
+  std::vector<int32_t> cu, ctx, pt;
+  int64_t max_pages = 0, num_pages = 0, max_ctx = 0;
+};
+inline PagedLayout make_paged_layout(const std::vector<int>& n_new, const std::vector<int>& prior, int64_t page_size,
+                                     int64_t extra_cols, int64_t min_cols, int64_t spare_pages) {
+  const int64_t S = static_cast<int64_t>(n_new.size());
+  PagedLayout L;
+  L.cu.assign(S + 1, 0);
+  L.ctx.assign(S, 0);
+  int64_t most = 0, total = 0;
+  for (int64_t s = 0; s < S; ++s) {
+    L.cu[s + 1] = L.cu[s] + n_new[s];
+    L.ctx[s] = n_new[s] + prior[s];
+    L.max_ctx = std::max<int64_t>(L.max_ctx, L.ctx[s]);
+    const int64_t np = (L.ctx[s] + page_size - 1) / page_size;
+    most = std::max(most, np);
+    total += np;
+  }
+  L.max_pages = std::max(most + extra_cols, min_cols);
+  L.num_pages = total + spare_pages;
+  std::vector<int32_t> pages(L.num_pages);
+  std::iota(pages.begin(), pages.end(), 0);
+  std::shuffle(pages.begin(), pages.end(), g_rng);
+  L.pt.assign(S * L.max_pages, -1);
+  int64_t next = 0;
+  for (int64_t s = 0; s < S; ++s)
+    for (int64_t i = 0; i < (L.ctx[s] + page_size - 1) / page_size; ++i) L.pt[s * L.max_pages + i] = pages[next++];
+  return L;
+}
+
+// A varlen batch over a state-slot pool: cu [S+1] row offsets of sequences of lens[s] rows; slot [S] distinct pool
+// slots out of `slots` in shuffled order, the middle sequence (S > 1) a padding one (slot −1: its outputs and its
+// state must stay untouched).
+inline void make_varlen_batch(const std::vector<int>& lens, int64_t slots, std::vector<int32_t>& cu,
+                              std::vector<int32_t>& slot) {
+  const int64_t S = static_cast<int64_t>(lens.size());
+  cu.assign(S + 1, 0);
+  for (int64_t s = 0; s < S; ++s) cu[s + 1] = cu[s] + lens[s];
+  std::vector<int32_t> perm(slots);
+  for (int64_t i = 0; i < slots; ++i) perm[i] = static_cast<int32_t>(i);
+  std::shuffle(perm.begin(), perm.end(), g_rng);
+  slot.assign(perm.begin(), perm.begin() + S);
+  if (S > 1) slot[S / 2] = -1;
+}
+
+// A call over part of every sequence of a varlen batch (full layout: rows [full_cu[s], full_cu[s+1]) of sequence s):
+// rows [full_cu[s] + from[s], full_cu[s] + to[s]) of each, in order, as a compact batch. cu [S+1]: the part's row
+// offsets; rows: their full-layout indices. gather packs a full-layout buffer's rows [*, ld] (at least one row,
+// zeros); scatter writes the part's output rows back into the full layout.
+struct VarlenPart {
+  std::vector<int32_t> cu;
+  std::vector<int64_t> rows;
+  VarlenPart(const std::vector<int32_t>& full_cu, const std::vector<int>& from, const std::vector<int>& to) {
+    const int64_t S = static_cast<int64_t>(from.size());
+    cu.assign(S + 1, 0);
+    for (int64_t s = 0; s < S; ++s) {
+      for (int r = from[s]; r < to[s]; ++r) rows.push_back(full_cu[s] + r);
+      cu[s + 1] = static_cast<int32_t>(rows.size());
+    }
+  }
+  int64_t T() const { return static_cast<int64_t>(rows.size()); }
+  std::vector<float> gather(const std::vector<float>& src, int64_t ld) const {
+    std::vector<float> r(std::max<int64_t>(T(), 1) * ld, 0.0f);
+    for (int64_t t = 0; t < T(); ++t) std::copy_n(src.begin() + rows[t] * ld, ld, r.begin() + t * ld);
+    return r;
+  }
+  void scatter(const std::vector<float>& part, int64_t ld, std::vector<float>& full) const {
+    for (int64_t t = 0; t < T(); ++t) std::copy_n(part.begin() + t * ld, ld, full.begin() + rows[t] * ld);
+  }
+};
+
+// Whether the output rows [T, ld] of the padding sequences (slot < 0) kept their values from before the call.
+inline bool padding_rows_untouched(const std::vector<float>& got, const std::vector<float>& before,
+                                   const std::vector<int32_t>& cu, const std::vector<int32_t>& slot, int64_t ld) {
+  bool same = true;
+  for (size_t s = 0; s < slot.size(); ++s)
+    if (slot[s] < 0)
+      for (int64_t e = cu[s] * ld; e < cu[s + 1] * ld; ++e) same &= got[e] == before[e];
+  return same;
+}
+
+// After a varlen call: output rows [T, ld] (out; before = their values before the call) and the state pool (sg, st0:
+// `per_slot` floats a slot). The live sequences' rows (columns < width) and slots go to got / ref for compare();
+// everything else (padding rows, columns past width, the padding and unused slots) must have kept its old value
+// exactly. Returns whether it did.
+inline bool split_varlen_results(const std::vector<float>& out, const std::vector<float>& before,
+                                 const std::vector<double>& out_ref, int64_t ld, int64_t width, std::vector<float> sg,
+                                 const std::vector<float>& st0, const std::vector<double>& st_ref, int64_t per_slot,
+                                 const std::vector<int32_t>& cu, const std::vector<int32_t>& slot,
+                                 std::vector<float>& out_got, std::vector<double>& out_want,
+                                 std::vector<float>& st_got, std::vector<double>& st_want) {
+  bool untouched = true;
+  const int64_t S = static_cast<int64_t>(slot.size());
+  for (int64_t s = 0; s < S; ++s)
+    for (int64_t t = cu[s]; t < cu[s + 1]; ++t)
+      for (int64_t c = 0; c < ld; ++c) {
+        const int64_t e = t * ld + c;
+        if (slot[s] < 0 || c >= width) {
+          untouched &= out[e] == before[e];
+        } else {
+          out_got.push_back(out[e]);
+          out_want.push_back(out_ref[e]);
+        }
+      }
+  for (int64_t s = 0; s < S; ++s) {
+    if (slot[s] < 0) continue;
+    const int64_t b = slot[s] * per_slot;
+    for (int64_t e = b; e < b + per_slot; ++e) {
+      st_got.push_back(sg[e]);
+      st_want.push_back(st_ref[e]);
+      sg[e] = st0[e];  // then compare the other slots exactly
+    }
+  }
+  return untouched && std::equal(sg.begin(), sg.end(), st0.begin());
+}
+
+// One token of the gated delta rule in double precision, one value head: q̂ = q / √(‖q‖² + 1e-6) / √Dk,
+// k̂ = k / √(‖k‖² + 1e-6), α = e^g, u = β (v − α Sᵀk̂), S ← α S + k̂ uᵀ, o = Sᵀq̂. q, k [Dk], v [Dv] as stored;
+// S [Dk, Dv] row-major, updated in place; o [Dv].
+inline void gated_delta_ref_token(const float* q, const float* k, const float* v, float g, float beta, int64_t Dk,
+                                  int64_t Dv, double* S, double* o) {
+  std::vector<double> qn(Dk), kn(Dk), u(Dv, 0.0);
+  double sq = 0, sk = 0;
+  for (int64_t i = 0; i < Dk; ++i) {
+    sq += (double)q[i] * q[i];
+    sk += (double)k[i] * k[i];
+  }
+  for (int64_t i = 0; i < Dk; ++i) {
+    qn[i] = q[i] / std::sqrt(sq + 1e-6) / std::sqrt((double)Dk);
+    kn[i] = k[i] / std::sqrt(sk + 1e-6);
+  }
+  const double dec = std::exp((double)g), b = beta;
+  for (int64_t i = 0; i < Dk; ++i)
+    for (int64_t j = 0; j < Dv; ++j) u[j] += S[i * Dv + j] * kn[i];
+  for (int64_t j = 0; j < Dv; ++j) u[j] = b * (v[j] - dec * u[j]);
+  for (int64_t j = 0; j < Dv; ++j) {
+    double acc = 0;
+    for (int64_t i = 0; i < Dk; ++i) {
+      S[i * Dv + j] = dec * S[i * Dv + j] + kn[i] * u[j];
+      acc += qn[i] * S[i * Dv + j];
+    }
+    o[j] = acc;
+  }
+}
+
+// Double-precision RoPE of one head row v[0, hd) at position pos, as the kernels define it (angle pos·inv[i] in fp32,
+// its cos and sin rounded to fp32, times scaling): the rot dims from off rotate as pairs (off + i, off + i + rot/2),
+// or (off + 2i, off + 2i + 1) when interleaved; the output puts pair i at (off + i, off + i + rot/2) either way.
+inline std::vector<double> rope_ref_head(const float* v, int64_t hd, float pos, const std::vector<float>& inv,
+                                         int64_t rot, int64_t off, bool interleaved, float scaling) {
+  std::vector<double> o(v, v + hd);
+  const int64_t half = rot / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    const float ang = pos * inv[i];
+    const double c = static_cast<float>(std::cos(static_cast<double>(ang))) * scaling;
+    const double sn = static_cast<float>(std::sin(static_cast<double>(ang))) * scaling;
+    const double a = interleaved ? v[off + 2 * i] : v[off + i];
+    const double b = interleaved ? v[off + 2 * i + 1] : v[off + i + half];
+    o[off + i] = a * c - b * sn;
+    o[off + i + half] = b * c + a * sn;
+  }
+  return o;
+}
+
+// Every head of rows [T, ldx] (heads × hd from column 0) after RoPE: the GPU's values (got) and rope_ref_head of the
+// inputs x, appended to got_out / ref_out in (row, head, dim) order for compare(). pos [T] of any integer type.
+template <typename Pos>
+inline void rope_ref_rows(const std::vector<float>& x, const std::vector<float>& got, int64_t ldx, int64_t T,
+                          int64_t heads, int64_t hd, const std::vector<Pos>& pos, const std::vector<float>& inv,
+                          int64_t rot, int64_t off, bool interleaved, float scaling, std::vector<float>& got_out,
+                          std::vector<double>& ref_out) {
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t h = 0; h < heads; ++h) {
+      const auto o = rope_ref_head(x.data() + t * ldx + h * hd, hd, static_cast<float>(pos[t]), inv, rot, off,
+                                   interleaved, scaling);
+      for (int64_t i = 0; i < hd; ++i) {
+        ref_out.push_back(o[i]);
+        got_out.push_back(got[t * ldx + h * hd + i]);
+      }
+    }
+}
+
+// "1,20,3": a varlen batch's sequence lengths, for check names.
+inline std::string lens_str(const std::vector<int>& lens) {
+  std::string s;
+  for (size_t i = 0; i < lens.size(); ++i) s += (i ? "," : "") + std::to_string(lens[i]);
+  return s;
+}
 
 // Double-precision causal attention over a paged KV cache for one query row: token t (q row t, ld ldq) at position pos
 // sees cache positions 0..pos, found through its sequence's page-table row pt_row (page size ps). K rows are

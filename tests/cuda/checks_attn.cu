@@ -19,26 +19,10 @@ struct Scenario {
 
 void run(const Scenario& sc, DType d) {
   const int64_t S = sc.n_new.size();
-  std::vector<int32_t> cu(S + 1, 0), ctx(S);
-  int64_t max_pages = 0, total_pages = 0, max_ctx = 0;
-  for (int64_t s = 0; s < S; ++s) {
-    cu[s + 1] = cu[s] + sc.n_new[s];
-    ctx[s] = sc.n_new[s] + sc.prior[s];
-    max_ctx = std::max<int64_t>(max_ctx, ctx[s]);
-    const int64_t np = (ctx[s] + sc.page_size - 1) / sc.page_size;
-    max_pages = std::max(max_pages, np);
-    total_pages += np;
-  }
-  max_pages += 1;
-  const int64_t T = cu[S];
-  const int64_t num_pages = total_pages + 5;
-  std::vector<int32_t> pages(num_pages);
-  std::iota(pages.begin(), pages.end(), 0);
-  std::shuffle(pages.begin(), pages.end(), g_rng);
-  std::vector<int32_t> pt(S * max_pages, -1);
-  int64_t next = 0;
-  for (int64_t s = 0; s < S; ++s)
-    for (int64_t p = 0; p < (ctx[s] + sc.page_size - 1) / sc.page_size; ++p) pt[s * max_pages + p] = pages[next++];
+  const PagedLayout L = make_paged_layout(sc.n_new, sc.prior, sc.page_size, /*extra_cols=*/1, /*min_cols=*/0,
+                                          /*spare_pages=*/5);
+  const std::vector<int32_t>& cu = L.cu, &ctx = L.ctx, &pt = L.pt;
+  const int64_t max_pages = L.max_pages, num_pages = L.num_pages, max_ctx = L.max_ctx, T = cu[S];
   const int64_t kw = sc.nKV * sc.D, vw = sc.shared_kv ? kw : sc.nKV * sc.Dv;
   auto kpool = randn(num_pages * sc.page_size * kw, 1.0f, d), vpool = randn(num_pages * sc.page_size * vw, 1.0f, d);
   // new rows (+1 padding row with kv_slot -1)
@@ -76,23 +60,11 @@ void run(const Scenario& sc, DType d) {
                               vw, sc.shared_kv ? sc.D : sc.Dv, sc.nH, sc.nKV, sc.D, sc.Dv, scale,
                               &ref[(cu[s] + i) * sc.nH * sc.Dv]);
   hc::PagedAttention p;
-  p.q = dq.p;
-  p.ldq = ldq;
-  p.k_pool = dkp.p;
-  p.v_pool = sc.shared_kv ? dkp.p : dvp.p;
-  p.v_token_stride = sc.shared_kv ? kw : 0;
-  p.ldo = ldo;
-  p.cu_seqlens = dcu.as<int32_t>();
-  p.context_lens = dctx.as<int32_t>();
-  p.page_table = dpt.as<int32_t>();
-  p.S = S;
-  p.T = T;
-  p.nH = sc.nH;
-  p.nKV = sc.nKV;
-  p.D = sc.D;
-  p.Dv = sc.Dv;
-  p.page_size = sc.page_size;
-  p.max_pages = max_pages;
+  p.q = dq.p; p.ldq = ldq; p.k_pool = dkp.p; p.v_pool = sc.shared_kv ? dkp.p : dvp.p;
+  p.v_token_stride = sc.shared_kv ? kw : 0; p.ldo = ldo;
+  p.cu_seqlens = dcu.as<int32_t>(); p.context_lens = dctx.as<int32_t>(); p.page_table = dpt.as<int32_t>();
+  p.S = S; p.T = T; p.nH = sc.nH; p.nKV = sc.nKV; p.D = sc.D;
+  p.Dv = sc.Dv; p.page_size = sc.page_size; p.max_pages = max_pages;
   p.scale = scale;
   for (int mode = 0; mode < 2; ++mode) {
     const auto o0 = randn(T * ldo, 1.0f, d);

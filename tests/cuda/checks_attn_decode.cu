@@ -28,23 +28,9 @@ struct DecCase {
 
 void run_case(const DecCase& c, DType d) {
   const int64_t S = c.n_new.size(), ps = 16;
-  std::vector<int32_t> cu(S + 1, 0), ctx(S);
-  int64_t max_pages = 1, total_pages = 0, max_ctx = 0;
-  for (int64_t s = 0; s < S; ++s) {
-    cu[s + 1] = cu[s] + c.n_new[s];
-    ctx[s] = c.n_new[s] + c.prior[s];
-    max_ctx = std::max<int64_t>(max_ctx, ctx[s]);
-    max_pages = std::max<int64_t>(max_pages, (ctx[s] + ps - 1) / ps);
-    total_pages += (ctx[s] + ps - 1) / ps;
-  }
-  const int64_t T = cu[S], num_pages = total_pages + 3;
-  std::vector<int32_t> pages(num_pages);
-  std::iota(pages.begin(), pages.end(), 0);
-  std::shuffle(pages.begin(), pages.end(), g_rng);
-  std::vector<int32_t> pt(S * max_pages, -1);
-  int64_t next = 0;
-  for (int64_t s = 0; s < S; ++s)
-    for (int64_t q = 0; q < (ctx[s] + ps - 1) / ps; ++q) pt[s * max_pages + q] = pages[next++];
+  const PagedLayout L = make_paged_layout(c.n_new, c.prior, ps, /*extra_cols=*/0, /*min_cols=*/1, /*spare_pages=*/3);
+  const std::vector<int32_t>& cu = L.cu, &ctx = L.ctx, &pt = L.pt;
+  const int64_t max_pages = L.max_pages, num_pages = L.num_pages, max_ctx = L.max_ctx, T = cu[S];
   const int64_t kw = c.nKV * c.D, vw = c.nKV * c.Dv, ldq = c.nH * c.D + 8, ldo = c.nH * c.Dv + 8;
   const auto kpool = randn(num_pages * ps * kw, 1.0f, d), vpool = randn(num_pages * ps * vw, 1.0f, d);
   const auto q = randn(std::max<int64_t>(T, 1) * ldq, 1.0f, d);
@@ -57,22 +43,9 @@ void run_case(const DecCase& c, DType d) {
                               c.nH, c.nKV, c.D, c.Dv, scale, &ref[(cu[s] + i) * c.nH * c.Dv]);
   Buf dk = up(kpool, d), dv = up(vpool, d), dq = up(q, d), dcu = up_raw(cu), dctx = up_raw(ctx), dpt = up_raw(pt);
   hc::PagedAttention p;
-  p.q = dq.p;
-  p.ldq = ldq;
-  p.k_pool = dk.p;
-  p.v_pool = dv.p;
-  p.ldo = ldo;
-  p.cu_seqlens = dcu.as<int32_t>();
-  p.context_lens = dctx.as<int32_t>();
-  p.page_table = dpt.as<int32_t>();
-  p.S = S;
-  p.T = T;
-  p.nH = c.nH;
-  p.nKV = c.nKV;
-  p.D = c.D;
-  p.Dv = c.Dv;
-  p.page_size = ps;
-  p.max_pages = max_pages;
+  p.q = dq.p; p.ldq = ldq; p.k_pool = dk.p; p.v_pool = dv.p; p.ldo = ldo;
+  p.cu_seqlens = dcu.as<int32_t>(); p.context_lens = dctx.as<int32_t>(); p.page_table = dpt.as<int32_t>();
+  p.S = S; p.T = T; p.nH = c.nH; p.nKV = c.nKV; p.D = c.D; p.Dv = c.Dv; p.page_size = ps; p.max_pages = max_pages;
   p.scale = scale;
   const int64_t mctx = max_ctx + c.extra_ctx;
   for (int64_t chunk : c.chunks) {

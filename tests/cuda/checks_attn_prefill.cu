@@ -24,24 +24,10 @@ struct Case {
 void run_case(const Case& c) {
   const DType d = DType::bf16;
   const int64_t S = c.n_new.size();
-  std::vector<int32_t> cu(S + 1, 0), ctx(S);
-  int64_t max_pages = 0, total_pages = 0;
-  for (int64_t s = 0; s < S; ++s) {
-    cu[s + 1] = cu[s] + c.n_new[s];
-    ctx[s] = c.n_new[s] + c.prior[s];
-    const int64_t np = (ctx[s] + c.page_size - 1) / c.page_size;
-    max_pages = std::max(max_pages, np);
-    total_pages += np;
-  }
-  max_pages += 2;  // unused entries stay −1
-  const int64_t T = cu[S], num_pages = total_pages + 7;
-  std::vector<int32_t> pages(num_pages);
-  std::iota(pages.begin(), pages.end(), 0);
-  std::shuffle(pages.begin(), pages.end(), g_rng);
-  std::vector<int32_t> pt(S * max_pages, -1);
-  int64_t next = 0;
-  for (int64_t s = 0; s < S; ++s)
-    for (int64_t i = 0; i < (ctx[s] + c.page_size - 1) / c.page_size; ++i) pt[s * max_pages + i] = pages[next++];
+  const PagedLayout L = make_paged_layout(c.n_new, c.prior, c.page_size, /*extra_cols=*/2, /*min_cols=*/0,
+                                          /*spare_pages=*/7);
+  const std::vector<int32_t>& cu = L.cu, &ctx = L.ctx, &pt = L.pt;
+  const int64_t max_pages = L.max_pages, num_pages = L.num_pages, T = cu[S];
   const int64_t kw = c.nKV * c.D, vw = c.nKV * c.Dv;
   const auto kpool = randn(num_pages * c.page_size * kw, 1.0f, d), vpool = randn(num_pages * c.page_size * vw, 1.0f, d);
   const int64_t ldq = c.nH * c.D + 8, ldo = c.nH * c.Dv + 6;
@@ -64,23 +50,10 @@ void run_case(const Case& c) {
   const auto o0 = randn(T * ldo, 1.0f, d);
   Buf dout = up(o0, d);
   hc::PagedAttention p;
-  p.q = dq.p;
-  p.ldq = ldq;
-  p.k_pool = dkp.p;
-  p.v_pool = dvp.p;
-  p.o = dout.p;
-  p.ldo = ldo;
-  p.cu_seqlens = dcu.as<int32_t>();
-  p.context_lens = dctx.as<int32_t>();
-  p.page_table = dpt.as<int32_t>();
-  p.S = S;
-  p.T = T;
-  p.nH = c.nH;
-  p.nKV = c.nKV;
-  p.D = c.D;
-  p.Dv = c.Dv;
-  p.page_size = c.page_size;
-  p.max_pages = max_pages;
+  p.q = dq.p; p.ldq = ldq; p.k_pool = dkp.p; p.v_pool = dvp.p; p.o = dout.p; p.ldo = ldo;
+  p.cu_seqlens = dcu.as<int32_t>(); p.context_lens = dctx.as<int32_t>(); p.page_table = dpt.as<int32_t>();
+  p.S = S; p.T = T; p.nH = c.nH; p.nKV = c.nKV; p.D = c.D;
+  p.Dv = c.Dv; p.page_size = c.page_size; p.max_pages = max_pages;
   p.scale = scale;
   char name[200];
   std::snprintf(name, sizeof name, "attn_prefill_mma %s S=%ld T=%ld nH=%ld nKV=%ld D=%ld Dv=%ld ps=%ld", c.name,
@@ -169,20 +142,7 @@ void bench_attn_prefill() {
     p.scale = 1.0f / std::sqrt(static_cast<float>(b.D));
     const double flop = 4.0 * b.nH * b.D * b.S * (double)b.n * (b.n + 1) / 2;
     auto time = [&](cudaError_t (*f)(const hc::PagedAttention&, cudaStream_t)) {
-      CK(f(p, nullptr));
-      CK(cudaDeviceSynchronize());
-      cudaEvent_t e0, e1;
-      cudaEventCreate(&e0);
-      cudaEventCreate(&e1);
-      cudaEventRecord(e0);
-      for (int i = 0; i < 5; ++i) CK(f(p, nullptr));
-      cudaEventRecord(e1);
-      CK(cudaEventSynchronize(e1));
-      float ms = 0;
-      cudaEventElapsedTime(&ms, e0, e1);
-      cudaEventDestroy(e0);
-      cudaEventDestroy(e1);
-      return ms / 5.0;
+      return time_ms([&] { CK(f(p, nullptr)); }, 5);
     };
     const double ms_old = time(hc::attention_prefill_wmma),
                  ms_new = time([](const hc::PagedAttention& pp, cudaStream_t st) { return hc::attention_prefill_mma(pp, st); });

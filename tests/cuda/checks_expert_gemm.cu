@@ -214,20 +214,7 @@ void bench_expert_gemm() {
             ms[1] = 0;
             continue;
           }
-          run(naive);
-          CK(cudaDeviceSynchronize());
-          cudaEvent_t a, b;
-          cudaEventCreate(&a);
-          cudaEventCreate(&b);
-          cudaEventRecord(a);
-          for (int i = 0; i < reps; ++i) run(naive);
-          cudaEventRecord(b);
-          CK(cudaEventSynchronize(b));
-          float f = 0;
-          cudaEventElapsedTime(&f, a, b);
-          ms[naive] = f / reps;
-          cudaEventDestroy(a);
-          cudaEventDestroy(b);
+          ms[naive] = time_ms([&] { run(naive); }, reps);
         }
         const double wbytes = static_cast<double>(active) * N * K * hc::dtype_size(wd);
         std::printf("TIME expert_gemm W=%s %s T=%ld P=%ld E=256 N=%ld K=%ld path=%d: %.4f ms (%.0f GB/s of %ld "

@@ -31,27 +31,9 @@ void check_extra_rope() {
     std::vector<float> g2;
     std::vector<double> ref;
     bool pad_ok = true;
-    const int64_t half = s.rot / 2;
-    for (int64_t t = 0; t < s.T; ++t) {
+    for (int64_t t = 0; t < s.T; ++t)
       for (int64_t c = s.heads * s.hd; c < ldx; ++c) pad_ok &= got[t * ldx + c] == x[t * ldx + c];
-      for (int64_t h = 0; h < s.heads; ++h) {
-        const float* v = x.data() + t * ldx + h * s.hd;
-        std::vector<double> o(v, v + s.hd);
-        for (int64_t i = 0; i < half; ++i) {
-          const float ang = static_cast<float>(pos[t]) * inv[i];
-          const double c = static_cast<float>(std::cos(static_cast<double>(ang))) * scaling;
-          const double sn = static_cast<float>(std::sin(static_cast<double>(ang))) * scaling;
-          const double a = s.inter ? v[s.off + 2 * i] : v[s.off + i];
-          const double b = s.inter ? v[s.off + 2 * i + 1] : v[s.off + i + half];
-          o[s.off + i] = a * c - b * sn;
-          o[s.off + i + half] = b * c + a * sn;
-        }
-        for (int64_t i = 0; i < s.hd; ++i) {
-          ref.push_back(o[i]);
-          g2.push_back(got[t * ldx + h * s.hd + i]);
-        }
-      }
-    }
+    rope_ref_rows(x, got, ldx, s.T, s.heads, s.hd, pos, inv, s.rot, s.off, s.inter, scaling, g2, ref);
     char name[128];
     std::snprintf(name, sizeof name, "extra::rope T=%ld heads=%ld hd=%ld rot=%ld off=%ld interleaved=%d", (long)s.T,
                   (long)s.heads, (long)s.hd, (long)s.rot, (long)s.off, s.inter);

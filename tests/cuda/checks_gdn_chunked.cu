@@ -36,21 +36,11 @@ Buf nan_workspace(size_t floats) {
 void run_call(DType d, const Problem& P, const std::vector<int>& from, const std::vector<int>& to, Buf& dst,
               std::vector<float>& out, bool via_dispatch, bool null_ws = false) {
   const int64_t S = P.lens.size();
-  std::vector<int32_t> cu(S + 1, 0);
-  std::vector<int64_t> rows;
-  for (int64_t s = 0; s < S; ++s) {
-    for (int r = from[s]; r < to[s]; ++r) rows.push_back(P.cu[s] + r);
-    cu[s + 1] = static_cast<int32_t>(rows.size());
-  }
-  const int64_t T = rows.size();
-  auto gather = [&](const std::vector<float>& src, int64_t ld) {
-    std::vector<float> r(std::max<int64_t>(T, 1) * ld, 0.0f);
-    for (int64_t t = 0; t < T; ++t) std::copy_n(src.begin() + rows[t] * ld, ld, r.begin() + t * ld);
-    return r;
-  };
-  Buf dq = up(gather(P.q, P.ldq), d), dk = up(gather(P.k, P.ldk), d), dv = up(gather(P.v, P.ldv), d),
-      dg = up(gather(P.g, P.ldg), d), db = up(gather(P.beta, P.ldb), d), dout = up(gather(out, P.ldo), d),
-      dcu = up_raw(cu), dslot = up_raw(P.slot);
+  const VarlenPart part(P.cu, from, to);
+  const int64_t T = part.T();
+  Buf dq = up(part.gather(P.q, P.ldq), d), dk = up(part.gather(P.k, P.ldk), d),
+      dv = up(part.gather(P.v, P.ldv), d), dg = up(part.gather(P.g, P.ldg), d), db = up(part.gather(P.beta, P.ldb), d),
+      dout = up(part.gather(out, P.ldo), d), dcu = up_raw(part.cu), dslot = up_raw(P.slot);
   if (via_dispatch) {
     const size_t wf = null_ws ? 0 : hc::gated_delta_rule_workspace_floats(S, T, P.Hk, P.Hv, P.Dk, P.Dv);
     Buf ws = nan_workspace(wf);
@@ -64,44 +54,22 @@ void run_call(DType d, const Problem& P, const std::vector<int>& from, const std
                                     P.Dk, P.Dv, T ? ws.as<float>() : nullptr, nullptr));
   }
   auto og = down(dout, T * P.ldo, d);
-  for (int64_t t = 0; t < T; ++t) std::copy_n(og.begin() + t * P.ldo, P.ldo, out.begin() + rows[t] * P.ldo);
+  part.scatter(og, P.ldo, out);
 }
 
-// Sequential reference (as checks_recurrent.cu): per token q̂, k̂, d = β (v − α Sᵀk̂), S = α S + k̂ dᵀ, o = Sᵀq̂.
+// Sequential reference: gated_delta_ref_token (check_util.h) over every token of every live sequence.
 void reference(const Problem& P, std::vector<double>& oref, std::vector<double>& sref) {
   const int64_t S = P.lens.size(), Dk = P.Dk, Dv = P.Dv;
   oref.assign(P.T * P.ldo, 0.0);
   sref.assign(P.st0.begin(), P.st0.end());
-  std::vector<double> qn(Dk), kn(Dk), u(Dv);
   for (int64_t s = 0; s < S; ++s) {
     if (P.slot[s] < 0) continue;
     for (int64_t h = 0; h < P.Hv; ++h) {
       const int64_t kh = h / (P.Hv / P.Hk);
       double* Sm = sref.data() + (P.slot[s] * P.Hv + h) * Dk * Dv;
-      for (int64_t t = P.cu[s]; t < P.cu[s + 1]; ++t) {
-        double sq = 0, sk = 0;
-        for (int64_t i = 0; i < Dk; ++i) {
-          sq += (double)P.q[t * P.ldq + kh * Dk + i] * P.q[t * P.ldq + kh * Dk + i];
-          sk += (double)P.k[t * P.ldk + kh * Dk + i] * P.k[t * P.ldk + kh * Dk + i];
-        }
-        for (int64_t i = 0; i < Dk; ++i) {
-          qn[i] = P.q[t * P.ldq + kh * Dk + i] / std::sqrt(sq + 1e-6) / std::sqrt((double)Dk);
-          kn[i] = P.k[t * P.ldk + kh * Dk + i] / std::sqrt(sk + 1e-6);
-        }
-        const double dec = std::exp((double)P.g[t * P.ldg + h]), b = P.beta[t * P.ldb + h];
-        std::fill(u.begin(), u.end(), 0.0);
-        for (int64_t i = 0; i < Dk; ++i)
-          for (int64_t j = 0; j < Dv; ++j) u[j] += Sm[i * Dv + j] * kn[i];
-        for (int64_t j = 0; j < Dv; ++j) u[j] = b * (P.v[t * P.ldv + h * Dv + j] - dec * u[j]);
-        for (int64_t j = 0; j < Dv; ++j) {
-          double acc = 0;
-          for (int64_t i = 0; i < Dk; ++i) {
-            Sm[i * Dv + j] = dec * Sm[i * Dv + j] + kn[i] * u[j];
-            acc += qn[i] * Sm[i * Dv + j];
-          }
-          oref[t * P.ldo + h * Dv + j] = acc;
-        }
-      }
+      for (int64_t t = P.cu[s]; t < P.cu[s + 1]; ++t)
+        gated_delta_ref_token(&P.q[t * P.ldq + kh * Dk], &P.k[t * P.ldk + kh * Dk], &P.v[t * P.ldv + h * Dv],
+                              P.g[t * P.ldg + h], P.beta[t * P.ldb + h], Dk, Dv, Sm, &oref[t * P.ldo + h * Dv]);
     }
   }
 }
@@ -114,14 +82,8 @@ void check(DType d, int64_t Hk, int64_t Hv, int64_t Dk, int64_t Dv, const std::v
   Problem P{Hk, Hv, Dk, Dv};
   P.lens = lens;
   const int64_t S = lens.size(), slots = S + 2;
-  P.cu.assign(S + 1, 0);
-  for (int64_t s = 0; s < S; ++s) P.cu[s + 1] = P.cu[s] + lens[s];
+  make_varlen_batch(lens, slots, P.cu, P.slot);
   P.T = P.cu[S];
-  std::vector<int32_t> perm(slots);
-  for (int64_t i = 0; i < slots; ++i) perm[i] = static_cast<int32_t>(i);
-  std::shuffle(perm.begin(), perm.end(), g_rng);
-  P.slot.assign(perm.begin(), perm.begin() + S);
-  if (S > 1) P.slot[S / 2] = -1;  // padding sequence
   P.ldq = Hk * Dk + 3, P.ldk = Hk * Dk + 1, P.ldv = Hv * Dv + 2, P.ldg = Hv + 1, P.ldb = Hv + 3, P.ldo = Hv * Dv + 5;
   const int64_t T = P.T;
   P.q = randn(T * P.ldq, 1.0f, d), P.k = randn(T * P.ldk, 1.0f, d), P.v = randn(T * P.ldv, 1.0f, d);
@@ -147,35 +109,12 @@ void check(DType d, int64_t Hk, int64_t Hv, int64_t Dk, int64_t Dv, const std::v
   auto sg = down(dst, P.st0.size(), DType::f32);
   std::vector<double> oref, sref;
   reference(P, oref, sref);
-  std::vector<float> og2;
-  std::vector<double> or2;
-  bool untouched = true;
-  for (int64_t s = 0; s < S; ++s)
-    for (int64_t t = P.cu[s]; t < P.cu[s + 1]; ++t)
-      for (int64_t c = 0; c < P.ldo; ++c) {
-        const int64_t e = t * P.ldo + c;
-        if (P.slot[s] < 0 || c >= Hv * Dv) {
-          untouched &= out[e] == o0[e];
-        } else {
-          og2.push_back(out[e]);
-          or2.push_back(oref[e]);
-        }
-      }
   // every slot of the pool: padding and unused slots must keep st0 exactly
-  std::vector<float> sg2;
-  std::vector<double> sr2;
-  for (int64_t s = 0; s < S; ++s) {
-    if (P.slot[s] < 0) continue;
-    const int64_t b = P.slot[s] * Hv * Dk * Dv;
-    for (int64_t e = b; e < b + Hv * Dk * Dv; ++e) {
-      sg2.push_back(sg[e]);
-      sr2.push_back(sref[e]);
-      sg[e] = P.st0[e];  // then compare the rest exactly
-    }
-  }
-  untouched &= std::equal(sg.begin(), sg.end(), P.st0.begin());
-  std::string ls;
-  for (size_t i = 0; i < lens.size(); ++i) ls += (i ? "," : "") + std::to_string(lens[i]);
+  std::vector<float> og2, sg2;
+  std::vector<double> or2, sr2;
+  const bool untouched = split_varlen_results(out, o0, oref, P.ldo, Hv * Dv, sg, P.st0, sref, Hv * Dk * Dv, P.cu,
+                                              P.slot, og2, or2, sg2, sr2);
+  const std::string ls = lens_str(lens);
   char name[200];
   std::snprintf(name, sizeof name, "gdn_chunked %s Hk=%ld Hv=%ld Dk=%ld Dv=%ld gmin=%g%s lens=%s",
                 mode == 1 ? "2calls" : mode == 2 ? "dispatch" : mode == 3 ? "dispatch-no-ws" : "1call", (long)Hk,
@@ -185,25 +124,6 @@ void check(DType d, int64_t Hk, int64_t Hv, int64_t Dk, int64_t Dv, const std::v
   compare(std::string(name) + " state", d, sg2, sr2, 5e-5, 1e-3);
   expect(std::string(name) + " padding untouched", untouched);
 }
-// ms per call of f (one warm-up call, then `reps` timed back to back)
-template <typename F>
-double time_calls(F&& f, int reps) {
-  f();
-  CK(cudaDeviceSynchronize());
-  cudaEvent_t a, b;
-  CK(cudaEventCreate(&a));
-  CK(cudaEventCreate(&b));
-  CK(cudaEventRecord(a));
-  for (int i = 0; i < reps; ++i) f();
-  CK(cudaEventRecord(b));
-  CK(cudaEventSynchronize(b));
-  float ms = 0;
-  CK(cudaEventElapsedTime(&ms, a, b));
-  CK(cudaEventDestroy(a));
-  CK(cudaEventDestroy(b));
-  return ms / reps;
-}
-
 // Qwen3.5-4B heads (Hk 16, Hv 32, Dk = Dv = 128), random inputs: the sequential kernel (gated_delta_rule without a
 // workspace) vs the chunked form. The previous one-kernel chunked form (removed; commit 7dcb895 has it) took, on the
 // H200 of this session: bf16 6.13 ms (1 × 8192) / 4.04 ms (16 × 512), f32 6.14 / 4.06 ms.
@@ -220,12 +140,12 @@ void bench_gdn_chunked() {
           b = up(randu(T * Hv, 0.05f, 0.95f, d), d), o(T * Hv * Dv * hc::dtype_size(d)),
           st = up(std::vector<float>(S * Hv * Dk * Dv, 0.0f), DType::f32), dcu = up_raw(cu), dsl = up_raw(sl);
       Buf ws(hc::gated_delta_rule_chunked_workspace_floats(S, T, Hk, Hv, Dk, Dv) * sizeof(float));
-      const double ms_seq = time_calls([&] {
+      const double ms_seq = time_ms([&] {
         CK(hc::gated_delta_rule(d, q.p, Hk * Dk, k.p, Hk * Dk, v.p, Hv * Dv, g.p, Hv, b.p, Hv, o.p, Hv * Dv,
                                 st.as<float>(), dsl.as<int32_t>(), dcu.as<int32_t>(), S, T, Hk, Hv, Dk, Dv, nullptr,
                                 nullptr));
       }, 2);
-      const double ms_new = time_calls([&] {
+      const double ms_new = time_ms([&] {
         CK(hc::gated_delta_rule_chunked(d, q.p, Hk * Dk, k.p, Hk * Dk, v.p, Hv * Dv, g.p, Hv, b.p, Hv, o.p, Hv * Dv,
                                         st.as<float>(), dsl.as<int32_t>(), dcu.as<int32_t>(), S, T, Hk, Hv, Dk, Dv,
                                         ws.as<float>(), nullptr));

@@ -221,23 +221,6 @@ void bench_lora() {
     for (Buf* b : {&x, &y}) CK(cudaMemset(b->p, 0x3c, b->bytes));
     for (Buf& b : ab) CK(cudaMemset(b.p, 0x3c, b.bytes));
     hc::LoraSegments seg{dp.as<int32_t>(), c.T, di.as<int32_t>(), ds.as<int32_t>(), c.G, dr.as<int32_t>()};
-    auto time_ms = [](auto&& f) {
-      f();
-      CK(cudaDeviceSynchronize());
-      cudaEvent_t a, b;
-      CK(cudaEventCreate(&a));
-      CK(cudaEventCreate(&b));
-      const int reps = 20;
-      CK(cudaEventRecord(a));
-      for (int i = 0; i < reps; ++i) f();
-      CK(cudaEventRecord(b));
-      CK(cudaEventSynchronize(b));
-      float ms = 0;
-      CK(cudaEventElapsedTime(&ms, a, b));
-      CK(cudaEventDestroy(a));
-      CK(cudaEventDestroy(b));
-      return ms / reps;
-    };
     const double ms_s =
         time_ms([&] { CK(hc::lora_shrink(c.d, x.p, in, in, sl, c.r, seg, s.as<float>(), c.path, nullptr)); });
     const double ms_e =

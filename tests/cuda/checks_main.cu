@@ -39,24 +39,6 @@ using namespace chk;
 namespace hc = hylora::cuda;
 
 namespace {
-template <typename F>
-double time_ms(F&& f, int reps = 20) {
-  f();
-  CK(cudaDeviceSynchronize());
-  cudaEvent_t a, b;
-  cudaEventCreate(&a);
-  cudaEventCreate(&b);
-  cudaEventRecord(a);
-  for (int i = 0; i < reps; ++i) f();
-  cudaEventRecord(b);
-  CK(cudaEventSynchronize(b));
-  float ms = 0;
-  cudaEventElapsedTime(&ms, a, b);
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  return ms / reps;
-}
-
 // Decode-step kernels at Qwen3.5-4B shapes with fp32 activations (the engine's bf16-weight mode): GDN (Hk 16, Hv 32,
 // Dk = Dv = 128), conv1d (C 8192, K 4), extra::rope (16 q heads of 256, partial rot 64), LoRA (8 adapters of rank 16
 // at batch 64, in = out = 2560, fp32 A/B). Before this branch (ncu, H200): GDN 34 µs (S=1) / 230 µs (S=64), conv

@@ -8,21 +8,10 @@ using namespace chk;
 namespace hc = hylora::cuda;
 
 namespace {
-void make_batch(const std::vector<int>& lens, int64_t slots, std::vector<int32_t>& cu, std::vector<int32_t>& slot) {
-  const int64_t S = lens.size();
-  cu.assign(S + 1, 0);
-  for (int64_t s = 0; s < S; ++s) cu[s + 1] = cu[s] + lens[s];
-  std::vector<int32_t> perm(slots);
-  for (int64_t i = 0; i < slots; ++i) perm[i] = static_cast<int32_t>(i);
-  std::shuffle(perm.begin(), perm.end(), g_rng);
-  slot.assign(perm.begin(), perm.begin() + S);
-  slot[S / 2] = -1;  // padding sequence
-}
-
 void check_gdn(DType d, int64_t Hk, int64_t Hv, int64_t Dk, int64_t Dv, const std::vector<int>& lens) {
   const int64_t S = lens.size(), slots = S + 2;
   std::vector<int32_t> cu, slot;
-  make_batch(lens, slots, cu, slot);
+  make_varlen_batch(lens, slots, cu, slot);
   const int64_t T = cu[S];
   const int64_t ldq = Hk * Dk + 3, ldk = Hk * Dk + 1, ldv = Hv * Dv + 2, ldg = Hv + 1, ldb = Hv + 3, ldo = Hv * Dv + 5;
   auto q = randn(T * ldq, 1.0f, d), k = randn(T * ldk, 1.0f, d), v = randn(T * ldv, 1.0f, d);
@@ -37,38 +26,18 @@ void check_gdn(DType d, int64_t Hk, int64_t Hv, int64_t Dk, int64_t Dv, const st
   std::vector<double> sref(st0.begin(), st0.end());
   std::vector<float> og2, sg2;
   std::vector<double> oref, sref2;
-  bool untouched = true;
+  const bool untouched = padding_rows_untouched(og, o0, cu, slot, ldo);
   for (int64_t s = 0; s < S; ++s) {
-    if (slot[s] < 0) {
-      for (int64_t t = cu[s]; t < cu[s + 1]; ++t)
-        for (int64_t c = 0; c < ldo; ++c) untouched &= og[t * ldo + c] == o0[t * ldo + c];
-      continue;
-    }
+    if (slot[s] < 0) continue;
     for (int64_t h = 0; h < Hv; ++h) {
       const int64_t kh = h / (Hv / Hk);
       double* Sm = sref.data() + (slot[s] * Hv + h) * Dk * Dv;
+      std::vector<double> o(Dv);
       for (int64_t t = cu[s]; t < cu[s + 1]; ++t) {
-        std::vector<double> qn(Dk), kn(Dk), u(Dv, 0.0);
-        double sq = 0, sk = 0;
-        for (int64_t i = 0; i < Dk; ++i) {
-          sq += (double)q[t * ldq + kh * Dk + i] * q[t * ldq + kh * Dk + i];
-          sk += (double)k[t * ldk + kh * Dk + i] * k[t * ldk + kh * Dk + i];
-        }
-        for (int64_t i = 0; i < Dk; ++i) {
-          qn[i] = q[t * ldq + kh * Dk + i] / std::sqrt(sq + 1e-6) / std::sqrt((double)Dk);
-          kn[i] = k[t * ldk + kh * Dk + i] / std::sqrt(sk + 1e-6);
-        }
-        const double dec = std::exp((double)g[t * ldg + h]), b = beta[t * ldb + h];
-        for (int64_t i = 0; i < Dk; ++i)
-          for (int64_t j = 0; j < Dv; ++j) u[j] += Sm[i * Dv + j] * kn[i];
-        for (int64_t j = 0; j < Dv; ++j) u[j] = b * (v[t * ldv + h * Dv + j] - dec * u[j]);
+        gated_delta_ref_token(&q[t * ldq + kh * Dk], &k[t * ldk + kh * Dk], &v[t * ldv + h * Dv], g[t * ldg + h],
+                              beta[t * ldb + h], Dk, Dv, Sm, o.data());
         for (int64_t j = 0; j < Dv; ++j) {
-          double acc = 0;
-          for (int64_t i = 0; i < Dk; ++i) {
-            Sm[i * Dv + j] = dec * Sm[i * Dv + j] + kn[i] * u[j];
-            acc += qn[i] * Sm[i * Dv + j];
-          }
-          oref.push_back(acc);
+          oref.push_back(o[j]);
           og2.push_back(og[t * ldo + h * Dv + j]);
         }
       }
@@ -91,7 +60,7 @@ double softplus20(double x) { return x > 20.0 ? x : std::log1p(std::exp(x)); }
 void check_ssm(DType d, int64_t nh, int64_t hd, int64_t G, int64_t N, const std::vector<int>& lens) {
   const int64_t S = lens.size(), slots = S + 1;
   std::vector<int32_t> cu, slot;
-  make_batch(lens, slots, cu, slot);
+  make_varlen_batch(lens, slots, cu, slot);
   const int64_t T = cu[S];
   const int64_t ldx = nh * hd + 3, lddt = nh + 1, ldB = 2 * G * N + 5, ldC = ldB, ldy = nh * hd + 1;
   auto x = randn(T * ldx, 1.0f, d), dt = randn(T * lddt, 1.0f, d), BC = randn(T * ldB, 1.0f, d),
@@ -111,13 +80,9 @@ void check_ssm(DType d, int64_t nh, int64_t hd, int64_t G, int64_t N, const std:
   std::vector<double> sref(st0.begin(), st0.end());
   std::vector<float> yg2;
   std::vector<double> yref;
-  bool untouched = true;
+  const bool untouched = padding_rows_untouched(yg, y0, cu, slot, ldy);
   for (int64_t s = 0; s < S; ++s) {
-    if (slot[s] < 0) {
-      for (int64_t t = cu[s]; t < cu[s + 1]; ++t)
-        for (int64_t c = 0; c < ldy; ++c) untouched &= yg[t * ldy + c] == y0[t * ldy + c];
-      continue;
-    }
+    if (slot[s] < 0) continue;
     for (int64_t h = 0; h < nh; ++h) {
       const int64_t gi = h / (nh / G);
       double* Sm = sref.data() + (slot[s] * nh + h) * hd * N;
@@ -148,7 +113,7 @@ void check_ssm(DType d, int64_t nh, int64_t hd, int64_t G, int64_t N, const std:
 void check_conv(DType d, int64_t C, int64_t K, bool bias, bool silu_on, const std::vector<int>& lens) {
   const int64_t S = lens.size(), slots = S + 3;
   std::vector<int32_t> cu, slot;
-  make_batch(lens, slots, cu, slot);
+  make_varlen_batch(lens, slots, cu, slot);
   const int64_t T = cu[S];
   const int64_t ldx = C + 7, ldy = C + 2;
   auto x = randn(T * ldx, 1.0f, d), w = randn(C * K, 0.5f, d), b = randn(C, 0.5f, d), y0 = randn(T * ldy, 1.0f, d);
@@ -162,14 +127,10 @@ void check_conv(DType d, int64_t C, int64_t K, bool bias, bool silu_on, const st
   std::vector<double> sref(st0.begin(), st0.end());
   std::vector<float> yg2;
   std::vector<double> yref;
-  bool untouched = true;
+  const bool untouched = padding_rows_untouched(yg, y0, cu, slot, ldy);
   for (int64_t s = 0; s < S; ++s) {
     const int64_t n = lens[s];
-    if (slot[s] < 0) {
-      for (int64_t t = cu[s]; t < cu[s + 1]; ++t)
-        for (int64_t c = 0; c < ldy; ++c) untouched &= yg[t * ldy + c] == y0[t * ldy + c];
-      continue;
-    }
+    if (slot[s] < 0) continue;
     for (int64_t c = 0; c < C; ++c) {
       double* st = sref.data() + (slot[s] * C + c) * (K - 1);
       std::vector<double> u(K - 1 + n);

@@ -24,21 +24,11 @@ struct Problem {
 void run_call(DType d, const Problem& P, const std::vector<int>& from, const std::vector<int>& to, Buf& dst,
               std::vector<float>& out, bool via_dispatch) {
   const int64_t S = P.lens.size();
-  std::vector<int32_t> cu(S + 1, 0);
-  std::vector<int64_t> rows;
-  for (int64_t s = 0; s < S; ++s) {
-    for (int r = from[s]; r < to[s]; ++r) rows.push_back(P.cu[s] + r);
-    cu[s + 1] = static_cast<int32_t>(rows.size());
-  }
-  const int64_t T = rows.size();
-  auto gather = [&](const std::vector<float>& src, int64_t ld) {
-    std::vector<float> r(std::max<int64_t>(T, 1) * ld, 0.0f);
-    for (int64_t t = 0; t < T; ++t) std::copy_n(src.begin() + rows[t] * ld, ld, r.begin() + t * ld);
-    return r;
-  };
-  Buf dx = up(gather(P.x, P.ldx), d), ddt = up(gather(P.dt, P.lddt), d), dBC = up(gather(P.BC, P.ldB), d),
-      dy = up(gather(out, P.ldy), d), dA = up(P.A, DType::f32), dD = up(P.D, DType::f32),
-      ddtb = up(P.dtb, DType::f32), dcu = up_raw(cu), dslot = up_raw(P.slot);
+  const VarlenPart part(P.cu, from, to);
+  const int64_t T = part.T();
+  Buf dx = up(part.gather(P.x, P.ldx), d), ddt = up(part.gather(P.dt, P.lddt), d),
+      dBC = up(part.gather(P.BC, P.ldB), d), dy = up(part.gather(out, P.ldy), d), dA = up(P.A, DType::f32),
+      dD = up(P.D, DType::f32), ddtb = up(P.dtb, DType::f32), dcu = up_raw(part.cu), dslot = up_raw(P.slot);
   const void* Cp = static_cast<const char*>(dBC.p) + P.G * P.N * hc::dtype_size(d);
   const bool was_on = hc::ssd_chunked_enabled();
   hc::set_ssd_chunked_enabled(true);  // off by default (ssd_chunked.cu); the dispatch check turns it on
@@ -52,7 +42,7 @@ void run_call(DType d, const Problem& P, const std::vector<int>& from, const std
                             dcu.as<int32_t>(), S, T, P.nh, P.hd, P.G, P.N, nullptr));
   hc::set_ssd_chunked_enabled(was_on);
   auto yg = down(dy, T * P.ldy, d);
-  for (int64_t t = 0; t < T; ++t) std::copy_n(yg.begin() + t * P.ldy, P.ldy, out.begin() + rows[t] * P.ldy);
+  part.scatter(yg, P.ldy, out);
 }
 
 double softplus20(double x) { return x > 20.0 ? x : std::log1p(std::exp(x)); }
@@ -91,14 +81,8 @@ void check(DType d, int64_t nh, int64_t hd, int64_t G, int64_t N, const std::vec
   Problem P{nh, hd, G, N};
   P.lens = lens;
   const int64_t S = lens.size(), slots = S + 1;
-  P.cu.assign(S + 1, 0);
-  for (int64_t s = 0; s < S; ++s) P.cu[s + 1] = P.cu[s] + lens[s];
+  make_varlen_batch(lens, slots, P.cu, P.slot);
   P.T = P.cu[S];
-  std::vector<int32_t> perm(slots);
-  for (int64_t i = 0; i < slots; ++i) perm[i] = static_cast<int32_t>(i);
-  std::shuffle(perm.begin(), perm.end(), g_rng);
-  P.slot.assign(perm.begin(), perm.begin() + S);
-  if (S > 1) P.slot[S / 2] = -1;  // padding sequence
   P.ldx = nh * hd + 3, P.lddt = nh + 1, P.ldB = 2 * G * N + 5, P.ldy = nh * hd + 1;
   const int64_t T = P.T;
   P.x = randn(T * P.ldx, 1.0f, d), P.dt = randn(T * P.lddt, 1.0f, d), P.BC = randn(T * P.ldB, 1.0f, d);
@@ -118,34 +102,11 @@ void check(DType d, int64_t nh, int64_t hd, int64_t G, int64_t N, const std::vec
   auto sg = down(dst, P.st0.size(), DType::f32);
   std::vector<double> yref, sref;
   reference(P, yref, sref);
-  std::vector<float> yg2;
-  std::vector<double> yr2;
-  bool untouched = true;
-  for (int64_t s = 0; s < S; ++s)
-    for (int64_t t = P.cu[s]; t < P.cu[s + 1]; ++t)
-      for (int64_t c = 0; c < P.ldy; ++c) {
-        const int64_t e = t * P.ldy + c;
-        if (P.slot[s] < 0 || c >= nh * hd) {
-          untouched &= out[e] == y0[e];
-        } else {
-          yg2.push_back(out[e]);
-          yr2.push_back(yref[e]);
-        }
-      }
-  std::vector<float> sg2;
-  std::vector<double> sr2;
-  for (int64_t s = 0; s < S; ++s) {
-    if (P.slot[s] < 0) continue;
-    const int64_t b = P.slot[s] * nh * hd * N;
-    for (int64_t e = b; e < b + nh * hd * N; ++e) {
-      sg2.push_back(sg[e]);
-      sr2.push_back(sref[e]);
-      sg[e] = P.st0[e];  // then compare the other slots exactly
-    }
-  }
-  untouched &= std::equal(sg.begin(), sg.end(), P.st0.begin());
-  std::string ls;
-  for (size_t i = 0; i < lens.size(); ++i) ls += (i ? "," : "") + std::to_string(lens[i]);
+  std::vector<float> yg2, sg2;
+  std::vector<double> yr2, sr2;
+  const bool untouched = split_varlen_results(out, y0, yref, P.ldy, nh * hd, sg, P.st0, sref, nh * hd * N, P.cu,
+                                              P.slot, yg2, yr2, sg2, sr2);
+  const std::string ls = lens_str(lens);
   char name[200];
   std::snprintf(name, sizeof name, "ssd_chunked %s nh=%ld hd=%ld G=%ld N=%ld amin=%g lens=%s",
                 mode == 1 ? "2calls" : mode == 2 ? "dispatch" : "1call", (long)nh, (long)hd, (long)G, (long)N, amin,

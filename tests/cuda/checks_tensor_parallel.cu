@@ -3,7 +3,6 @@
 // zeroing of strided rows with and without a permutation (the LoRA shrink's logical rows), expert routing
 // localisation over several expert ranges. Results are integers and copies, so they must match exactly; a shape
 // past the kernels' capped grid (65535 blocks of 256) exercises the grid-stride loops. With --bench: timings.
-#include <chrono>
 #include <numeric>
 
 #include "ops/cuda/tensor_parallel.h"
@@ -124,14 +123,7 @@ void bench_tp() {
   Buf ids = up_raw(ids_around(T, 151936, 0, 75968)), local(T * 4), mask(T * 4), part(T * H * 4), pairs(T * k * 4),
       w(T * k * 4), lid(T * k * 4), lw(T * k * 4);
   CK(cudaMemset(pairs.p, 0, pairs.bytes));
-  auto time_us = [](auto&& f) {
-    f();
-    CK(cudaDeviceSynchronize());
-    const auto a = std::chrono::steady_clock::now();
-    for (int i = 0; i < 50; ++i) f();
-    CK(cudaDeviceSynchronize());
-    return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - a).count() / 50;
-  };
+  auto time_us = [](auto&& f) { return time_ms(f, 50) * 1e3; };
   const double tv = time_us([&] {
     CK(tp::localize_vocab_ids(ids.as<int32_t>(), T, 0, 75968, local.as<int32_t>(), mask.as<int32_t>(), nullptr));
   });

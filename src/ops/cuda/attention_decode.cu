@@ -13,6 +13,7 @@
 // All math in fp32; K/V/q/o of type T (fp32 or bf16).
 #include "ops/cuda/attention_decode.h"
 #include "ops/cuda/common.cuh"
+#include "ops/cuda/decode_merge.cuh"
 
 #include <cmath>
 
@@ -251,24 +252,8 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1) decode_kernel(PagedAttentio
   __syncthreads();
   for (int e = threadIdx.x; e < NQ * Dv; e += blockDim.x) {
     const int i = e / Dv, c = e - i * Dv;
-    if (!live(i)) continue;
-    float M = -INFINITY;
-    for (int u = 0; u < nw; ++u) M = fmaxf(M, s_m[u][i]);
-    float L = 0.0f, o = 0.0f;
-    for (int u = 0; u < nw; ++u) {
-      if (s_m[u][i] == -INFINITY) continue;
-      const float f = exp2f(s_m[u][i] - M);
-      L += f * s_l[u][i];
-      o += f * Os[(u * NQ + i) * Dv + c];
-    }
-    const int64_t t = row0 + tok0 + i / HG, h = h0 + i % HG;
-    if (nsplit == 1) {
-      st(static_cast<T*>(p.o) + t * p.ldo + h * Dv + c, L > 0.0f ? o / L : 0.0f);
-    } else {
-      const int64_t idx = (t * p.nH + h) * nsplit + split;
-      ws[idx * Dv + c] = L > 0.0f ? o / L : 0.0f;
-      if (c == 0) ws[p.T * p.nH * nsplit * Dv + idx] = L > 0.0f ? M + log2f(L) : -INFINITY;
-    }
+    if (live(i))
+      merge_warps_store<T, NQ>(p, nw, s_m, s_l, Os, Dv, i, c, Dv, row0 + tok0, h0, HG, nsplit, split, ws);
   }
 }
 

@@ -38,6 +38,8 @@
 #include <cmath>
 
 #include "ops/cuda/common.cuh"
+#include "ops/cuda/decode_merge.cuh"
+#include "ops/cuda/mma_sm80.cuh"
 
 namespace hylora::cuda {
 using namespace detail;
@@ -50,48 +52,12 @@ constexpr int kStages = 2;  // K/V tiles per warp in shared memory (one computed
 constexpr int kMaxSplits = 32;
 constexpr float kLog2e = 1.4426950408889634f;
 
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
-  const int n = valid ? 16 : 0;  // 0 source bytes: the 16 bytes are zero-filled
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(n) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-__device__ __forceinline__ void ldsm_x4(uint32_t a, uint32_t (&r)[4]) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(a));
-}
-__device__ __forceinline__ void ldsm_x4_trans(uint32_t a, uint32_t (&r)[4]) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(a));
-}
-__device__ __forceinline__ void ldsm_x2(uint32_t a, uint32_t (&r)[4]) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(a));
-}
 // 8×8 b16 matrix transposed in registers: the C-fragment layout (row lane/4, columns 2·(lane%4) + {0,1}) of M in,
 // the same layout of M^T out.
 __device__ __forceinline__ uint32_t movmatrix_trans(uint32_t x) {
   uint32_t y;
   asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;\n" : "=r"(y) : "r"(x));
   return y;
-}
-// c += a·b, m16n8k16, bf16 in, fp32 accumulate
-__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // .x (the lower column) in the low half
-  return *reinterpret_cast<const uint32_t*>(&v);
 }
 // x = hi + lo with hi = bf16(x), lo = bf16(x − hi), for the two values of a fragment register
 __device__ __forceinline__ void split_bf16(float x0, float x1, uint32_t& hi, uint32_t& lo) {
@@ -258,15 +224,15 @@ __global__ void __launch_bounds__(kWarps * 32) decode_mma_kernel(PagedAttention 
       if constexpr (NT == 2) {
         ldsm_x4(q_addr + 2 * d, b);
         ldsm_x4(q_addr + 2 * (d + 16), b2);
-        mma16816(sc[0], a, b[0], b[1]);
-        mma16816(sc[1], a, b[2], b[3]);
-        mma16816(sc2[0], a2, b2[0], b2[1]);
-        mma16816(sc2[1], a2, b2[2], b2[3]);
+        mma_bf16(sc[0], a, b[0], b[1]);
+        mma_bf16(sc[1], a, b[2], b[3]);
+        mma_bf16(sc2[0], a2, b2[0], b2[1]);
+        mma_bf16(sc2[1], a2, b2[2], b2[3]);
       } else {
         ldsm_x2(q_addr + 2 * d, b);
         ldsm_x2(q_addr + 2 * (d + 16), b2);
-        mma16816(sc[0], a, b[0], b[1]);
-        mma16816(sc2[0], a2, b2[0], b2[1]);
+        mma_bf16(sc[0], a, b[0], b[1]);
+        mma_bf16(sc2[0], a2, b2[0], b2[1]);
       }
     }
 
@@ -332,8 +298,8 @@ __global__ void __launch_bounds__(kWarps * 32) decode_mma_kernel(PagedAttention 
       ldsm_x4_trans(v_addr + 2 * 16 * mt, a);
 #pragma unroll
       for (int nt = 0; nt < NT; ++nt) {
-        mma16816(acc[mt][nt], a, ph[nt][0], ph[nt][1]);
-        mma16816(acc[mt][nt], a, pl[nt][0], pl[nt][1]);
+        mma_bf16(acc[mt][nt], a, ph[nt][0], ph[nt][1]);
+        mma_bf16(acc[mt][nt], a, pl[nt][0], pl[nt][1]);
       }
     }
     __syncwarp();  // this stage is refilled by the next iteration's issue
@@ -369,26 +335,8 @@ __global__ void __launch_bounds__(kWarps * 32) decode_mma_kernel(PagedAttention 
   __syncthreads();
   for (int e = threadIdx.x; e < NQ * DV; e += blockDim.x) {
     const int i = e / DV, c = e - i * DV;
-    if (!live(i)) continue;
-    float M = -INFINITY;
-#pragma unroll
-    for (int u = 0; u < kWarps; ++u) M = fmaxf(M, s_m[u][i]);
-    float L = 0.0f, o = 0.0f;
-#pragma unroll
-    for (int u = 0; u < kWarps; ++u) {
-      if (s_m[u][i] == -INFINITY) continue;
-      const float f = exp2f(s_m[u][i] - M);
-      L += f * s_l[u][i];
-      o += f * Os[(u * NQ + i) * ro + c];
-    }
-    const int64_t t = row0 + tok0 + i / HG, h = h0 + i % HG;
-    if (nsplit == 1) {
-      static_cast<bf16*>(p.o)[t * p.ldo + h * DV + c] = __float2bfloat16_rn(L > 0.0f ? o / L : 0.0f);
-    } else {
-      const int64_t idx = (t * p.nH + h) * nsplit + split;
-      ws[idx * DV + c] = L > 0.0f ? o / L : 0.0f;
-      if (c == 0) ws[p.T * p.nH * nsplit * DV + idx] = L > 0.0f ? M + log2f(L) : -INFINITY;
-    }
+    if (live(i))
+      merge_warps_store<bf16, NQ>(p, kWarps, s_m, s_l, Os, ro, i, c, DV, row0 + tok0, h0, HG, nsplit, split, ws);
   }
 }
 

@@ -21,6 +21,7 @@
 
 #include "ops/cuda/attn_prefill_mma.h"
 #include "ops/cuda/common.cuh"
+#include "ops/cuda/mma_sm80.cuh"
 
 namespace hylora::cuda {
 using namespace detail;
@@ -29,40 +30,6 @@ namespace {
 using bf16 = __nv_bfloat16;
 constexpr int kM = 64, kThreads = 128;
 
-__device__ __forceinline__ uint32_t smem_addr(const void* ptr) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(ptr));
-}
-// 16-byte global → shared copy; src-size 0 zero-fills (rows past the keys / queries).
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-__device__ __forceinline__ void ldsm4(uint32_t addr, uint32_t (&r)[4]) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
-__device__ __forceinline__ void ldsm4_t(uint32_t addr, uint32_t (&r)[4]) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
-// c (16×8 fp32) += a (16×16 bf16, row) · b (16×8 bf16, col)
-__device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {  // lo → low half (the smaller column)
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
 __device__ __forceinline__ float ex2(float x) {  // 2^x, ex2(−inf) = 0
   float y;
   asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
@@ -154,7 +121,7 @@ __global__ void __launch_bounds__(kThreads, Cfg<D, DV, kN>::minb)
   }
   __syncthreads();  // slots(0)
   load_k(0);
-  cp_commit();
+  cp_async_commit();
   if (nkt > 1) fill_slots(1);
 
   float o[DV / 8][4];
@@ -173,10 +140,10 @@ __global__ void __launch_bounds__(kThreads, Cfg<D, DV, kN>::minb)
   const uint32_t v_lane = smem_addr(Vs + ((lane & 7) + (((lane >> 3) & 1) << 3)) * VS + (lane >> 4) * 8);
 
   for (int kt = 0; kt < nkt; ++kt) {
-    cp_wait<0>();
+    cp_async_wait<0>();
     __syncthreads();  // K(kt) (and Q) visible; every warp is done with V(kt − 1)
     load_v(kt);
-    cp_commit();
+    cp_async_commit();
     // page-table read for tile kt + 2 now, stored after the next barrier: its latency hides behind S = Q Kᵀ
     const int slot_ahead = tid < kN && kt + 2 < nkt ? slot_of(kt + 2) : -1;
     const int j0 = kt * kN;
@@ -188,11 +155,11 @@ __global__ void __launch_bounds__(kThreads, Cfg<D, DV, kN>::minb)
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk) {
         uint32_t a[4];
-        ldsm4(q_lane + kk * 32, a);
+        ldsm_x4(q_lane + kk * 32, a);
 #pragma unroll
         for (int np = 0; np < kN / 16; ++np) {
           uint32_t b[4];
-          ldsm4(k_lane + (np * 16 * QS + kk * 16) * 2, b);
+          ldsm_x4(k_lane + (np * 16 * QS + kk * 16) * 2, b);
           mma_bf16(sacc[2 * np], a, b[0], b[1]);
           mma_bf16(sacc[2 * np + 1], a, b[2], b[3]);
         }
@@ -237,10 +204,10 @@ __global__ void __launch_bounds__(kThreads, Cfg<D, DV, kN>::minb)
     if (tid < kN && kt + 2 < nkt) s_slot[kt & 1][tid] = slot_ahead;
     if (kt + 1 < nkt) {
       load_k(kt + 1);
-      cp_commit();
-      cp_wait<1>();  // V(kt) landed (K(kt + 1) may still be in flight)
+      cp_async_commit();
+      cp_async_wait<1>();  // V(kt) landed (K(kt + 1) may still be in flight)
     } else {
-      cp_wait<0>();
+      cp_async_wait<0>();
     }
     __syncthreads();  // V(kt) visible
     if (active) {
@@ -252,7 +219,7 @@ __global__ void __launch_bounds__(kThreads, Cfg<D, DV, kN>::minb)
 #pragma unroll
         for (int np = 0; np < DV / 16; ++np) {
           uint32_t b[4];
-          ldsm4_t(v_lane + (kk * 16 * VS + np * 16) * 2, b);
+          ldsm_x4_trans(v_lane + (kk * 16 * VS + np * 16) * 2, b);
           mma_bf16(o[2 * np], a, b[0], b[1]);
           mma_bf16(o[2 * np + 1], a, b[2], b[3]);
         }

@@ -5,6 +5,7 @@
 #include <cuda_bf16.h>
 
 #include "ops/cuda/common.cuh"
+#include "ops/cuda/rope_warp.cuh"
 
 namespace hylora::cuda::extra {
 
@@ -85,36 +86,12 @@ __global__ void gdn_gates_k(const float* b, int64_t ldb, const float* a, int64_t
 __global__ void __launch_bounds__(256) rope_k(float* x, int64_t ldx, int64_t T, int64_t heads, int64_t D,
                                               const int32_t* __restrict__ pos, const float* __restrict__ inv_freq,
                                               int rot, int64_t offset, float scaling, bool interleaved) {
-  const int lane = threadIdx.x & 31;
-  const int half = rot / 2;
   const int64_t nw = T * heads, wstride = static_cast<int64_t>(gridDim.x) * (blockDim.x / 32);
   for (int64_t wid = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32; wid < nw; wid += wstride) {
     const int64_t t = wid / heads, h = wid % heads;
-    float* v = x + t * ldx + h * D + offset;
-    const float p = static_cast<float>(pos[t]);
-    float ra[8], rb[8], cs[8], sn[8];
-#pragma unroll
-    for (int c = 0; c < 8; ++c) {
-      const int i = lane + 32 * c;
-      if (i < half) {
-        ra[c] = v[interleaved ? 2 * i : i];
-        rb[c] = v[interleaved ? 2 * i + 1 : i + half];
-        double sd, cd;
-        sincos(static_cast<double>(p * inv_freq[i]), &sd, &cd);
-        cs[c] = static_cast<float>(cd) * scaling;
-        sn[c] = static_cast<float>(sd) * scaling;
-      }
-    }
-    __syncwarp();
-#pragma unroll
-    for (int c = 0; c < 8; ++c) {
-      const int i = lane + 32 * c;
-      if (i < half) {
-        v[i] = ra[c] * cs[c] - rb[c] * sn[c];
-        v[i + half] = rb[c] * cs[c] + ra[c] * sn[c];
-      }
-    }
-    __syncwarp();
+    detail::rope_head_warp(x + t * ldx + h * D + offset, static_cast<float>(pos[t]), inv_freq, rot, scaling,
+                           interleaved);
+    __syncwarp();  // the next head's reads come after this one's writes
   }
 }
 __global__ void matmul_nn_k(const float* x, int64_t ldx, const float* W, int64_t ldw, float* y, int64_t ldy, int64_t M,

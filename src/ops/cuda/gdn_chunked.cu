@@ -14,6 +14,7 @@
 // the 16×16 triangular inverses on CUDA cores in fp32. Operands are zero-padded in shared memory to multiples of 8 in
 // Dk and Dv, so any Dk, Dv ≤ 128 work. Decays use e^{b_t − b_s} with s ≤ t only (every exponent ≤ 0 for g ≤ 0: no
 // overflow; e^{b} underflowing to 0 is the exact limit).
+#include "ops/cuda/chunk_state.cuh"
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/gdn_chunked.h"
 #include "ops/cuda/tf32x3.cuh"
@@ -23,6 +24,7 @@ using namespace detail;
 
 namespace {
 constexpr int kC = 64;        // chunk length (tokens)
+static_assert(kC == 64, "chunk_prefix_sum64 (chunk_state.cuh) scans chunks of 64 tokens");
 constexpr int kThreads = 256;
 constexpr int kLd = kC + 4;   // row stride of [C, C] matrices (≡ 4 mod 32: conflict-free A-fragment rows)
 constexpr int kAP = 17;       // row stride of the inverted 16×16 diagonal blocks
@@ -74,12 +76,6 @@ __device__ __forceinline__ void cp_async4(float* dst, const float* src, bool val
   const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(d), "l"(src), "r"(valid ? 4 : 0) : "memory");
 }
-__device__ __forceinline__ void cp_async16(float* dst, const float* src, bool valid) {
-  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(valid ? 16 : 0) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-__device__ __forceinline__ void cp_async_wait1() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
 
 // dst[r·ld + c] = get(r, c) for r < rows, c < cols: 16 loads in flight per thread before any is stored (a plain
 // load-then-store loop waits one memory latency per element)
@@ -150,16 +146,8 @@ __global__ void __launch_bounds__(kThreads, 2) gdn_prep_kernel(
   }
   __syncthreads();
   if (w == 0) {  // inclusive prefix sum of g (two 32-element halves)
-    float x0 = bs[lane], x1 = bs[lane + 32];
-#pragma unroll
-    for (int off = 1; off < 32; off <<= 1) {
-      const float y0 = __shfl_up_sync(0xffffffffu, x0, off), y1 = __shfl_up_sync(0xffffffffu, x1, off);
-      if (lane >= off) {
-        x0 += y0;
-        x1 += y1;
-      }
-    }
-    x1 += __shfl_sync(0xffffffffu, x0, 31);
+    float x0, x1;
+    chunk_prefix_sum64(bs, x0, x1);
     bs[lane] = x0;
     bs[lane + 32] = x1;
     if (lane < nt) ws.B[(r0 + lane) * Hv + h] = x0;
@@ -238,32 +226,25 @@ __global__ void __launch_bounds__(kThreads, 2) gdn_prep_kernel(
     Vs[tt * ldV + i] *= bet[tt];
   }
   __syncthreads();
-  // W = X diag(βγ) K̂, U = X diag(β) V: warp = 16 rows × 32-column slices
+  // W = X diag(βγ) K̂, U = X diag(β) V: warp = 16 rows × 32-column slices. M: the scaled K̂ or V [kC, Mp] (row
+  // stride ldm, columns ≥ width zero); out: ws.W or ws.U, [token, Hv, width].
   const int m0 = 16 * (w & 3);
-  for (int n0 = 32 * (w >> 2); n0 < Dkp; n0 += 64) {
-    const int nf = min(4, (Dkp - n0) / 8);
-    float acc[4][4] = {};
-    warp_mma_3xtf32<4>(acc, Xs + m0 * kLd, kLd, 1, Ks + n0, ldK, 1, kC, nf);
+  auto x_times = [&](const float* M, int ldm, int Mp, int width, float* out) {
+    for (int n0 = 32 * (w >> 2); n0 < Mp; n0 += 64) {
+      const int nf = min(4, (Mp - n0) / 8);
+      float acc[4][4] = {};
+      warp_mma_3xtf32<4>(acc, Xs + m0 * kLd, kLd, 1, M + n0, ldm, 1, kC, nf);
 #pragma unroll
-    for (int f = 0; f < 4; ++f)
+      for (int f = 0; f < 4; ++f)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int r = m0 + acc_row(e), c = n0 + acc_col(f, e);
-        if (f < nf && r < nt && c < Dk) ws.W[((r0 + r) * Hv + h) * Dk + c] = acc[f][e];
-      }
-  }
-  for (int n0 = 32 * (w >> 2); n0 < Dvp; n0 += 64) {
-    const int nf = min(4, (Dvp - n0) / 8);
-    float acc[4][4] = {};
-    warp_mma_3xtf32<4>(acc, Xs + m0 * kLd, kLd, 1, Vs + n0, ldV, 1, kC, nf);
-#pragma unroll
-    for (int f = 0; f < 4; ++f)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int r = m0 + acc_row(e), c = n0 + acc_col(f, e);
-        if (f < nf && r < nt && c < Dv) ws.U[((r0 + r) * Hv + h) * Dv + c] = acc[f][e];
-      }
-  }
+        for (int e = 0; e < 4; ++e) {
+          const int r = m0 + acc_row(e), c = n0 + acc_col(f, e);
+          if (f < nf && r < nt && c < width) out[((r0 + r) * Hv + h) * width + c] = acc[f][e];
+        }
+    }
+  };
+  x_times(Ks, ldK, Dkp, Dk, ws.W);
+  x_times(Vs, ldV, Dvp, Dv, ws.U);
 }
 
 // ---- 2. state pass: sequential over the chunks of a sequence ----------------------------------------------------
@@ -330,7 +311,7 @@ __global__ void __launch_bounds__(kThreads, 1) gdn_state_kernel(Workspace ws, fl
   for (int c = 0; c < nch; ++c) {
     if (c + 1 < nch) load(c + 1);  // into the other buffer, free since the barrier that ended chunk c − 1
     cp_async_commit();             // (possibly empty: wait_group 1 then means "chunk c has landed")
-    cp_async_wait1();
+    cp_async_wait<1>();
     __syncthreads();
     const float* Wb = sm + (c & 1) * buf_floats;
     const float* Kb = Wb + kC * ldK;

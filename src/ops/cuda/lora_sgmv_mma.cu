@@ -41,6 +41,7 @@
 #include <type_traits>
 
 #include "ops/cuda/common.cuh"
+#include "ops/cuda/mma_sm80.cuh"
 
 namespace hylora::cuda {
 using namespace detail;
@@ -66,24 +67,6 @@ constexpr int kOutStride = kExpandCols + 8;   // fp32 result rows: conflict-free
 // split), fp32 P × tf32-exact Q → 2xTF32 (only P split; Q holds bf16 values widened to fp32).
 enum class Mma { kBf16, kTf32x3, kTf32x2 };
 
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-// 16-byte global → shared copy; src-size 0 zero-fills.
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0)
-               : "memory");
-}
-__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-__device__ __forceinline__ void ldsm4(uint32_t addr, uint32_t (&r)[4]) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
 __device__ __forceinline__ uint32_t tf32_rna(float f) {
   uint32_t r;
   asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(f));
@@ -94,19 +77,6 @@ __device__ __forceinline__ void split_tf32(uint32_t w, uint32_t& hi, uint32_t& l
   const float f = __uint_as_float(w);
   hi = tf32_rna(f);
   lo = tf32_rna(f - __uint_as_float(hi));
-}
-// c (16×8 fp32) += a (16×8 tf32, row) · b (8×8 tf32, col)
-__device__ __forceinline__ void mma_tf32(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
-  asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-// c (16×8 fp32) += a (16×16 bf16, row) · b (16×8 bf16, col)
-__device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
-  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
 // Shared-memory addresses of this lane's ldmatrix rows for a warp tile whose P rows start at p_row0 and Q rows at
@@ -132,11 +102,11 @@ template <Mma M, int NT>
 __device__ __forceinline__ void warp_kstep(float (&acc)[2][4][4], WarpAddr w, int stride_bytes) {
   uint32_t a[2][4], b[NT][2];
 #pragma unroll
-  for (int mi = 0; mi < 2; ++mi) ldsm4(w.p + mi * 16 * stride_bytes, a[mi]);
+  for (int mi = 0; mi < 2; ++mi) ldsm_x4(w.p + mi * 16 * stride_bytes, a[mi]);
 #pragma unroll
   for (int p = 0; p < NT / 2; ++p) {
     uint32_t q[4];
-    ldsm4(w.q + p * 16 * stride_bytes, q);
+    ldsm_x4(w.q + p * 16 * stride_bytes, q);
     b[2 * p][0] = q[0];
     b[2 * p][1] = q[1];
     b[2 * p + 1][0] = q[2];
@@ -283,13 +253,13 @@ __global__ void __launch_bounds__(kShrinkThreads, 3)
 #pragma unroll
   for (int st = 0; st < kStages - 1; ++st) {
     if (st < nchunks) load(st, st);
-    cp_commit();  // (possibly empty group: keeps "wait_group kStages−2" meaning "chunk c has landed")
+    cp_async_commit();  // (possibly empty group: keeps "wait_group kStages−2" meaning "chunk c has landed")
   }
   for (int c = 0; c < nchunks; ++c) {
-    cp_wait<kStages - 2>();
+    cp_async_wait<kStages - 2>();
     __syncthreads();  // chunk c visible to all; stage (c − 1) % kStages no longer read by anyone
     if (c + kStages - 1 < nchunks) load(c + kStages - 1, (c + kStages - 1) % kStages);
-    cp_commit();
+    cp_async_commit();
     if (busy) {
       const int st = c % kStages;
       zero(part);
@@ -303,7 +273,7 @@ __global__ void __launch_bounds__(kShrinkThreads, 3)
           for (int e = 0; e < 4; ++e) acc[mi][ni][e] += part[mi][ni][e];
     }
   }
-  cp_wait<0>();
+  cp_async_wait<0>();
 
   // C fragment (g = lane/4, t = lane%4): rows g and g + 8, columns 2t and 2t + 1 of each m16n8 tile.
   const int gq = lane >> 2, tq = lane & 3;

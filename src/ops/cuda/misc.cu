@@ -5,6 +5,7 @@
 
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/misc.h"
+#include "ops/cuda/rope_warp.cuh"
 
 namespace hylora::cuda {
 using namespace detail;
@@ -16,36 +17,11 @@ __global__ void rope_kernel(T* x, int64_t ldx, int64_t T_, int heads, int head_d
                             const float* __restrict__ inv_freq, int rot, int offset, float scaling,
                             bool interleaved) {
   const int64_t wid = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
-  const int lane = threadIdx.x & 31;
   if (wid >= T_ * heads) return;
   const int64_t t = wid / heads;
   const int h = static_cast<int>(wid % heads);
-  T* v = x + t * ldx + static_cast<int64_t>(h) * head_dim + offset;
-  const int half = rot / 2;
-  const float p = static_cast<float>(pos[t]);
-  float ra[8], rb[8], cs[8], sn[8];
-#pragma unroll
-  for (int c = 0; c < 8; ++c) {
-    const int i = lane + 32 * c;
-    if (i < half) {
-      ra[c] = ld(v + (interleaved ? 2 * i : i));
-      rb[c] = ld(v + (interleaved ? 2 * i + 1 : i + half));
-      const float ang = p * inv_freq[i];
-      double sd, cd;
-      sincos(static_cast<double>(ang), &sd, &cd);
-      cs[c] = static_cast<float>(cd) * scaling;
-      sn[c] = static_cast<float>(sd) * scaling;
-    }
-  }
-  __syncwarp();
-#pragma unroll
-  for (int c = 0; c < 8; ++c) {
-    const int i = lane + 32 * c;
-    if (i < half) {
-      st(v + i, ra[c] * cs[c] - rb[c] * sn[c]);
-      st(v + i + half, rb[c] * cs[c] + ra[c] * sn[c]);
-    }
-  }
+  rope_head_warp(x + t * ldx + static_cast<int64_t>(h) * head_dim + offset, static_cast<float>(pos[t]), inv_freq, rot,
+                 scaling, interleaved);
 }
 
 // warp argmax over sh[0..n): largest value, lowest index on ties; returns index (all lanes), 0 when all are NaN

@@ -63,6 +63,26 @@ __global__ void iota_g_kernel(int32_t* v, int64_t n) {
   if (i < n) v[i] = static_cast<int32_t>(i);
 }
 
+// The tile of a grouped-GEMM block (both kernels below): expert ex, sorted rows [r0, r0 + nrows) (nrows ≤ kBM),
+// output columns from n0; arow[i] = the row of x that sorted row r0 + i reads (−1 past nrows). False (block-uniform):
+// a spare tile or columns past N, nothing to do. Ends with a barrier (arow visible to the block).
+__device__ __forceinline__ bool grouped_tile(const int32_t* __restrict__ sorted, int gather_k,
+                                             const int32_t* __restrict__ offsets, int E, int64_t N, int64_t* arow,
+                                             int& ex, int& r0, int& nrows, int64_t& n0) {
+  int tile;
+  if (!find_tile(offsets, E, kBM, blockIdx.x, &ex, &tile)) return false;
+  n0 = static_cast<int64_t>(blockIdx.y) * kBN;
+  if (n0 >= N) return false;
+  r0 = offsets[ex] + tile * kBM;
+  nrows = min(kBM, offsets[ex + 1] - r0);
+  if (threadIdx.x < kBM) {
+    const int i = r0 + threadIdx.x;
+    arow[threadIdx.x] = threadIdx.x < nrows ? (gather_k > 0 ? sorted[i] / gather_k : i) : -1;
+  }
+  __syncthreads();
+  return true;
+}
+
 template <typename T>
 __global__ void __launch_bounds__(256) grouped_gemm_kernel(const T* __restrict__ x, int64_t ldx,
                                                            const int32_t* __restrict__ sorted, int gather_k,
@@ -72,17 +92,9 @@ __global__ void __launch_bounds__(256) grouped_gemm_kernel(const T* __restrict__
   __shared__ float As[kBK][kBM + 4];
   __shared__ float Bs[kBK][kBN + 4];
   __shared__ int64_t arow[kBM];
-  int ex, tile;
-  if (!find_tile(offsets, E, kBM, blockIdx.x, &ex, &tile)) return;
-  const int64_t n0 = static_cast<int64_t>(blockIdx.y) * kBN;
-  if (n0 >= N) return;
-  const int r0 = offsets[ex] + tile * kBM;
-  const int nrows = min(kBM, offsets[ex + 1] - r0);
-  if (threadIdx.x < kBM) {
-    const int i = r0 + threadIdx.x;
-    arow[threadIdx.x] = threadIdx.x < nrows ? (gather_k > 0 ? sorted[i] / gather_k : i) : -1;
-  }
-  __syncthreads();
+  int ex, r0, nrows;
+  int64_t n0;
+  if (!grouped_tile(sorted, gather_k, offsets, E, N, arow, ex, r0, nrows, n0)) return;
   const T* We = W + static_cast<int64_t>(ex) * N * K;
   const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
   float acc[4][4] = {};
@@ -136,17 +148,9 @@ __global__ void __launch_bounds__(128) grouped_gemm_wmma_kernel(const __nv_bfloa
   __shared__ __align__(128) __nv_bfloat16 Bs[kBN][kWP];
   __shared__ __align__(128) float Cs[kBM][kBN + 4];
   __shared__ int64_t arow[kBM];
-  int ex, tile;
-  if (!find_tile(offsets, E, kBM, blockIdx.x, &ex, &tile)) return;
-  const int64_t n0 = static_cast<int64_t>(blockIdx.y) * kBN;
-  if (n0 >= N) return;
-  const int r0 = offsets[ex] + tile * kBM;
-  const int nrows = min(kBM, offsets[ex + 1] - r0);
-  if (threadIdx.x < kBM) {
-    const int i = r0 + threadIdx.x;
-    arow[threadIdx.x] = threadIdx.x < nrows ? (gather_k > 0 ? sorted[i] / gather_k : i) : -1;
-  }
-  __syncthreads();
+  int ex, r0, nrows;
+  int64_t n0;
+  if (!grouped_tile(sorted, gather_k, offsets, E, N, arow, ex, r0, nrows, n0)) return;
   const __nv_bfloat16* We = W + static_cast<int64_t>(ex) * N * K;
   const int w = threadIdx.x >> 5, wr = (w >> 1) * 32, wc = (w & 1) * 32;
   wm::fragment<wm::accumulator, 16, 16, 16, float> acc[2][2];

@@ -19,6 +19,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "ops/cuda/dtype.h"
 
@@ -43,6 +44,18 @@ __host__ __device__ inline uint64_t sample_mix64(uint64_t z) {
 __host__ __device__ inline float sample_uniform(uint64_t seed, uint64_t step, uint64_t token) {
   const uint64_t h = sample_mix64(seed ^ sample_mix64(step ^ sample_mix64(token)));
   return (static_cast<float>(h >> 40) + 0.5f) * (1.0f / 16777216.0f);
+}
+
+// Order-preserving 32-bit key of an fp32 value (for non-NaN a, b: a < b ⇔ key(a) < key(b); −0 sorts just below +0):
+// sampling.cu decides every threshold in this key space, and the checks' host reference uses the same keys.
+__host__ __device__ inline uint32_t sample_key(float f) {
+#ifdef __CUDA_ARCH__
+  const uint32_t b = __float_as_uint(f);
+#else
+  uint32_t b;
+  std::memcpy(&b, &f, sizeof b);
+#endif
+  return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
 }
 
 // Device workspace (bytes) that lets sample_tokens split each of R rows of V logits over several blocks; 0 when it

@@ -33,10 +33,7 @@ __device__ __forceinline__ float probe_gap(int round, int j, float glo, float gh
   return round == 0 ? kCutGap[j] : j == 0 ? glo : glo + (ghi - glo) * exp2f(static_cast<float>(j - kCuts));
 }
 
-__device__ __forceinline__ uint32_t fkey(float f) {
-  const uint32_t b = __float_as_uint(f);
-  return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
-}
+__device__ __forceinline__ uint32_t fkey(float f) { return sample_key(f); }  // sampling.h
 __device__ __forceinline__ float unkey(uint32_t k) {
   return __uint_as_float((k & 0x80000000u) ? (k & 0x7fffffffu) : ~k);
 }

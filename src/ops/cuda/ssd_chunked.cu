@@ -16,6 +16,7 @@ using namespace detail;
 
 namespace {
 constexpr int kC = 64;     // chunk length (tokens)
+static_assert(kC == 64, "chunk_prefix_sum64 (chunk_state.cuh) scans chunks of 64 tokens");
 constexpr int kTile = 32;  // hd channels per block
 static_assert(kTile == 32, "chunk_state_update (chunk_state.cuh) works on 32-column tiles");
 constexpr int kLP = kC + 1;
@@ -90,16 +91,8 @@ __global__ void __launch_bounds__(256, 2) ssd_chunk_kernel(
     for (int e = tid; e < kC * kTile; e += blockDim.x) Xd[e] *= ed[e / kTile];
     __syncthreads();  // ed is overwritten below
     if (w == 0) {
-      float x0 = bs[lane], x1 = bs[lane + 32];
-#pragma unroll
-      for (int off = 1; off < 32; off <<= 1) {
-        const float y0 = __shfl_up_sync(0xffffffffu, x0, off), y1 = __shfl_up_sync(0xffffffffu, x1, off);
-        if (lane >= off) {
-          x0 += y0;
-          x1 += y1;
-        }
-      }
-      x1 += __shfl_sync(0xffffffffu, x0, 31);
+      float x0, x1;
+      chunk_prefix_sum64(bs, x0, x1);
       const float blast = __shfl_sync(0xffffffffu, x1, 31);
       bs[lane] = x0;
       bs[lane + 32] = x1;

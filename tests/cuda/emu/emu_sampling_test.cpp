@@ -1,13 +1,15 @@
-// CPU emulation of sampling.cu + sampling_split.cu (README.md): sample_tokens against the host definition (the same
-// function as checks_sampling.cu's host_sample) on random, all-equal, flat and tied rows at a misaligned stride, over
-// parameter sets that reach each path of the kernel (candidate list, resolved shortcut, refined probes, radix
-// fallback), once with one block per row and once split over blocks (workspace given: rows of V ≥ 4096), the split
-// run also returning log-probabilities (checked against a double log-sum-exp).
+// CPU emulation of sampling.cu + sampling_split.cu (README.md): sample_tokens against the host definition
+// (tests/cuda/sampling_reference.h, as in checks_sampling.cu) on random, all-equal, flat and tied rows at a misaligned
+// stride, over parameter sets that reach each path of the kernel (candidate list, resolved shortcut, refined probes,
+// radix fallback), once with one block per row and once split over blocks (workspace given: rows of V ≥ 4096), the
+// split run also returning log-probabilities (checked against a double log-sum-exp).
 #include <algorithm>
 #include <cstdio>
 #include <random>
 #include <string>
 #include <vector>
+
+#include "tests/cuda/sampling_reference.h"
 namespace hc = hylora::cuda;
 // The one-block path leaves log-probabilities to cuda::logprobs (misc.cu, not emulated): a host stand-in.
 namespace hylora::cuda {
@@ -29,28 +31,6 @@ cudaError_t logprobs(DType dt, const void* logits, int64_t ld, int64_t V, const 
 }
 }  // namespace hylora::cuda
 using hylora::cuda::DType;
-static uint32_t hkey(float f) { uint32_t b; std::memcpy(&b, &f, 4); return (b & 0x80000000u) ? ~b : (b | 0x80000000u); }
-int host_sample(const float* x, int64_t V, const hc::SamplingParams& P) {
-  if (!(P.temperature > 0.0f)) { int bi = 0; for (int64_t i = 1; i < V; ++i) if (x[i] > x[bi]) bi = (int)i; return bi; }
-  std::vector<float> l(V); float mx = -INFINITY;
-  for (int64_t i = 0; i < V; ++i) mx = std::max(mx, l[i] = x[i] / P.temperature);
-  uint32_t thr = 0; std::vector<uint32_t> keys(V);
-  for (int64_t i = 0; i < V; ++i) keys[i] = hkey(l[i]);
-  if (P.top_k > 0 && P.top_k < V) { std::vector<uint32_t> sk(keys); std::nth_element(sk.begin(), sk.begin() + (P.top_k - 1), sk.end(), std::greater<uint32_t>()); thr = sk[P.top_k - 1]; }
-  if (P.top_p > 0.0f && P.top_p < 1.0f) {
-    std::vector<std::pair<uint32_t, unsigned long long>> km; unsigned long long total = 0;
-    for (int64_t i = 0; i < V; ++i) if (keys[i] >= thr) { auto m = (unsigned long long)(std::exp(l[i] - mx) * 4294967296.0f); km.push_back({keys[i], m}); total += m; }
-    std::sort(km.begin(), km.end(), [](auto& a, auto& b) { return a.first > b.first; });
-    unsigned long long target = (unsigned long long)std::ceil((double)total * (double)P.top_p); if (target == 0) target = 1;
-    unsigned long long cum = 0; uint32_t tp = km.back().first;
-    for (size_t i = 0; i < km.size(); ++i) { cum += km[i].second; if (cum >= target) { tp = km[i].first; break; } }
-    thr = std::max(thr, tp);
-  }
-  if (P.min_p > 0.0f) thr = std::max(thr, hkey(mx + std::log(P.min_p)));
-  float bv = -INFINITY; int bi = 0;
-  for (int64_t i = 0; i < V; ++i) { if (keys[i] < thr) continue; float u = hc::sample_uniform(P.seed, P.step, i); float key = l[i] - std::log(-std::log(u)); if (key > bv) { bv = key; bi = (int)i; } }
-  return bi;
-}
 int main() {
   std::mt19937_64 rng(7);
   int fails = 0, total = 0;
@@ -98,7 +78,7 @@ int main() {
           std::printf("FAIL %s dt=%d split=%d: error\n", c.name, dt, split);
         }
         for (int r = 0; r < R; ++r) {
-          const int ref = host_sample(x.data() + r * ld, V, P[r]);
+          const int ref = chk::host_sample(x.data() + r * ld, V, P[r]);
           ++total;
           if (ref != out[r]) { ++fails; std::printf("FAIL %s dt=%d split=%d row %d: got %d ref %d\n", c.name, dt, split, r, out[r], ref); }
           if (split) {  // log-probability of the drawn token under the raw row
