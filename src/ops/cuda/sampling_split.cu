@@ -166,8 +166,9 @@ __global__ void __launch_bounds__(NT) split_pass2_kernel(const T* __restrict__ l
 
 // Pass 3 (top-k / top-p rows): the round-0 cut from the summed statistics, exactly as sample_row decides it; then
 // the chunk's Gumbel-max over the kept tokens (cut resolved), nothing (top-k's count says the list overflows), or
-// the chunk's candidates appended to the row's list: gathered in shared memory first (dynamic, kCap entries), then
-// one global atomic reserves the block's range. Why: appending straight to the global list took one global atomic
+// the chunk's candidates appended to the row's list: gathered in shared memory first (dynamic: min(kCap, chunk)
+// entries, which holds every candidate of a chunk shorter than kCap; a longer chunk's overflow past kCap is the row's
+// overflow anyway), then one global atomic reserves the block's range. Why: appending straight to the global list took one global atomic
 // per warp and step on a single counter, ~120 blocks contending (52 µs for a batch-1 top-k draw, H200).
 template <typename T>
 __global__ void __launch_bounds__(NT) split_pass3_kernel(const T* __restrict__ logits, int64_t ldl, int V,
@@ -241,7 +242,7 @@ __global__ void __launch_bounds__(NT) split_pass3_kernel(const T* __restrict__ l
   if (s == 0 && threadIdx.x == 0) w.status = kSplitList;
 }
 
-constexpr size_t kPass3Smem = kCap * sizeof(u64);  // a chunk's candidates
+constexpr size_t kPass3Smem = kCap * sizeof(u64);  // a chunk's candidates, at most (the launch asks for what its chunk needs)
 
 template <typename T>
 cudaError_t launch_passes(const void* logits, int64_t ld, int V, const int32_t* rows, int64_t R,
@@ -257,7 +258,9 @@ cudaError_t launch_passes(const void* logits, int64_t ld, int V, const int32_t* 
   const T* lg = static_cast<const T*>(logits);
   split_pass1_kernel<T><<<grid, NT, 0, stream>>>(lg, ld, V, rows, params, W, S, want_lse);
   split_pass2_kernel<T><<<grid, NT, 0, stream>>>(lg, ld, V, rows, params, W, S);
-  split_pass3_kernel<T><<<grid, NT, kPass3Smem, stream>>>(lg, ld, V, rows, params, W, S);
+  // min(kCap, C) entries: 64 KiB a block would keep 3 blocks an SM (the wide splits of batch 1-8 need more)
+  const size_t smem3 = static_cast<size_t>(min(kCap, chunk_len(V, S))) * sizeof(u64);
+  split_pass3_kernel<T><<<grid, NT, smem3, stream>>>(lg, ld, V, rows, params, W, S);
   return cudaGetLastError();
 }
 }  // namespace
@@ -271,7 +274,9 @@ int split_count(int64_t R, int64_t V) {
       n = 132;
     sms = n > 0 ? n : 132;
   }
-  int64_t S = (2 * sms + R - 1) / R;
+  // enough 256-thread blocks to fill every SM (8 resident each) about once: at batch 64, 2 waves of 1-block SMs
+  // (S = 4) left pass 1 latency-bound (196 µs for 64 × 248k with log-probabilities, H200, ncu)
+  int64_t S = (8 * static_cast<int64_t>(sms) + R - 1) / R;
   S = S < V / kMinChunk ? S : V / kMinChunk;
   S = S < kMaxSplit ? S : kMaxSplit;
   return S >= 2 ? static_cast<int>(S) : 1;

@@ -23,7 +23,8 @@
 namespace hylora::cuda::sampling_detail {
 
 // Chunks per row for R rows of V logits: 1 (no split) once R rows of one block each fill the GPU (R > 64) or rows
-// are short (chunks keep ≥ 2048 logits); else enough blocks for about two waves, at most 128 a row.
+// are short (chunks keep ≥ 2048 logits); else enough blocks to fill every SM once (8 blocks of 256 threads each), at
+// most 128 a row.
 int split_count(int64_t R, int64_t V);
 
 // Passes 1-3 over R rows in S chunks each; workspace: R SplitRow records (16-byte aligned).
