@@ -47,20 +47,6 @@ Tensor WeightLoader::get_optional(const std::string& name, const Shape& expected
   return get(name, expected);
 }
 
-namespace {
-
-std::vector<Span> all_or(const std::vector<Span>& keep, int64_t n) {
-  return keep.empty() ? std::vector<Span>{{0, n}} : keep;
-}
-
-int64_t total(const std::vector<Span>& spans) {
-  int64_t n = 0;
-  for (const Span& s : spans) n += s.size;
-  return n;
-}
-
-}  // namespace
-
 Tensor WeightLoader::get_block(const std::string& name, const Shape& as, int64_t rows, int64_t cols,
                                const std::vector<Span>& keep_rows, const std::vector<Span>& keep_cols) {
   const TensorInfo& info = checked(name, as);
@@ -68,8 +54,8 @@ Tensor WeightLoader::get_block(const std::string& name, const Shape& as, int64_t
   for (int64_t d : info.shape) numel *= d;
   HYLORA_CHECK(numel == rows * cols, "internal: ", name, " viewed as [", rows, ", ", cols, "] holds ", numel,
                " elements");
-  const std::vector<Span> rs = all_or(keep_rows, rows), cs = all_or(keep_cols, cols);
-  Tensor out = Tensor::empty({total(rs), total(cs)});
+  const std::vector<Span> rs = spans_or_all(keep_rows, rows), cs = spans_or_all(keep_cols, cols);
+  Tensor out = Tensor::empty({spans_total(rs), spans_total(cs)});
   float* dst = out.f32();
   for (const Span& r : rs)
     for (int64_t i = r.begin; i < r.begin + r.size; ++i)
@@ -116,8 +102,8 @@ Tensor WeightLoader::experts_block(const std::string& prefix, const std::string&
   HYLORA_CHECK(keep_experts.begin >= 0 && keep_experts.begin + keep_experts.size <= E,
                "internal: experts_block: experts out of range");
   const std::string fused_name = prefix + "." + fused;
-  const std::vector<Span> rs = all_or(keep_rows, rows), cs = all_or(keep_cols, cols);
-  Tensor out = Tensor::empty({keep_experts.size, total(rs), total(cs)});
+  const std::vector<Span> rs = spans_or_all(keep_rows, rows), cs = spans_or_all(keep_cols, cols);
+  Tensor out = Tensor::empty({keep_experts.size, spans_total(rs), spans_total(cs)});
   float* dst = out.f32();
   if (has(fused_name)) {  // [E, rows, cols]: the kept experts' rows, each row's kept column runs
     const TensorInfo& info = checked(fused_name, full);

@@ -9,20 +9,6 @@
 
 namespace hylora {
 
-namespace {
-
-std::vector<Span> all_or(const std::vector<Span>& keep, int64_t n) {
-  return keep.empty() ? std::vector<Span>{{0, n}} : keep;
-}
-
-int64_t total(const std::vector<Span>& spans) {
-  int64_t n = 0;
-  for (const Span& s : spans) n += s.size;
-  return n;
-}
-
-}  // namespace
-
 Tensor cut_blocks(const Tensor& t, const std::vector<Span>& groups, const std::vector<Span>& rows,
                   const std::vector<Span>& cols) {
   HYLORA_CHECK(t.contiguous() && t.dtype() == DType::F32 && (t.ndim() == 2 || t.ndim() == 3),
@@ -30,8 +16,8 @@ Tensor cut_blocks(const Tensor& t, const std::vector<Span>& groups, const std::v
                shape_str(t.shape()));
   const bool three = t.ndim() == 3;
   const int64_t G = three ? t.dim(0) : 1, R = t.dim(three ? 1 : 0), C = t.dim(three ? 2 : 1);
-  const std::vector<Span> gs = all_or(groups, G), rs = all_or(rows, R), cs = all_or(cols, C);
-  const int64_t og = total(gs), orows = total(rs), ocols = total(cs);
+  const std::vector<Span> gs = spans_or_all(groups, G), rs = spans_or_all(rows, R), cs = spans_or_all(cols, C);
+  const int64_t og = spans_total(gs), orows = spans_total(rs), ocols = spans_total(cs);
   Tensor out = three ? Tensor::empty({og, orows, ocols}) : Tensor::empty({orows, ocols});
   float* dst = out.f32();
   for (const Span& g : gs)

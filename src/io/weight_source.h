@@ -18,6 +18,16 @@ namespace hylora {
 struct Span {
   int64_t begin = 0, size = 0;
 };
+// `keep`, or (empty: keep everything) the one span [0, n).
+inline std::vector<Span> spans_or_all(const std::vector<Span>& keep, int64_t n) {
+  return keep.empty() ? std::vector<Span>{{0, n}} : keep;
+}
+// Elements the spans cover.
+inline int64_t spans_total(const std::vector<Span>& spans) {
+  int64_t n = 0;
+  for (const Span& s : spans) n += s.size;
+  return n;
+}
 
 class WeightSource {
  public:

@@ -168,8 +168,8 @@ __global__ void __launch_bounds__(NT) split_pass2_kernel(const T* __restrict__ l
 // the chunk's Gumbel-max over the kept tokens (cut resolved), nothing (top-k's count says the list overflows), or
 // the chunk's candidates appended to the row's list: gathered in shared memory first (dynamic: min(kCap, chunk)
 // entries, which holds every candidate of a chunk shorter than kCap; a longer chunk's overflow past kCap is the row's
-// overflow anyway), then one global atomic reserves the block's range. Why: appending straight to the global list took one global atomic
-// per warp and step on a single counter, ~120 blocks contending (52 µs for a batch-1 top-k draw, H200).
+// overflow anyway), then one global atomic reserves the block's range (appending straight to the global list took
+// one global atomic per warp and step on a single counter, ~120 blocks contending).
 template <typename T>
 __global__ void __launch_bounds__(NT) split_pass3_kernel(const T* __restrict__ logits, int64_t ldl, int V,
                                                          const int32_t* __restrict__ rows,
